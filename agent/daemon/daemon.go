@@ -1,0 +1,234 @@
+// Package daemon is ferry-agent as a library: New validates the configuration and opens the
+// listeners, Run serves until its context ends, Close stops everything. Tests start real agents
+// in-process on 127.0.0.1:0 with it; there is no global state.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/server"
+	"github.com/ferry-dev/ferry/agent/transfer"
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+// Version is set at build time with -ldflags "-X github.com/ferry-dev/ferry/agent/daemon.Version=…".
+var Version = "dev"
+
+// Config is everything an agent needs. Zero values get the documented defaults in New.
+type Config struct {
+	GRPCListen    string // host:port or unix:///path; default 127.0.0.1:7070
+	FTPListen     string // default :2121
+	Root          string // served directory; required, must exist
+	StateDir      string // created if missing; reserved for the durable job store
+	PassivePorts  ftpserver.PortRange
+	PublicHost    string
+	HostOverrides []ftpserver.HostOverride
+	Users         []ftpserver.User
+	AnonymousRead bool
+	// FTP client settings for transfers this agent runs.
+	ActiveAddr  string
+	ActiveBind  string
+	ActivePorts ftpclient.PortRange
+	DataTimeout time.Duration
+	DefaultMode transfer.Mode
+	GrantTTL    time.Duration // lifetime of one-time credentials for peers; default 5 min
+	Logger      *slog.Logger
+}
+
+// Addrs are the bound addresses, usable to dial.
+type Addrs struct {
+	GRPC string // host:port, or unix:///path
+	FTP  string // host:port
+}
+
+// Daemon is a running agent.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	grpcLis net.Listener
+	grpc    *grpc.Server
+	ftp     *ftpserver.Server
+	mgr     *transfer.Manager
+	started time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg, opens the FTP and gRPC listeners and builds the engine. On error nothing is
+// left open.
+func New(cfg Config) (d *Daemon, err error) {
+	if cfg.Root == "" {
+		return nil, errors.New("root: required (the directory this agent serves)")
+	}
+	if fi, err := os.Stat(cfg.Root); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("root: %q is not a directory", cfg.Root)
+	}
+	if cfg.GRPCListen == "" {
+		cfg.GRPCListen = "127.0.0.1:7070"
+	}
+	if cfg.FTPListen == "" {
+		cfg.FTPListen = ":2121"
+	}
+	if cfg.GrantTTL <= 0 {
+		cfg.GrantTTL = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("state-dir: %w", err)
+		}
+	}
+	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.ftp, err = ftpserver.New(ftpserver.Config{
+		Listen: cfg.FTPListen, Root: cfg.Root, PassivePorts: cfg.PassivePorts,
+		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
+		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ftp server: %w", err)
+	}
+	d.mgr, err = transfer.NewManager(transfer.Config{
+		Root:  cfg.Root,
+		Peers: &server.Peers{},
+		Client: transfer.ClientOptions{
+			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
+			DataTimeout: cfg.DataTimeout,
+		},
+		DefaultMode: cfg.DefaultMode,
+		Logger:      cfg.Logger.With("part", "transfer"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.grpcLis, err = listen(cfg.GRPCListen)
+	if err != nil {
+		return nil, fmt.Errorf("grpc-listen: %w", err)
+	}
+	d.grpc = grpc.NewServer()
+	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
+		Manager: d.mgr, Granter: granter{d}, Info: d.info,
+	}))
+	return d, nil
+}
+
+// listen opens a TCP listener, or a unix socket for "unix:///path" (replacing a stale socket).
+func listen(addr string) (net.Listener, error) {
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(p)
+		}
+		return net.Listen("unix", p)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// Addr returns the bound addresses.
+func (d *Daemon) Addr() Addrs {
+	a := Addrs{FTP: d.ftp.Addr().String()}
+	if d.grpcLis.Addr().Network() == "unix" {
+		a.GRPC = "unix://" + d.grpcLis.Addr().String()
+	} else {
+		a.GRPC = d.grpcLis.Addr().String()
+	}
+	return a
+}
+
+// Run serves gRPC and FTP until ctx ends or a server fails, then closes the daemon.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- d.grpc.Serve(d.grpcLis) }()
+	go func() { errc <- d.ftp.Serve() }()
+	d.log.Info("ferry-agent running", "grpc", d.Addr().GRPC, "ftp", d.Addr().FTP, "root", d.cfg.Root)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, grpc.ErrServerStopped) {
+			err = nil
+		}
+	}
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops the gRPC server (gracefully for up to 5 s), cancels running transfers and stops
+// the FTP server. Safe to call more than once.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		if d.grpc != nil {
+			done := make(chan struct{})
+			go func() { d.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				d.grpc.Stop()
+			}
+		} else if d.grpcLis != nil {
+			d.grpcLis.Close()
+		}
+		if d.mgr != nil {
+			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
+		}
+		if d.ftp != nil {
+			d.closeErr = errors.Join(d.closeErr, d.ftp.Close())
+		}
+	})
+	return d.closeErr
+}
+
+func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
+	host, _ := os.Hostname()
+	return &ferryv1.GetAgentInfoResponse{
+		Version:      Version,
+		GrpcAddress:  d.Addr().GRPC,
+		FtpAddress:   d.Addr().FTP,
+		Root:         d.cfg.Root,
+		PassivePorts: &ferryv1.PortRange{Low: int32(d.cfg.PassivePorts.Lo), High: int32(d.cfg.PassivePorts.Hi)},
+		PublicHost:   d.cfg.PublicHost,
+		StartedAt:    timestamppb.New(d.started),
+		Hostname:     host,
+	}
+}
+
+// granter adapts the FTP server's credentials to the API's Granter.
+type granter struct{ d *Daemon }
+
+func (g granter) Grant(path string, write bool) (string, string, time.Time, error) {
+	access := ftpserver.AccessRead
+	if write {
+		access = ftpserver.AccessWrite
+	}
+	exp := time.Now().Add(g.d.cfg.GrantTTL)
+	user, pass, err := g.d.ftp.IssueCredential(ftpserver.Scope{Path: path, Access: access, TTL: g.d.cfg.GrantTTL})
+	return user, pass, exp, err
+}
+
+func (g granter) FTPPort() int {
+	if a, ok := g.d.ftp.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}

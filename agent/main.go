@@ -1,0 +1,169 @@
+// Command ferry-agent runs one Ferry agent: an FTP server over --root and a gRPC API that starts
+// and watches transfers run by its FTP client. The agent itself lives in agent/daemon; this file
+// only turns flags into a daemon.Config and runs it until SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/daemon"
+	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/transfer"
+)
+
+const usage = `ferry-agent: serve a directory over FTP and run transfers started over gRPC.
+
+Usage:
+  ferry-agent --root DIR [flags]
+
+Example:
+  ferry-agent --root /srv/ferry --grpc-listen 127.0.0.1:7070 --ftp-listen :2121 \
+      --passive-ports 50000-50100 --ftp-user alice:s3cret
+
+Flags:
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("ferry-agent", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	var (
+		cfg          daemon.Config
+		passive      = "50000-50100"
+		activePorts  string
+		defaultMode  = "auto"
+		logLevel     = "info"
+		users        multiFlag
+		hostOverride multiFlag
+	)
+	fs.StringVar(&cfg.GRPCListen, "grpc-listen", "127.0.0.1:7070", "gRPC API address (host:port or unix:///path)")
+	fs.StringVar(&cfg.FTPListen, "ftp-listen", ":2121", "FTP server address")
+	fs.StringVar(&cfg.Root, "root", "", "served directory (required); local transfer paths are confined to it")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "directory for the agent's state (created if missing)")
+	fs.StringVar(&passive, "passive-ports", passive, "FTP server passive port range LO-HI")
+	fs.StringVar(&cfg.PublicHost, "public-host", "", "address announced in PASV replies (server behind NAT)")
+	fs.Var(&hostOverride, "public-host-for", "CIDR=HOST: announce HOST in PASV replies to clients in CIDR (repeatable)")
+	fs.Var(&users, "ftp-user", "NAME:PASSWORD FTP account with read/write access (repeatable)")
+	fs.BoolVar(&cfg.AnonymousRead, "anonymous-read", false, "allow anonymous read-only FTP logins")
+	fs.StringVar(&cfg.ActiveAddr, "active-addr", "", "client: address announced in PORT/EPRT (client behind NAT)")
+	fs.StringVar(&activePorts, "active-ports", "", "client: local port range LO-HI for active-mode data connections")
+	fs.DurationVar(&cfg.DataTimeout, "data-timeout", 10*time.Second, "client: time allowed to open a data connection")
+	fs.StringVar(&defaultMode, "default-mode", defaultMode, "mode for transfers that do not ask for one: auto, passive or active")
+	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	var err error
+	if cfg.PassivePorts.Lo, cfg.PassivePorts.Hi, err = parseRange(passive); err != nil {
+		return fmt.Errorf("--passive-ports: %w", err)
+	}
+	if activePorts != "" {
+		var r ftpclient.PortRange
+		if r.Lo, r.Hi, err = parseRange(activePorts); err != nil {
+			return fmt.Errorf("--active-ports: %w", err)
+		}
+		cfg.ActivePorts = r
+	}
+	for _, u := range users {
+		name, pass, ok := strings.Cut(u, ":")
+		if !ok || name == "" || pass == "" {
+			return fmt.Errorf("--ftp-user: want NAME:PASSWORD, got %q", redactUser(u))
+		}
+		cfg.Users = append(cfg.Users, ftpserver.User{Name: name, Password: pass})
+	}
+	for _, o := range hostOverride {
+		cidr, host, ok := strings.Cut(o, "=")
+		pfx, err := netip.ParsePrefix(cidr)
+		if !ok || err != nil || host == "" {
+			return fmt.Errorf("--public-host-for: want CIDR=HOST, got %q", o)
+		}
+		cfg.HostOverrides = append(cfg.HostOverrides, ftpserver.HostOverride{Network: pfx, Host: host})
+	}
+	switch defaultMode {
+	case "auto":
+		cfg.DefaultMode = transfer.ModeAuto
+	case "passive":
+		cfg.DefaultMode = transfer.ModePassive
+	case "active":
+		cfg.DefaultMode = transfer.ModeActive
+	default:
+		return fmt.Errorf("--default-mode: want auto, passive or active, got %q", defaultMode)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := d.Addr()
+	// One line on stdout that scripts can wait for.
+	fmt.Printf("ferry-agent ready grpc=%s ftp=%s\n", a.GRPC, a.FTP)
+	return d.Run(ctx)
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error {
+	*m = append(*m, v)
+	return nil
+}
+
+func parseRange(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("want LO-HI, got %q", s)
+	}
+	if lo, err = strconv.Atoi(a); err != nil {
+		return 0, 0, fmt.Errorf("want LO-HI, got %q", s)
+	}
+	if hi, err = strconv.Atoi(b); err != nil {
+		return 0, 0, fmt.Errorf("want LO-HI, got %q", s)
+	}
+	if lo < 1 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("want 1 <= LO <= HI <= 65535, got %q", s)
+	}
+	return lo, hi, nil
+}
+
+// redactUser shows NAME of NAME:PASSWORD only: flag errors must not print passwords.
+func redactUser(s string) string {
+	if name, _, ok := strings.Cut(s, ":"); ok {
+		return name + ":xxxxx"
+	}
+	return s
+}

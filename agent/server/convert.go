@@ -1,0 +1,98 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ferry-dev/ferry/agent/transfer"
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+func modeToProto(m transfer.Mode) ferryv1.TransferMode {
+	switch m {
+	case transfer.ModePassive:
+		return ferryv1.TransferMode_TRANSFER_MODE_PASSIVE
+	case transfer.ModeActive:
+		return ferryv1.TransferMode_TRANSFER_MODE_ACTIVE
+	}
+	return ferryv1.TransferMode_TRANSFER_MODE_AUTO
+}
+
+// modeFromProto maps the API mode; set is false for UNSPECIFIED (the agent's default applies).
+func modeFromProto(m ferryv1.TransferMode) (mode transfer.Mode, set, ok bool) {
+	switch m {
+	case ferryv1.TransferMode_TRANSFER_MODE_UNSPECIFIED:
+		return transfer.ModeAuto, false, true
+	case ferryv1.TransferMode_TRANSFER_MODE_PASSIVE:
+		return transfer.ModePassive, true, true
+	case ferryv1.TransferMode_TRANSFER_MODE_ACTIVE:
+		return transfer.ModeActive, true, true
+	case ferryv1.TransferMode_TRANSFER_MODE_AUTO:
+		return transfer.ModeAuto, true, true
+	}
+	return 0, false, false
+}
+
+var stateToProto = map[transfer.State]ferryv1.TransferState{
+	transfer.StateQueued:    ferryv1.TransferState_TRANSFER_STATE_QUEUED,
+	transfer.StateRunning:   ferryv1.TransferState_TRANSFER_STATE_RUNNING,
+	transfer.StateSucceeded: ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED,
+	transfer.StateFailed:    ferryv1.TransferState_TRANSFER_STATE_FAILED,
+	transfer.StateCancelled: ferryv1.TransferState_TRANSFER_STATE_CANCELLED,
+}
+
+func stateFromProto(s ferryv1.TransferState) (transfer.State, bool) {
+	for k, v := range stateToProto {
+		if v == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
+	t := &ferryv1.Transfer{
+		Id:            s.ID,
+		Source:        s.Source,
+		Destination:   s.Destination,
+		RequestedMode: modeToProto(s.RequestedMode),
+		ModeReason:    s.ModeReason,
+		State:         stateToProto[s.State],
+		Error:         s.Err,
+		CreatedAt:     ts(s.Created),
+		StartedAt:     ts(s.Started),
+		FinishedAt:    ts(s.Finished),
+		Sha256:        s.SHA256,
+		Verified:      s.Verified,
+		Progress: &ferryv1.Progress{
+			BytesDone:      s.BytesDone,
+			BytesTotal:     s.BytesTotal,
+			FilesDone:      s.FilesDone,
+			FilesTotal:     s.FilesTotal,
+			BytesPerSecond: s.Rate,
+			CurrentFile:    s.CurrentFile,
+		},
+	}
+	if s.Mode != transfer.ModeAuto {
+		t.Mode = modeToProto(s.Mode)
+	}
+	if s.ETA >= 0 {
+		t.Progress.Eta = durationpb.New(s.ETA)
+	}
+	switch s.Direction {
+	case transfer.Download:
+		t.Direction = ferryv1.Direction_DIRECTION_DOWNLOAD
+	case transfer.Upload:
+		t.Direction = ferryv1.Direction_DIRECTION_UPLOAD
+	}
+	return t
+}

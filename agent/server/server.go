@@ -1,0 +1,169 @@
+// Package server is the gRPC edge of ferry-agent: it validates requests, calls the transfer engine
+// and maps its errors to gRPC codes (errors.go). It also implements the engine's Peers interface
+// over gRPC (peers.go), for agent:// endpoints.
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ferry-dev/ferry/agent/transfer"
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+// Granter issues one-time FTP credentials scoped to a root-relative path (the agent's FTP server).
+type Granter interface {
+	Grant(path string, write bool) (user, password string, expires time.Time, err error)
+	FTPPort() int
+}
+
+// Config wires the service to the rest of the agent.
+type Config struct {
+	Manager *transfer.Manager
+	Granter Granter
+	// Info returns the static part of GetAgentInfo.
+	Info func() *ferryv1.GetAgentInfoResponse
+	// CancelWait bounds how long CancelTransfer waits for the final state.
+	CancelWait time.Duration
+}
+
+// Service implements ferryv1.AgentServiceServer.
+type Service struct {
+	ferryv1.UnimplementedAgentServiceServer
+	cfg Config
+}
+
+// New returns the service.
+func New(cfg Config) *Service {
+	if cfg.CancelWait <= 0 {
+		cfg.CancelWait = 10 * time.Second
+	}
+	return &Service{cfg: cfg}
+}
+
+func (s *Service) GetAgentInfo(context.Context, *ferryv1.GetAgentInfoRequest) (*ferryv1.GetAgentInfoResponse, error) {
+	return s.cfg.Info(), nil
+}
+
+func (s *Service) StartTransfer(_ context.Context, req *ferryv1.StartTransferRequest) (*ferryv1.StartTransferResponse, error) {
+	mode, set, ok := modeFromProto(req.GetMode())
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
+	}
+	snap, err := s.cfg.Manager.Start(transfer.Request{
+		Source: req.GetSource(), Destination: req.GetDestination(), Mode: mode, ModeSet: set,
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ferryv1.StartTransferResponse{Transfer: transferToProto(snap)}, nil
+}
+
+func (s *Service) GetTransfer(_ context.Context, req *ferryv1.GetTransferRequest) (*ferryv1.GetTransferResponse, error) {
+	snap, err := s.cfg.Manager.Get(req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ferryv1.GetTransferResponse{Transfer: transferToProto(snap)}, nil
+}
+
+func (s *Service) ListTransfers(_ context.Context, req *ferryv1.ListTransfersRequest) (*ferryv1.ListTransfersResponse, error) {
+	var states []transfer.State
+	for i, ps := range req.GetStates() {
+		st, ok := stateFromProto(ps)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "states[%d]: unknown state %v", i, ps)
+		}
+		states = append(states, st)
+	}
+	resp := &ferryv1.ListTransfersResponse{}
+	for _, snap := range s.cfg.Manager.List(states...) {
+		resp.Transfers = append(resp.Transfers, transferToProto(snap))
+	}
+	return resp, nil
+}
+
+// WatchTransfer sends the current snapshot, then the newest one after each change, and returns
+// once the final state is sent. A watcher that goes away only drops its own subscription.
+func (s *Service) WatchTransfer(req *ferryv1.WatchTransferRequest, stream ferryv1.AgentService_WatchTransferServer) error {
+	ch, stop, err := s.cfg.Manager.Watch(req.GetId())
+	if err != nil {
+		return toStatus(err)
+	}
+	defer stop()
+	for {
+		select {
+		case snap, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if err := stream.Send(&ferryv1.WatchTransferResponse{Transfer: transferToProto(snap)}); err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return status.FromContextError(stream.Context().Err()).Err()
+		}
+	}
+}
+
+func (s *Service) CancelTransfer(_ context.Context, req *ferryv1.CancelTransferRequest) (*ferryv1.CancelTransferResponse, error) {
+	snap, err := s.cfg.Manager.Cancel(req.GetId(), s.cfg.CancelWait)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ferryv1.CancelTransferResponse{Transfer: transferToProto(snap)}, nil
+}
+
+func (s *Service) ListFiles(ctx context.Context, req *ferryv1.ListFilesRequest) (*ferryv1.ListFilesResponse, error) {
+	mode, _, ok := modeFromProto(req.GetMode())
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
+	}
+	entries, err := s.cfg.Manager.ListFiles(ctx, req.GetUrl(), mode)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &ferryv1.ListFilesResponse{}
+	for _, e := range entries {
+		resp.Entries = append(resp.Entries, &ferryv1.FileEntry{
+			Name: e.Name, Size: e.Size, ModTime: ts(e.ModTime), IsDir: e.IsDir,
+		})
+	}
+	return resp, nil
+}
+
+// GrantAccess gives a peer agent a one-time FTP credential for one path and direction.
+// The API is unauthenticated until the API-auth issue lands, so the agent listens on loopback
+// by default; the credential is scoped, single-use and short-lived.
+func (s *Service) GrantAccess(_ context.Context, req *ferryv1.GrantAccessRequest) (*ferryv1.GrantAccessResponse, error) {
+	if s.cfg.Granter == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this agent has no FTP server")
+	}
+	var write bool
+	switch req.GetAccess() {
+	case ferryv1.Access_ACCESS_READ:
+	case ferryv1.Access_ACCESS_WRITE:
+		write = true
+	default:
+		return nil, status.Error(codes.InvalidArgument, "access: must be ACCESS_READ or ACCESS_WRITE")
+	}
+	e, err := transfer.ParseEndpoint("path", req.GetPath())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if e.Kind != transfer.KindLocal {
+		return nil, status.Error(codes.InvalidArgument, "path: must be a path under the agent root, not a URL")
+	}
+	user, pass, exp, err := s.cfg.Granter.Grant(e.Path, write)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("path: %v", err))
+	}
+	return &ferryv1.GrantAccessResponse{
+		FtpPort: int32(s.cfg.Granter.FTPPort()), User: user, Password: pass, ExpiresAt: timestamppb.New(exp),
+	}, nil
+}

@@ -1,0 +1,144 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// Kind says where an endpoint lives.
+type Kind int
+
+const (
+	// KindLocal is a path under this agent's root.
+	KindLocal Kind = iota + 1
+	// KindFTP is any FTP server: ftp://user:pass@host:port/path.
+	KindFTP
+	// KindAgent is another Ferry agent: agent://host:grpcport/path.
+	KindAgent
+)
+
+// Endpoint is a parsed source or destination.
+type Endpoint struct {
+	Kind Kind
+	// Host is host:port (FTP control port for KindFTP, gRPC port for KindAgent).
+	Host     string
+	User     string
+	Password string
+	// Path is root-relative for KindLocal and KindAgent ("in/a.bin"), and as sent to the server
+	// for KindFTP (relative to the login directory unless the URL had "//").
+	Path string
+	// Dir is true when the text ended with "/": "into this directory".
+	Dir bool
+	raw string
+}
+
+// String is the endpoint as given, with any password replaced: safe to log and to show.
+func (e Endpoint) String() string { return redact(e.raw) }
+
+// redact hides the password of a URL-like string; other strings are returned as they are.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// ParseEndpoint parses a local path, an ftp:// URL or an agent:// URL. field names the request
+// field in errors ("source", "destination").
+func ParseEndpoint(field, s string) (Endpoint, error) {
+	if strings.TrimSpace(s) == "" {
+		return Endpoint{}, invalid(field, "is empty")
+	}
+	if !strings.Contains(s, "://") {
+		p, err := cleanLocal(s)
+		if err != nil {
+			return Endpoint{}, invalid(field, err.Error())
+		}
+		return Endpoint{Kind: KindLocal, Path: p, Dir: strings.HasSuffix(s, "/"), raw: s}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error's inner error does not repeat the URL, so no password is echoed.
+		msg := err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			msg = ue.Err.Error()
+		}
+		return Endpoint{}, invalid(field, "is not a valid URL: "+msg)
+	}
+	e := Endpoint{raw: s, Dir: strings.HasSuffix(u.Path, "/")}
+	switch u.Scheme {
+	case "ftp":
+		e.Kind = KindFTP
+		e.Host = withDefaultPort(u.Host, "21")
+		e.User, e.Password = "anonymous", "ferry@"
+		if u.User != nil {
+			e.User = u.User.Username()
+			e.Password, _ = u.User.Password()
+		}
+		// As curl does: the URL path is relative to the login directory; "//abs" is absolute.
+		e.Path = "."
+		if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+			e.Path = path.Clean(p)
+		}
+	case "agent":
+		e.Kind = KindAgent
+		if u.User != nil {
+			return Endpoint{}, invalid(field, "agent:// URLs carry no credentials (the peer grants a one-time FTP credential)")
+		}
+		e.Host = withDefaultPort(u.Host, "7070")
+		p, err := cleanLocal(strings.TrimPrefix(u.Path, "/"))
+		if err != nil {
+			return Endpoint{}, invalid(field, err.Error())
+		}
+		e.Path = p
+	default:
+		return Endpoint{}, invalid(field, fmt.Sprintf("scheme %q is not supported (use a path under the agent root, ftp:// or agent://)", u.Scheme))
+	}
+	if u.Hostname() == "" {
+		return Endpoint{}, invalid(field, "has no host")
+	}
+	return e, nil
+}
+
+func withDefaultPort(host, port string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return net.JoinHostPort(h, port)
+}
+
+// cleanLocal turns a user path into a root-relative, slash-separated path. A leading "/" means
+// the root; ".." that would climb above the root is refused rather than silently clamped.
+func cleanLocal(p string) (string, error) {
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("path contains a NUL byte")
+	}
+	depth := 0
+	for _, el := range strings.Split(p, "/") {
+		switch el {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return "", fmt.Errorf("path %q escapes the agent root", p)
+			}
+		default:
+			depth++
+		}
+	}
+	c := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if c == "" {
+		c = "."
+	}
+	return c, nil
+}

@@ -1,0 +1,88 @@
+package transfer
+
+import "time"
+
+// State is the life cycle of a transfer.
+type State int
+
+const (
+	StateQueued State = iota + 1
+	StateRunning
+	StateSucceeded
+	StateFailed
+	StateCancelled
+)
+
+// Final reports whether no further change can happen.
+func (s State) Final() bool { return s >= StateSucceeded }
+
+func (s State) String() string {
+	switch s {
+	case StateQueued:
+		return "queued"
+	case StateRunning:
+		return "running"
+	case StateSucceeded:
+		return "succeeded"
+	case StateFailed:
+		return "failed"
+	case StateCancelled:
+		return "cancelled"
+	}
+	return "unknown"
+}
+
+// Mode is the data-connection mode asked for or used.
+type Mode int
+
+const (
+	// ModeAuto tries what works: passive first, then active.
+	ModeAuto Mode = iota
+	ModePassive
+	ModeActive
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModePassive:
+		return "passive"
+	case ModeActive:
+		return "active"
+	}
+	return "auto"
+}
+
+// Direction is seen from the agent running the transfer.
+type Direction int
+
+const (
+	// Download: remote source, local destination.
+	Download Direction = iota + 1
+	// Upload: local source, remote destination.
+	Upload
+)
+
+// Snapshot is an immutable view of a transfer, as published to watchers.
+type Snapshot struct {
+	ID            string
+	Source        string // password redacted
+	Destination   string // password redacted
+	Direction     Direction
+	RequestedMode Mode
+	Mode          Mode // the mode data connections use, once known (ModeAuto before)
+	ModeReason    string
+	State         State
+	BytesDone     int64
+	BytesTotal    int64
+	FilesDone     int64
+	FilesTotal    int64
+	Rate          float64       // bytes per second, smoothed
+	ETA           time.Duration // < 0 when unknown
+	CurrentFile   string
+	Err           string
+	Created       time.Time
+	Started       time.Time
+	Finished      time.Time
+	SHA256        string // single-file transfers
+	Verified      bool   // the peer's HASH matched
+}
