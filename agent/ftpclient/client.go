@@ -1,0 +1,547 @@
+package ftpclient
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Mode selects how data connections are established.
+type Mode int
+
+const (
+	// ModePassive: the client connects to the server (EPSV/PASV).
+	ModePassive Mode = iota
+	// ModeActive: the server connects back to the client (EPRT/PORT).
+	ModeActive
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModePassive:
+		return "passive"
+	case ModeActive:
+		return "active"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// PortRange is an inclusive range of local ports. The zero value means any
+// ephemeral port.
+type PortRange struct{ Lo, Hi int }
+
+// ContextDialer dials the control connection and passive data connections.
+// *net.Dialer implements it.
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Config configures a Client. Only Addr is required.
+type Config struct {
+	Addr           string // host:port of the server (IPv4 or [IPv6])
+	User, Password string
+	Mode           Mode
+
+	// ActiveAddr is the IP announced in PORT/EPRT, for a client behind a
+	// port-forwarding NAT. Default: ActiveBind if it is a specific IP, else
+	// the local IP of the control connection.
+	ActiveAddr string
+	// ActiveBind is the local IP to listen on for active data connections.
+	// Default: the local IP of the control connection.
+	ActiveBind string
+	// ActivePorts is the local port range for active listeners; zero means
+	// an ephemeral port.
+	ActivePorts PortRange
+
+	DialTimeout  time.Duration // control connect + greeting + login; default 10s
+	DataTimeout  time.Duration // establishing a data connection; default 10s
+	ReplyTimeout time.Duration // waiting for a control reply; default 30s
+
+	// UsePASVHost makes the client connect to the IP the server announces in
+	// a PASV reply. By default that IP is ignored and the control
+	// connection's host is used (like curl --ftp-skip-pasv-ip or lftp's
+	// fix-pasv-address); a mismatch is recorded in DataInfo.
+	UsePASVHost bool
+
+	// TLS enables explicit FTPS (AUTH TLS, PBSZ 0, PROT P) when non-nil.
+	// Data connections are TLS too and reuse the control session. If
+	// ServerName is empty the host of Addr is used; if ClientSessionCache is
+	// nil one is created.
+	TLS *tls.Config
+
+	// Dialer is used for the control connection and passive data
+	// connections. Default: a net.Dialer.
+	Dialer ContextDialer
+}
+
+const (
+	defaultDialTimeout  = 10 * time.Second
+	defaultDataTimeout  = 10 * time.Second
+	defaultReplyTimeout = 30 * time.Second
+	// abortTimeout bounds the wait for the replies after an ABOR.
+	abortTimeout = 5 * time.Second
+	// maxLine bounds a control reply line, maxLines a multi-line reply.
+	maxLine  = 64 << 10
+	maxLines = 100000
+)
+
+// Client is a connection to an FTP server. See the package doc for the
+// concurrency rules.
+type Client struct {
+	cfg      Config
+	tlsConf  *tls.Config
+	remoteIP netip.Addr // peer of the control connection
+	localIP  netip.Addr // our side of the control connection
+
+	conn net.Conn // control connection, *tls.Conn after AUTH TLS
+	r    *bufio.Reader
+
+	features   map[string]string
+	noEPSV     bool // server refused EPSV: use PASV
+	noEPRT     bool // server refused EPRT: use PORT
+	noHash     bool // server refused HASH
+	info       DataInfo
+	inTransfer bool
+
+	mu     sync.Mutex
+	broken error     // non-nil once the control connection is unusable
+	closed bool      // Close was called
+	data   io.Closer // data connection or listener being established/used
+}
+
+// Dial connects to cfg.Addr, reads the greeting, negotiates TLS when
+// cfg.TLS is set, logs in, selects binary mode and reads the features.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.DataTimeout <= 0 {
+		cfg.DataTimeout = defaultDataTimeout
+	}
+	if cfg.ReplyTimeout <= 0 {
+		cfg.ReplyTimeout = defaultReplyTimeout
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = &net.Dialer{}
+	}
+	if cfg.Mode != ModePassive && cfg.Mode != ModeActive {
+		return nil, fmt.Errorf("ftp dial %s: invalid mode %v", cfg.Addr, cfg.Mode)
+	}
+	if err := checkArg(cfg.User); err != nil {
+		return nil, fmt.Errorf("ftp dial %s: user: %w", cfg.Addr, err)
+	}
+	if err := checkArg(cfg.Password); err != nil {
+		return nil, fmt.Errorf("ftp dial %s: password: %w", cfg.Addr, err)
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	conn, err := cfg.Dialer.DialContext(dctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("ftp dial %s: %w", cfg.Addr, err)
+	}
+	c := &Client{cfg: cfg, conn: conn, r: bufio.NewReader(conn)}
+	c.remoteIP = addrIP(conn.RemoteAddr())
+	c.localIP = addrIP(conn.LocalAddr())
+
+	stop := context.AfterFunc(dctx, func() { c.fail(context.Cause(dctx)) })
+	err = c.login(dctx)
+	if !stop() {
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case err == nil || !errors.Is(err, context.DeadlineExceeded):
+			err = fmt.Errorf("timed out after %s: %w", cfg.DialTimeout, context.DeadlineExceeded)
+		}
+	}
+	if err != nil {
+		c.fail(err)
+		return nil, fmt.Errorf("ftp dial %s: %w", cfg.Addr, err)
+	}
+	return c, nil
+}
+
+func (c *Client) login(ctx context.Context) error {
+	r, err := c.readReply(c.cfg.ReplyTimeout)
+	for err == nil && r.Code/100 == 1 {
+		r, err = c.readReply(c.cfg.ReplyTimeout)
+	}
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	if r.Code != 220 {
+		return fmt.Errorf("greeting: %w", r.err())
+	}
+
+	if c.cfg.TLS != nil {
+		if err := c.startTLS(ctx); err != nil {
+			return err
+		}
+	}
+
+	user := c.cfg.User
+	if user == "" {
+		user = "anonymous"
+	}
+	r, err = c.cmd("USER " + user)
+	if err == nil && r.Code == 331 {
+		// The password is never part of an error: only the reply is.
+		r, err = c.cmd("PASS " + c.cfg.Password)
+	}
+	if err != nil {
+		return fmt.Errorf("login as %q: %w", user, err)
+	}
+	if r.Code != 230 && r.Code != 202 {
+		return fmt.Errorf("login as %q failed: %w", user, r.err())
+	}
+
+	if _, err := c.expect("TYPE I", 200); err != nil {
+		return err
+	}
+
+	c.features = map[string]string{}
+	r, err = c.cmd("FEAT")
+	if err != nil {
+		return err
+	}
+	if r.Code == 211 {
+		for _, l := range r.Lines[1:max(1, len(r.Lines)-1)] {
+			l = strings.TrimSpace(l)
+			if l == "" {
+				continue
+			}
+			name, val, _ := strings.Cut(l, " ")
+			c.features[strings.ToUpper(name)] = val
+		}
+	}
+	if _, ok := c.features["UTF8"]; ok {
+		if _, err := c.cmd("OPTS UTF8 ON"); err != nil { // reply is irrelevant
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) startTLS(ctx context.Context) error {
+	conf := c.cfg.TLS.Clone()
+	if conf.ServerName == "" {
+		// Also the session cache key: without it data connections
+		// (other ports) would not resume the control session.
+		host, _, err := net.SplitHostPort(c.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		conf.ServerName = host
+	}
+	if conf.ClientSessionCache == nil {
+		conf.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+	}
+	c.tlsConf = conf
+
+	r, err := c.cmd("AUTH TLS")
+	if err != nil {
+		return fmt.Errorf("AUTH TLS: %w", err)
+	}
+	if r.Code != 234 && r.Code != 334 {
+		return fmt.Errorf("AUTH TLS: %w", r.err())
+	}
+	tc := tls.Client(c.conn, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	c.mu.Lock()
+	c.conn = tc
+	c.mu.Unlock()
+	c.r = bufio.NewReader(tc)
+	if _, err := c.expect("PBSZ 0", 200); err != nil {
+		return err
+	}
+	_, err = c.expect("PROT P", 200)
+	return err
+}
+
+// Features returns the features the server listed in its FEAT reply, keyed
+// by upper-case name (e.g. "MLST", "EPSV", "REST"), with the rest of the
+// line as value.
+func (c *Client) Features() map[string]string {
+	m := make(map[string]string, len(c.features))
+	for k, v := range c.features {
+		m[k] = v
+	}
+	return m
+}
+
+// Close sends QUIT and closes the connection. It is safe to call twice.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	broken, data := c.broken, c.data
+	c.mu.Unlock()
+	if data != nil {
+		data.Close()
+	}
+	if broken == nil && !c.inTransfer {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(abortTimeout))
+		if _, err := io.WriteString(c.conn, "QUIT\r\n"); err == nil {
+			_, _ = c.readReply(abortTimeout)
+		}
+	}
+	c.fail(errors.New("ftp: client closed"))
+	return nil
+}
+
+// ---- control connection plumbing ----
+
+// reply is one (possibly multi-line) server reply.
+type reply struct {
+	Code  int
+	Lines []string // text of each line, without the "123-" / "123 " prefix
+}
+
+func (r *reply) msg() string { return strings.Join(r.Lines, "\n") }
+
+func (r *reply) err() *ReplyError { return &ReplyError{Code: r.Code, Msg: r.msg()} }
+
+// fail marks the client broken (first error wins) and closes the control
+// connection and any data connection, unblocking pending I/O. It is safe to
+// call from any goroutine.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.broken == nil {
+		c.broken = err
+	}
+	conn, data := c.conn, c.data
+	c.mu.Unlock()
+	conn.Close()
+	if data != nil {
+		data.Close()
+	}
+}
+
+func (c *Client) setData(d io.Closer) {
+	c.mu.Lock()
+	c.data = d
+	broken := c.broken
+	c.mu.Unlock()
+	if broken != nil && d != nil {
+		d.Close() // lost a race with fail
+	}
+}
+
+// alive returns an error if the client is closed or broken.
+func (c *Client) alive() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return errors.New("ftp: client closed")
+	case c.broken != nil:
+		return fmt.Errorf("%w: %w", errBroken, c.broken)
+	}
+	return nil
+}
+
+// usable returns an error if no command may be sent now.
+func (c *Client) usable() error {
+	if c.inTransfer {
+		return errors.New("ftp: a transfer is in progress on this client")
+	}
+	return c.alive()
+}
+
+// do runs op with ctx guarding it: cancellation closes the connections, and
+// the returned error then wraps ctx's error.
+func (c *Client) do(ctx context.Context, what string, op func() error) error {
+	if err := c.usable(); err != nil {
+		return fmt.Errorf("ftp %s: %w", what, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp %s: %w", what, err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.fail(context.Cause(ctx)) })
+	err := op()
+	if !stop() && err != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("ftp %s: %w", what, err)
+	}
+	return nil
+}
+
+// send writes one command line.
+func (c *Client) send(line string) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.ReplyTimeout))
+	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
+		verb, _, _ := strings.Cut(line, " ")
+		err = fmt.Errorf("sending %s: %w", verb, err)
+		c.fail(err)
+		return err
+	}
+	return nil
+}
+
+// cmd sends a command and returns its final reply (1xx replies are skipped).
+// Only a broken connection is an error; any reply code is returned.
+func (c *Client) cmd(line string) (*reply, error) {
+	if err := c.send(line); err != nil {
+		return nil, err
+	}
+	for {
+		r, err := c.readReply(c.cfg.ReplyTimeout)
+		if err != nil || r.Code >= 200 {
+			return r, err
+		}
+	}
+}
+
+// expect is cmd that turns a reply with another code into a *ReplyError.
+func (c *Client) expect(line string, codes ...int) (*reply, error) {
+	r, err := c.cmd(line)
+	if err != nil {
+		return nil, err
+	}
+	for _, code := range codes {
+		if r.Code == code {
+			return r, nil
+		}
+	}
+	return r, r.err()
+}
+
+// readReply reads one reply, handling RFC 959 multi-line replies. 421 and
+// I/O or protocol errors mark the client broken.
+func (c *Client) readReply(timeout time.Duration) (*reply, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	line, err := c.readLine()
+	if err != nil {
+		return nil, err
+	}
+	code, sep, ok := parseCodeLine(line)
+	if !ok {
+		err := fmt.Errorf("ftp: malformed reply %q", truncate(line, 80))
+		c.fail(err)
+		return nil, err
+	}
+	r := &reply{Code: code, Lines: []string{textOf(line)}}
+	for sep == '-' {
+		if len(r.Lines) > maxLines {
+			err := errors.New("ftp: multi-line reply too long")
+			c.fail(err)
+			return nil, err
+		}
+		if line, err = c.readLine(); err != nil {
+			return nil, err
+		}
+		if code2, sep2, ok := parseCodeLine(line); ok && code2 == code && sep2 == ' ' {
+			sep = ' '
+			line = textOf(line)
+		} else if ok && code2 == code && sep2 == '-' {
+			line = textOf(line)
+		}
+		r.Lines = append(r.Lines, line)
+	}
+	if code == 421 {
+		c.fail(r.err())
+		return nil, r.err()
+	}
+	return r, nil
+}
+
+func (c *Client) readLine() (string, error) {
+	var b []byte
+	for {
+		frag, err := c.r.ReadSlice('\n')
+		b = append(b, frag...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			err = fmt.Errorf("reading reply: %w", err)
+			c.fail(err)
+			return "", err
+		}
+		if len(b) > maxLine {
+			err := errors.New("ftp: reply line too long")
+			c.fail(err)
+			return "", err
+		}
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// parseCodeLine parses "123 text", "123-text" or "123".
+func parseCodeLine(line string) (code int, sep byte, ok bool) {
+	if len(line) < 3 {
+		return 0, 0, false
+	}
+	for i := range 3 {
+		if line[i] < '0' || line[i] > '9' {
+			return 0, 0, false
+		}
+	}
+	code, _ = strconv.Atoi(line[:3])
+	if code < 100 {
+		return 0, 0, false
+	}
+	if len(line) == 3 {
+		return code, ' ', true
+	}
+	if line[3] != ' ' && line[3] != '-' {
+		return 0, 0, false
+	}
+	return code, line[3], true
+}
+
+func textOf(line string) string {
+	if len(line) <= 4 {
+		return ""
+	}
+	return line[4:]
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// checkArg rejects arguments that would inject extra commands.
+func checkArg(s string) error {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return errors.New("contains CR, LF or NUL")
+	}
+	return nil
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	if a == nil {
+		return netip.Addr{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

@@ -1,0 +1,339 @@
+package ftpclient
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Entry is a file or directory on the server.
+type Entry struct {
+	Name    string // base name (List) or the base of the path asked (Stat)
+	Size    int64
+	ModTime time.Time // UTC; zero if unknown
+	IsDir   bool
+}
+
+// simple runs one command expecting one of codes.
+func (c *Client) simple(ctx context.Context, verb, arg string, codes ...int) (*reply, error) {
+	var r *reply
+	err := c.do(ctx, verb+" "+arg, func() error {
+		if err := checkArg(arg); err != nil {
+			return fmt.Errorf("argument %w", err)
+		}
+		var err error
+		r, err = c.expect(verb+" "+arg, codes...)
+		return err
+	})
+	return r, err
+}
+
+// Size returns the size of the file at path (SIZE).
+func (c *Client) Size(ctx context.Context, path string) (int64, error) {
+	r, err := c.simple(ctx, "SIZE", path, 213)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(r.msg()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("ftp SIZE %s: malformed reply %q", path, truncate(r.msg(), 80))
+	}
+	return n, nil
+}
+
+// Mkdir creates the directory path (MKD).
+func (c *Client) Mkdir(ctx context.Context, path string) error {
+	_, err := c.simple(ctx, "MKD", path, 257, 250)
+	return err
+}
+
+// MkdirAll creates path and its missing parents. A failing MKD on a
+// directory that already exists (vsftpd answers 550) is not an error.
+func (c *Client) MkdirAll(ctx context.Context, p string) error {
+	var prefix string
+	if strings.HasPrefix(p, "/") {
+		prefix = "/"
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." {
+			continue
+		}
+		prefix = path.Join(prefix, part)
+		err := c.Mkdir(ctx, prefix)
+		if err == nil {
+			continue
+		}
+		var re *ReplyError
+		if !errors.As(err, &re) || re.Code/100 != 5 {
+			return err
+		}
+		if isDir, serr := c.isDir(ctx, prefix); serr != nil || !isDir {
+			return err
+		}
+	}
+	return nil
+}
+
+// Rename renames from to to (RNFR/RNTO).
+func (c *Client) Rename(ctx context.Context, from, to string) error {
+	if _, err := c.simple(ctx, "RNFR", from, 350); err != nil {
+		return err
+	}
+	_, err := c.simple(ctx, "RNTO", to, 250)
+	return err
+}
+
+// Delete deletes the file at path (DELE).
+func (c *Client) Delete(ctx context.Context, path string) error {
+	_, err := c.simple(ctx, "DELE", path, 250)
+	return err
+}
+
+// Hash returns the SHA-256 of the file at path, in lower-case hex, using the
+// HASH command (draft-bryan-ftpext-hash). The command is tried even if FEAT
+// does not list it; if the server does not know it, the error wraps
+// ErrUnsupported.
+func (c *Client) Hash(ctx context.Context, path string) (string, error) {
+	if c.noHash {
+		return "", fmt.Errorf("ftp HASH %s: %w", path, ErrUnsupported)
+	}
+	var sum string
+	err := c.do(ctx, "HASH "+path, func() error {
+		if err := checkArg(path); err != nil {
+			return fmt.Errorf("argument %w", err)
+		}
+		for try := 0; ; try++ {
+			r, err := c.cmd("HASH " + path)
+			if err != nil {
+				return err
+			}
+			switch r.Code {
+			case 213:
+			case 500, 502, 504:
+				c.noHash = true
+				return fmt.Errorf("%w (%w)", ErrUnsupported, r.err())
+			default:
+				return r.err()
+			}
+			algo, hexSum, err := parseHash(r)
+			if err != nil {
+				return err
+			}
+			if algo == "SHA-256" {
+				sum = hexSum
+				return nil
+			}
+			if try > 0 {
+				return fmt.Errorf("%w: server hashes with %s, not SHA-256", ErrUnsupported, algo)
+			}
+			r, err = c.cmd("OPTS HASH SHA-256")
+			if err != nil {
+				return err
+			}
+			if r.Code != 200 {
+				return fmt.Errorf("%w: server hashes with %s and refuses SHA-256 (%w)", ErrUnsupported, algo, r.err())
+			}
+		}
+	})
+	return sum, err
+}
+
+// parseHash parses the last line of a HASH reply:
+// "SHA-256 0-49 169cd22282da7f147cb491e559e9dd filename".
+func parseHash(r *reply) (algo, sum string, err error) {
+	f := strings.Fields(r.Lines[len(r.Lines)-1])
+	if len(f) < 3 {
+		return "", "", fmt.Errorf("ftp: malformed HASH reply %q", truncate(r.msg(), 120))
+	}
+	sum = strings.ToLower(f[2])
+	if _, err := hex.DecodeString(sum); err != nil || sum == "" {
+		return "", "", fmt.Errorf("ftp: malformed HASH reply %q", truncate(r.msg(), 120))
+	}
+	algo = strings.ToUpper(f[0])
+	if algo == "SHA-256" && len(sum) != 64 {
+		return "", "", fmt.Errorf("ftp: malformed SHA-256 in HASH reply %q", truncate(r.msg(), 120))
+	}
+	return algo, sum, nil
+}
+
+// Stat returns information about path: MLST when the server has it, else
+// SIZE and MDTM for a file, or a CWD test for a directory.
+func (c *Client) Stat(ctx context.Context, p string) (Entry, error) {
+	if _, ok := c.features["MLST"]; ok {
+		r, err := c.simple(ctx, "MLST", p, 250)
+		if err != nil {
+			return Entry{}, err
+		}
+		for _, l := range r.Lines[1:] {
+			if !strings.HasPrefix(l, " ") {
+				continue
+			}
+			e, ok, err := parseMLSx(l[1:])
+			if err != nil {
+				return Entry{}, fmt.Errorf("ftp MLST %s: %w", p, err)
+			}
+			if ok {
+				e.Name = path.Base(p)
+				return e, nil
+			}
+		}
+		return Entry{}, fmt.Errorf("ftp MLST %s: no entry in reply %q", p, truncate(r.msg(), 120))
+	}
+
+	e := Entry{Name: path.Base(p)}
+	size, serr := c.Size(ctx, p)
+	if serr != nil {
+		if !IsPermanent(serr) {
+			return Entry{}, serr
+		}
+		isDir, err := c.isDir(ctx, p)
+		if err != nil {
+			return Entry{}, err
+		}
+		if !isDir {
+			return Entry{}, serr // typically 550: no such file
+		}
+		e.IsDir = true
+		return e, nil
+	}
+	e.Size = size
+	r, err := c.simple(ctx, "MDTM", p, 213)
+	if err == nil {
+		e.ModTime, _ = parseMLSxTime(strings.TrimSpace(r.msg()))
+	} else if !IsPermanent(err) {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// isDir reports whether p is a directory: MLST, or CWD into it and back.
+func (c *Client) isDir(ctx context.Context, p string) (bool, error) {
+	if _, ok := c.features["MLST"]; ok {
+		e, err := c.Stat(ctx, p)
+		if IsPermanent(err) {
+			return false, nil
+		}
+		return e.IsDir, err
+	}
+	var isDir bool
+	err := c.do(ctx, "CWD "+p, func() error {
+		if err := checkArg(p); err != nil {
+			return fmt.Errorf("argument %w", err)
+		}
+		r, err := c.expect("PWD", 257)
+		if err != nil {
+			return err
+		}
+		pwd, err := parsePWD(r.msg())
+		if err != nil {
+			return err
+		}
+		if r, err = c.cmd("CWD " + p); err != nil {
+			return err
+		}
+		if r.Code != 250 {
+			return nil
+		}
+		isDir = true
+		_, err = c.expect("CWD "+pwd, 250)
+		return err
+	})
+	return isDir, err
+}
+
+// parsePWD extracts the directory from `"/a ""quoted"" dir" is current`.
+func parsePWD(msg string) (string, error) {
+	i := strings.IndexByte(msg, '"')
+	if i < 0 {
+		return "", fmt.Errorf("ftp: malformed PWD reply %q", truncate(msg, 80))
+	}
+	var b strings.Builder
+	for j := i + 1; j < len(msg); j++ {
+		if msg[j] != '"' {
+			b.WriteByte(msg[j])
+			continue
+		}
+		if j+1 < len(msg) && msg[j+1] == '"' {
+			b.WriteByte('"')
+			j++
+			continue
+		}
+		return b.String(), nil
+	}
+	return "", fmt.Errorf("ftp: malformed PWD reply %q", truncate(msg, 80))
+}
+
+// List lists the directory dir: MLSD when the server has it, else LIST in
+// the unix "ls -l" format. "." and ".." are omitted.
+func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
+	_, mlsd := c.features["MLST"]
+	verb := "LIST"
+	if mlsd {
+		verb = "MLSD"
+	}
+	data, err := c.readData(ctx, verb, dir)
+	if err != nil {
+		return nil, err
+	}
+	var entries []Entry
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		var (
+			e  Entry
+			ok bool
+		)
+		if mlsd {
+			e, ok, err = parseMLSx(line)
+		} else {
+			e, ok, err = parseLIST(line, time.Now())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ftp %s %s: %w", verb, dir, err)
+		}
+		if ok && e.Name != "." && e.Name != ".." {
+			entries = append(entries, e)
+		}
+	}
+	return entries, nil
+}
+
+// readData runs a command whose output comes over a data connection and
+// returns that output.
+func (c *Client) readData(ctx context.Context, verb, arg string) ([]byte, error) {
+	line := verb
+	if arg != "" {
+		line += " " + arg
+	}
+	var data []byte
+	err := c.do(ctx, line, func() error {
+		if err := checkArg(arg); err != nil {
+			return fmt.Errorf("argument %w", err)
+		}
+		conn, err := c.openTransfer(ctx, line, 0)
+		if err != nil {
+			return err
+		}
+		data, err = io.ReadAll(conn)
+		conn.Close()
+		c.setData(nil)
+		if err != nil {
+			c.fail(err)
+			return err
+		}
+		r, err := c.readReply(c.cfg.ReplyTimeout)
+		if err != nil {
+			return err
+		}
+		if r.Code != 226 && r.Code != 250 {
+			return r.err()
+		}
+		return nil
+	})
+	return data, err
+}

@@ -1,0 +1,31 @@
+// Package ftpclient is the FTP client embedded in every Ferry agent.
+//
+// It is written by hand because no maintained Go FTP client supports active
+// mode: github.com/jlaffaye/ftp has no PORT/EPRT, and github.com/secsy/goftp,
+// which has it, has been unmaintained since 2020. Ferry agents often sit on
+// networks where only one direction of data connection works, so both modes
+// (and clear diagnostics when one of them is blocked) are a requirement.
+//
+// Features:
+//   - passive mode (EPSV, falling back to PASV on IPv4) and active mode (EPRT,
+//     falling back to PORT on IPv4), with an optional announced address and
+//     local port range for clients behind a port-forwarding NAT;
+//   - active data connections are accepted only from the control connection's
+//     peer IP, so no third party can steal or inject data;
+//   - explicit FTPS (AUTH TLS, PBSZ 0, PROT P) with TLS session reuse on data
+//     connections;
+//   - resumable transfers (REST), MLST/MLSD with SIZE/MDTM/LIST fallbacks,
+//     and the HASH command (SHA-256);
+//   - context cancellation closes the data and control connections at once,
+//     so blocked reads and writes return promptly.
+//
+// A Client runs one command at a time and must not be used concurrently.
+// While the reader returned by Retr or the writer returned by Stor is open,
+// no other command may be issued on the same Client. After a cancellation, a
+// timeout or a protocol error the Client is broken: every later call fails and
+// the caller should Dial again.
+//
+// Errors from the server are *ReplyError; failures to establish a data
+// connection are *DataConnError, whose message names the likely cause and
+// the fix. Passwords never appear in errors.
+package ftpclient

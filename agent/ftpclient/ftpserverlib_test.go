@@ -1,0 +1,238 @@
+package ftpclient
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+	"github.com/spf13/afero"
+)
+
+// libDriver is a minimal ftpserverlib driver serving dir to one user.
+type libDriver struct {
+	dir  string
+	tls  *tls.Config
+	user string
+	pass string
+}
+
+func (d *libDriver) GetSettings() (*ftpserver.Settings, error) {
+	return &ftpserver.Settings{
+		ListenAddr:              "127.0.0.1:0",
+		EnableHASH:              true,
+		ActiveTransferPortNon20: true, // no port 20: tests run in parallel, unprivileged ports only
+		ConnectionTimeout:       10,
+		IdleTimeout:             60,
+	}, nil
+}
+
+func (d *libDriver) ClientConnected(ftpserver.ClientContext) (string, error) {
+	return "ferry test", nil
+}
+func (d *libDriver) ClientDisconnected(ftpserver.ClientContext) {}
+func (d *libDriver) GetTLSConfig() (*tls.Config, error)         { return d.tls, nil }
+
+func (d *libDriver) AuthUser(_ ftpserver.ClientContext, user, pass string) (ftpserver.ClientDriver, error) {
+	if user != d.user || pass != d.pass {
+		return nil, errors.New("bad credentials")
+	}
+	return afero.NewBasePathFs(afero.NewOsFs(), d.dir), nil
+}
+
+// startLib starts an ftpserverlib server (HASH enabled) over a temp dir.
+func startLib(t *testing.T, tlsConf *tls.Config) (addr, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	srv := ftpserver.NewFtpServer(&libDriver{dir: dir, tls: tlsConf, user: "ferry", pass: "ferry-pw"})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve()
+	}()
+	t.Cleanup(func() {
+		_ = srv.Stop()
+		<-done
+	})
+	return srv.Addr(), dir
+}
+
+func libConfig(addr string, mode Mode) Config {
+	return Config{
+		Addr: addr, User: "ferry", Password: "ferry-pw", Mode: mode,
+		DialTimeout: 5 * time.Second, DataTimeout: 5 * time.Second, ReplyTimeout: 10 * time.Second,
+	}
+}
+
+func TestHashFtpserverlib(t *testing.T) {
+	addr, dir := startLib(t, nil)
+	local, sum := randomFile(t, 1<<20)
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			c := dial(t, libConfig(addr, mode))
+			remote := "/h-" + mode.String()
+			if err := upload(ctx, c, local, remote, 0); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Hash(ctx, remote)
+			if err != nil {
+				t.Fatalf("Hash: %v", err)
+			}
+			if got != sum || got != sha256File(t, filepath.Join(dir, remote)) {
+				t.Fatalf("Hash = %s, want %s", got, sum)
+			}
+			_, err = c.Hash(ctx, "/missing")
+			if err == nil || errors.Is(err, ErrUnsupported) {
+				t.Fatalf("Hash(missing) = %v, want a reply error (not ErrUnsupported)", err)
+			}
+			// MLST/MLSD paths (vsftpd only exercises the fallbacks).
+			e, err := c.Stat(ctx, remote)
+			if err != nil || e.Size != 1<<20 || e.IsDir || e.ModTime.IsZero() {
+				t.Fatalf("Stat via MLST = %+v, %v", e, err)
+			}
+			if err := c.MkdirAll(ctx, "/d1/d2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.MkdirAll(ctx, "/d1/d2"); err != nil {
+				t.Fatalf("MkdirAll on existing dirs: %v", err)
+			}
+			entries, err := c.List(ctx, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := map[string]Entry{}
+			for _, e := range entries {
+				found[e.Name] = e
+			}
+			if e := found[remote[1:]]; e.Size != 1<<20 || e.IsDir {
+				t.Fatalf("MLSD entries %+v lack %s", entries, remote)
+			}
+			if e, ok := found["d1"]; !ok || !e.IsDir {
+				t.Fatalf("MLSD entries %+v lack dir d1", entries)
+			}
+			got2, _, err := download(ctx, c, remote, 0)
+			if err != nil || got2 != sum {
+				t.Fatalf("download: %v", err)
+			}
+		})
+	}
+}
+
+func TestWrongPasswordFtpserverlib(t *testing.T) {
+	addr, _ := startLib(t, nil)
+	cfg := libConfig(addr, ModePassive)
+	cfg.Password = "not-the-password"
+	_, err := Dial(testCtx(t, 10*time.Second), cfg)
+	wantReplyCode(t, err, 530)
+	if !IsPermanent(err) {
+		t.Fatal("530 should be permanent")
+	}
+	if msg := err.Error(); !strings.Contains(msg, `login as "ferry" failed`) || strings.Contains(msg, "not-the-password") {
+		t.Fatalf("error %q: want a clear login failure without the password", msg)
+	}
+}
+
+// TestTLSFtpserverlib runs explicit FTPS (AUTH TLS, PROT P) in both modes.
+func TestTLSFtpserverlib(t *testing.T) {
+	serverConf, pool := selfSigned(t)
+	addr, dir := startLib(t, serverConf)
+	local, sum := randomFile(t, 512<<10)
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			cfg := libConfig(addr, mode)
+			cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "ferry.test"}
+			c := dial(t, cfg)
+			if _, ok := c.conn.(*tls.Conn); !ok {
+				t.Fatal("control connection is not TLS")
+			}
+			remote := "/tls-" + mode.String()
+			if err := upload(ctx, c, local, remote, 0); err != nil {
+				t.Fatal(err)
+			}
+			if got := sha256File(t, filepath.Join(dir, remote)); got != sum {
+				t.Fatal("uploaded file differs")
+			}
+			r, err := c.Retr(ctx, remote, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dc, ok := r.(*reader).t.conn.(*tls.Conn)
+			if !ok {
+				t.Fatal("data connection is not TLS")
+			}
+			h := sha256.New()
+			if _, err := io.Copy(h, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if hex.EncodeToString(h.Sum(nil)) != sum {
+				t.Fatal("downloaded file differs")
+			}
+			if !dc.ConnectionState().DidResume {
+				t.Fatal("the data connection did not resume the control connection's TLS session")
+			}
+		})
+	}
+	t.Run("UntrustedCert", func(t *testing.T) {
+		cfg := libConfig(addr, ModePassive)
+		cfg.TLS = &tls.Config{ServerName: "ferry.test"} // system roots only
+		_, err := Dial(testCtx(t, 10*time.Second), cfg)
+		var ue x509.UnknownAuthorityError
+		if !errors.As(err, &ue) {
+			t.Fatalf("Dial with an untrusted certificate: %v, want x509.UnknownAuthorityError", err)
+		}
+	})
+}
+
+// selfSigned returns a server TLS config for "ferry.test" and a pool
+// trusting it.
+func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "ferry.test"},
+		DNSNames:              []string{"ferry.test"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}

@@ -1,0 +1,160 @@
+package ftpserver
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// PortRange is an inclusive TCP port range. The zero value means "any free
+// port".
+type PortRange struct{ Lo, Hi int }
+
+func (r PortRange) isZero() bool { return r.Lo == 0 && r.Hi == 0 }
+
+// User is a static account with full read/write access under Config.Root.
+type User struct{ Name, Password string }
+
+// HostOverride makes clients connecting from Network see Host (an IPv4
+// address) in PASV replies instead of Config.PublicHost.
+type HostOverride struct {
+	Network netip.Prefix
+	Host    string
+}
+
+// Config configures a Server. See New.
+type Config struct {
+	Listen        string         // control address, e.g. ":2121"; "127.0.0.1:0" in tests
+	Root          string         // served directory (must exist)
+	PassivePorts  PortRange      // passive data ports; zero = any free port
+	PublicHost    string         // IPv4 announced in PASV replies ("" = the control connection's local address)
+	HostOverrides []HostOverride // per-client-network override of PublicHost (most specific network wins)
+	Users         []User         // static accounts (full read/write under Root)
+	AnonymousRead bool           // allow anonymous/ftp login, read-only; never writable
+	TLS           *tls.Config    // optional: explicit FTPS (AUTH TLS) offered when set
+	IdleTimeout   time.Duration  // control connection idle timeout; 0 = 5 min
+	Logger        *slog.Logger   // nil = discard; passwords are never logged
+}
+
+const (
+	defaultIdleTimeout   = 5 * time.Minute
+	defaultCredentialTTL = 5 * time.Minute
+	welcomeBanner        = "Ferry FTP server ready"
+)
+
+// validated is the normalized form of a Config used by the server.
+type validated struct {
+	overrides   []HostOverride // masked, IPv4-mapped prefixes unmapped, Host canonical
+	publicHost  string         // canonical IPv4 or ""
+	idleSeconds int
+	users       map[string][32]byte // name -> SHA-256(password)
+}
+
+func fieldErr(field string, format string, args ...any) error {
+	return fmt.Errorf("ftpserver: Config.%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// parseIPv4 accepts an IPv4 literal (or an IPv4-mapped IPv6 literal) and
+// returns its dotted-quad form.
+func parseIPv4(s string) (string, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an IP address", s)
+	}
+	a = a.Unmap()
+	if !a.Is4() {
+		return "", fmt.Errorf("%q is not an IPv4 address (PASV replies carry IPv4 only)", s)
+	}
+	return a.String(), nil
+}
+
+func isAnonymousName(name string) bool {
+	return strings.EqualFold(name, "anonymous") || strings.EqualFold(name, "ftp")
+}
+
+func (c *Config) validate() (*validated, error) {
+	v := &validated{users: make(map[string][32]byte, len(c.Users))}
+
+	if c.Listen == "" {
+		return nil, fieldErr("Listen", "empty")
+	}
+
+	if c.Root == "" {
+		return nil, fieldErr("Root", "empty")
+	}
+	fi, err := os.Stat(c.Root)
+	if err != nil {
+		return nil, fieldErr("Root", "%v", err)
+	}
+	if !fi.IsDir() {
+		return nil, fieldErr("Root", "%q is not a directory", c.Root)
+	}
+
+	if pr := c.PassivePorts; !pr.isZero() {
+		if pr.Lo < 1 || pr.Hi > math.MaxUint16 || pr.Lo > pr.Hi {
+			return nil, fieldErr("PassivePorts", "invalid range %d-%d (want 1 <= Lo <= Hi <= 65535, or both 0 for any port)", pr.Lo, pr.Hi)
+		}
+	}
+
+	if c.PublicHost != "" {
+		h, err := parseIPv4(c.PublicHost)
+		if err != nil {
+			return nil, fieldErr("PublicHost", "%v", err)
+		}
+		v.publicHost = h
+	}
+
+	for i, o := range c.HostOverrides {
+		field := fmt.Sprintf("HostOverrides[%d]", i)
+		if !o.Network.IsValid() {
+			return nil, fieldErr(field+".Network", "invalid or missing prefix")
+		}
+		p := o.Network.Masked()
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		h, err := parseIPv4(o.Host)
+		if err != nil {
+			return nil, fieldErr(field+".Host", "%v", err)
+		}
+		v.overrides = append(v.overrides, HostOverride{Network: p, Host: h})
+	}
+
+	for i, u := range c.Users {
+		field := fmt.Sprintf("Users[%d]", i)
+		switch {
+		case u.Name == "":
+			return nil, fieldErr(field+".Name", "empty")
+		case strings.ContainsAny(u.Name, " \t\r\n\x00"):
+			return nil, fieldErr(field+".Name", "contains whitespace or NUL")
+		case isAnonymousName(u.Name):
+			return nil, fieldErr(field+".Name", "%q is reserved for anonymous access (see AnonymousRead)", u.Name)
+		case u.Password == "":
+			return nil, fieldErr(field+".Password", "empty")
+		}
+		if _, dup := v.users[u.Name]; dup {
+			return nil, fieldErr(field+".Name", "duplicate user %q", u.Name)
+		}
+		v.users[u.Name] = digest(u.Password)
+	}
+
+	switch {
+	case c.IdleTimeout < 0:
+		return nil, fieldErr("IdleTimeout", "negative (%v)", c.IdleTimeout)
+	case c.IdleTimeout == 0:
+		v.idleSeconds = int(defaultIdleTimeout / time.Second)
+	default:
+		// ftpserverlib counts whole seconds; round up so that 1ms is not "off".
+		v.idleSeconds = int((c.IdleTimeout + time.Second - 1) / time.Second)
+	}
+
+	return v, nil
+}
+
+var errNoTLS = errors.New("TLS is not configured on this server")

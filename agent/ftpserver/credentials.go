@@ -1,0 +1,121 @@
+package ftpserver
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// credential is a one-time login issued to a peer agent.
+type credential struct {
+	pass    [32]byte // SHA-256 of the password
+	scope   Scope    // Path cleaned
+	expires time.Time
+}
+
+func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// passwordOK compares SHA-256 digests in constant time (the digest also hides
+// the password length).
+func passwordOK(want [32]byte, given string) bool {
+	got := digest(given)
+	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go >= 1.24 crashes instead)
+	return hex.EncodeToString(b)
+}
+
+// IssueCredential creates a one-time account limited to sc: user
+// "ferry-<16 hex>" and a password of 32 random bytes (64 hex characters).
+// It is valid for exactly one successful login, which must happen within
+// sc.TTL (default 5 minutes). It fails if sc.Path is empty, absolute or
+// escapes the root, if sc.Access is unknown, or if TTL is negative.
+func (s *Server) IssueCredential(sc Scope) (user, password string, err error) {
+	p, err := cleanScopePath(sc.Path)
+	if err != nil {
+		return "", "", fmt.Errorf("ftpserver: Scope.Path: %w", err)
+	}
+	if sc.Access != AccessRead && sc.Access != AccessWrite {
+		return "", "", fmt.Errorf("ftpserver: Scope.Access: invalid value %d", int(sc.Access))
+	}
+	switch {
+	case sc.TTL < 0:
+		return "", "", fmt.Errorf("ftpserver: Scope.TTL: negative (%v)", sc.TTL)
+	case sc.TTL == 0:
+		sc.TTL = defaultCredentialTTL
+	}
+	sc.Path = p
+
+	password = randomHex(32)
+	now := time.Now()
+	c := &credential{pass: digest(password), scope: sc, expires: now.Add(sc.TTL)}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", "", errors.New("ftpserver: server closed")
+	}
+	for name, old := range s.creds { // drop expired ones
+		if now.After(old.expires) {
+			delete(s.creds, name)
+		}
+	}
+	for {
+		user = "ferry-" + randomHex(8)
+		if _, taken := s.creds[user]; !taken {
+			break
+		}
+	}
+	s.creds[user] = c
+	s.log.Info("ftp credential issued", "user", user, "access", sc.Access.String(), "path", sc.Path, "ttl", sc.TTL.String())
+	return user, password, nil
+}
+
+// authenticate returns the session policy for user/pass, or why the login is
+// refused (for the log only; clients get a uniform answer). A credential is
+// consumed by its first successful login.
+func (s *Server) authenticate(user, pass string) (policy, error) {
+	if isAnonymousName(user) {
+		if !s.cfg.AnonymousRead {
+			return policy{}, errors.New("anonymous access disabled")
+		}
+		return policy{kind: policyReadOnly}, nil
+	}
+
+	s.mu.Lock()
+	c, ok := s.creds[user]
+	if ok {
+		switch {
+		case time.Now().After(c.expires):
+			delete(s.creds, user)
+			s.mu.Unlock()
+			return policy{}, errors.New("credential expired")
+		case !passwordOK(c.pass, pass):
+			s.mu.Unlock()
+			return policy{}, errors.New("wrong password")
+		}
+		delete(s.creds, user)
+		s.mu.Unlock()
+		return policy{kind: policyScoped, scope: c.scope}, nil
+	}
+	s.mu.Unlock()
+
+	want, known := s.v.users[user]
+	if !known {
+		want = digest("\x00unknown user") // same work as for a known user
+	}
+	if !passwordOK(want, pass) || !known {
+		if !known {
+			return policy{}, errors.New("unknown user")
+		}
+		return policy{}, errors.New("wrong password")
+	}
+	return policy{kind: policyFull}, nil
+}

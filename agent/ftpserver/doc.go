@@ -1,0 +1,64 @@
+// Package ftpserver is the FTP server embedded in every ferry-agent. It
+// serves exactly one directory tree (Config.Root) to static accounts, to
+// optional read-only anonymous users, and to peer agents holding one-time
+// credentials issued with [Server.IssueCredential].
+//
+// # Protocol engine
+//
+// The protocol work is done by github.com/fclairamb/ftpserverlib: PASV,
+// EPSV, PORT, EPRT, REST, SIZE, MDTM, MFMT, MLSD, MLST, HASH (SHA-256 by
+// default) and explicit FTPS (AUTH TLS) when Config.TLS is set. This package
+// supplies the driver: settings, authentication, a per-session file system
+// and the PASV address resolver. Active mode is enabled, dials from an
+// ephemeral port (not 20, the agent is not necessarily root) and only to the
+// IP address of the control connection: PORT/EPRT naming any other host is
+// answered with 501 (FTP bounce protection, ftpserverlib's IPMatchRequired).
+// Passive data connections must come from the control connection's IP too.
+// SITE is disabled. Transfers default to TYPE I (binary).
+//
+// # Why a file system over os.Root
+//
+// The files handed to ftpserverlib come from rootFs, an afero.Fs built on
+// Go's [os.Root]. Two reasons:
+//
+//   - Confinement. Every name is first cleaned lexically as an absolute FTP
+//     path ("/" + name), so ".." can never climb above "/", and the cleaned
+//     root-relative name is then resolved by os.Root, which refuses anything
+//     that leaves the directory: absolute symlinks, relative symlinks whose
+//     target escapes, and races where a component is swapped for such a
+//     link while the operation runs (it walks with openat and O_NOFOLLOW).
+//     The name checked against a credential's scope is the very name that
+//     os.Root opens, so checks and use cannot disagree. afero.BasePathFs, by
+//     contrast, only joins strings and follows symlinks anywhere.
+//   - Zero copy. ftpserverlib moves data with io.Copy. io.Copy between a
+//     *net.TCPConn and an *os.File lets the runtime use sendfile(2) for
+//     downloads and splice(2) for uploads; any wrapper type around the file
+//     (BasePathFs returns one) hides the *os.File and forces a user-space
+//     copy. rootFs.OpenFile, and the per-session wrapper that enforces
+//     permissions, return the *os.File itself. (TLS data channels and TYPE A
+//     transfers copy in user space regardless.)
+//
+// # Permissions
+//
+// Each login gets its own sessionFs wrapping the shared rootFs with a policy,
+// and every afero call ftpserverlib makes is checked before it reaches the
+// disk, so every FTP command (including both names of RNFR/RNTO, MFMT, MKD,
+// RMD, HASH) is covered without per-command code:
+//
+//   - static users (Config.Users): full read/write under Root;
+//   - anonymous/ftp (only with Config.AnonymousRead): read-only everywhere,
+//     writes fail with 550 permission denied;
+//   - one-time credentials: see [Scope] and [InScope].
+//
+// Passwords are compared in constant time (SHA-256 digests with
+// crypto/subtle) and are never logged.
+//
+// # Passive mode addresses and ports
+//
+// Passive listeners are opened on Config.PassivePorts (any free port when
+// zero). The address announced in a PASV reply is chosen per client: the
+// most specific Config.HostOverrides network containing the client's IP,
+// else Config.PublicHost, else the local address of the control connection.
+// ftpserverlib can only announce IPv4 in PASV replies; IPv6 clients use EPSV,
+// which carries no address.
+package ftpserver

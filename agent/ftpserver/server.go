@@ -1,0 +1,271 @@
+package ftpserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	ftplib "github.com/fclairamb/ftpserverlib"
+)
+
+// Server is one FTP server serving Config.Root. It holds no global state;
+// several Servers can run in one process.
+type Server struct {
+	cfg  Config
+	v    *validated
+	log  *slog.Logger
+	fs   *rootFs
+	lib  *ftplib.FtpServer
+	ln   *trackingListener
+	addr net.Addr
+
+	mu       sync.Mutex
+	closed   bool
+	creds    map[string]*credential // one-time credentials by user name
+	conns    map[string]net.Conn    // live control connections by connKey
+	live     int                    // accepted control connections not yet disconnected
+	drained  chan struct{}          // closed once closed && live == 0
+	drainSet bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Time Close waits for sessions: first after half-closing their control
+// connections (they end cleanly and abort transfers), then after closing
+// them outright.
+const (
+	closeGrace = 2 * time.Second
+	closeForce = 3 * time.Second
+)
+
+// New validates cfg (errors name the offending field), opens Root and binds
+// the control listener. Call Serve to accept clients.
+func New(cfg Config) (*Server, error) {
+	v, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := newRootFs(cfg.Root)
+	if err != nil {
+		return nil, fieldErr("Root", "%v", err)
+	}
+	lc := net.ListenConfig{}
+	l, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
+	if err != nil {
+		_ = fs.close()
+		return nil, fieldErr("Listen", "%v", err)
+	}
+
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:     cfg,
+		v:       v,
+		log:     log,
+		fs:      fs,
+		addr:    l.Addr(),
+		creds:   make(map[string]*credential),
+		conns:   make(map[string]net.Conn),
+		drained: make(chan struct{}),
+	}
+	s.ln = &trackingListener{Listener: l, s: s}
+	s.lib = ftplib.NewFtpServer(&mainDriver{s: s})
+	s.lib.Logger = log.With("component", "ftpserverlib")
+	if err := s.lib.Listen(); err != nil { // loads settings, adopts s.ln
+		_ = l.Close()
+		_ = fs.close()
+		return nil, fmt.Errorf("ftpserver: %w", err)
+	}
+	log.Info("ftp server listening", "addr", s.addr.String(), "root", cfg.Root,
+		"passivePorts", fmt.Sprintf("%d-%d", cfg.PassivePorts.Lo, cfg.PassivePorts.Hi),
+		"tls", cfg.TLS != nil, "anonymousRead", cfg.AnonymousRead, "users", len(v.users))
+	return s, nil
+}
+
+// Addr returns the bound control address.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Serve accepts clients until Close; it returns nil after Close.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	err := s.lib.Serve()
+	s.mu.Lock()
+	closed = s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	return err
+}
+
+// Close stops the listener and all sessions (in-flight transfers are
+// aborted) and waits a few seconds at most for them to end. It is safe to
+// call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		conns := make([]net.Conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.creds = map[string]*credential{}
+		s.maybeDrainedLocked()
+		s.mu.Unlock()
+
+		s.closeErr = s.ln.Listener.Close()
+
+		// Half-close first: ftpserverlib reads EOF, closes the transfer
+		// (aborting a running copy) and the connection, and says goodbye
+		// through ClientDisconnected.
+		for _, c := range conns {
+			if cr, ok := c.(interface{ CloseRead() error }); ok {
+				_ = cr.CloseRead()
+			} else {
+				_ = c.Close()
+			}
+		}
+		if !s.waitDrained(closeGrace) {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			if !s.waitDrained(closeForce) {
+				s.log.Warn("ftp sessions still running after close")
+			}
+		}
+		if err := s.fs.close(); err != nil && s.closeErr == nil {
+			s.closeErr = err
+		}
+		s.log.Info("ftp server closed", "addr", s.addr.String())
+	})
+	return s.closeErr
+}
+
+func (s *Server) waitDrained(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.drained:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (s *Server) maybeDrainedLocked() {
+	if s.closed && s.live == 0 && !s.drainSet {
+		s.drainSet = true
+		close(s.drained)
+	}
+}
+
+func connKey(remote, local net.Addr) string {
+	return remote.String() + "|" + local.String()
+}
+
+// trackingListener records control connections so Close can end them.
+// ftpserverlib's own Stop only closes the listener.
+type trackingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	s := l.s
+	s.mu.Lock()
+	s.live++ // matched by ClientDisconnected, which ftpserverlib always calls
+	if s.closed {
+		_ = c.Close()
+	} else {
+		s.conns[connKey(c.RemoteAddr(), c.LocalAddr())] = c
+	}
+	s.mu.Unlock()
+	return c, nil
+}
+
+// mainDriver implements ftpserverlib.MainDriver for a Server.
+type mainDriver struct{ s *Server }
+
+var _ ftplib.MainDriver = (*mainDriver)(nil)
+
+func (d *mainDriver) GetSettings() (*ftplib.Settings, error) {
+	s := d.s
+	st := &ftplib.Settings{
+		Listener:                s.ln,
+		ListenAddr:              s.addr.String(), // informational (STAT) only
+		Banner:                  welcomeBanner,
+		PublicIPResolver:        s.resolvePASVHost,
+		IdleTimeout:             s.v.idleSeconds,
+		ActiveTransferPortNon20: true,
+		EnableHASH:              true,
+		DisableSite:             true,
+		DefaultTransferType:     ftplib.TransferTypeBinary,
+		ActiveConnectionsCheck:  ftplib.IPMatchRequired,
+		PasvConnectionsCheck:    ftplib.IPMatchRequired,
+	}
+	if pr := s.cfg.PassivePorts; !pr.isZero() {
+		st.PassiveTransferPortRange = ftplib.PortRange{Start: pr.Lo, End: pr.Hi}
+	}
+	return st, nil
+}
+
+func (d *mainDriver) ClientConnected(cc ftplib.ClientContext) (string, error) {
+	d.s.log.Debug("ftp client connected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
+	return welcomeBanner, nil
+}
+
+func (d *mainDriver) ClientDisconnected(cc ftplib.ClientContext) {
+	s := d.s
+	s.mu.Lock()
+	delete(s.conns, connKey(cc.RemoteAddr(), cc.LocalAddr()))
+	s.live--
+	s.maybeDrainedLocked()
+	s.mu.Unlock()
+	s.log.Debug("ftp client disconnected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
+}
+
+var errAuth = errors.New("authentication failed")
+
+func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, pass string) (ftplib.ClientDriver, error) {
+	s := d.s
+	pol, reason := s.authenticate(user, pass)
+	logUser := user
+	if len(logUser) > 64 {
+		logUser = logUser[:64] + "..."
+	}
+	if reason != nil {
+		s.log.Warn("ftp login refused", "user", logUser, "remote", cc.RemoteAddr().String(), "reason", reason.Error())
+		return nil, errAuth // same answer whatever the reason
+	}
+	s.log.Info("ftp login", "user", logUser, "remote", cc.RemoteAddr().String(), "access", pol.String())
+	return &sessionFs{fs: s.fs, pol: pol, cwd: cc.Path}, nil
+}
+
+func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
+	if d.s.cfg.TLS == nil {
+		return nil, errNoTLS
+	}
+	return d.s.cfg.TLS, nil
+}
+
+// resolvePASVHost implements PublicHost and HostOverrides for PASV replies.
+func (s *Server) resolvePASVHost(cc ftplib.ClientContext) (string, error) {
+	return pasvHost(s.v.overrides, s.v.publicHost, cc.RemoteAddr(), cc.LocalAddr())
+}
