@@ -1,0 +1,3 @@
+package testbed
+
+const sysSetns = 346 // the syscall package lacks SYS_SETNS on 386

@@ -1,0 +1,3 @@
+package testbed
+
+const sysSetns = 308 // the syscall package lacks SYS_SETNS on amd64
