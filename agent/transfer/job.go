@@ -118,9 +118,9 @@ func (j *job) run() {
 			s.ETA = 0
 		case j.ctx.Err() != nil:
 			s.State = StateCancelled
-			s.Err = "cancelled"
+			s.Err = "by request"
 			if !j.cancelled.Load() {
-				s.Err = "cancelled: the agent is shutting down"
+				s.Err = "the agent shut down"
 			}
 		default:
 			s.State = StateFailed

@@ -129,12 +129,13 @@ func (m *Manager) Start(req Request) (Snapshot, error) {
 	j.b = newBroadcaster(j.snap)
 	m.jobs[id] = j
 	m.forgetOldLocked()
+	first := j.snap // copied before the job starts writing its own
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		j.run()
 	}()
-	return j.snap, nil
+	return first, nil
 }
 
 // Get returns the current snapshot of a transfer.

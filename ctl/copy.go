@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferry-dev/ferry/ctl/render"
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+// cancelWait bounds how long an interrupted copy waits for its transfer's final state.
+const cancelWait = 5 * time.Second
+
+func (a *app) newCopyCmd() *cobra.Command {
+	var mode string
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "copy SRC DST",
+		Short: "Start a transfer and watch it to the end",
+		Long: `copy asks the agent to move SRC to DST (StartTransfer), then follows it (WatchTransfer)
+until it ends. Exactly one of SRC and DST is a path under the agent's root; the other is an
+ftp:// or agent:// URL. A trailing / on DST means "into this directory".
+
+Text output: a live progress bar when stderr is a terminal; otherwise plain progress lines (at
+most one a second, plus one per state change). Either way the last line on stdout is the result:
+  succeeded: 100.0 MiB in 2.1s (47.6 MiB/s) mode=passive sha256=<hex>
+  failed: <cause>
+JSON output: {"event":"update","transfer":{...}} per snapshot, then
+{"event":"result","ok":true|false,"transfer":{...},"error":"..."}.
+
+Ctrl-C cancels the transfer, waits up to 5s for its final state and exits 130.
+With --detach, prints the transfer ID (or the transfer as JSON) and exits at once.`,
+		Example: `  ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin --mode active -o json
+  ferryctl copy ftp://user:secret@files.example:21/pub/a.tar incoming/
+  ferryctl copy outgoing/report.csv agent://10.0.0.7:7070/incoming/ --detach`,
+		Args: exactArgs("SRC", "DST"),
+		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
+			m, err := parseMode(cmd.Flags(), mode)
+			if err != nil {
+				return err
+			}
+			return a.copy(ctx, &ferryv1.StartTransferRequest{Source: args[0], Destination: args[1], Mode: m}, detach)
+		}),
+	}
+	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)
+	cmd.Flags().BoolVar(&detach, "detach", false, "print the transfer ID and exit without watching")
+	return cmd
+}
+
+func (a *app) copy(ctx context.Context, req *ferryv1.StartTransferRequest, detach bool) error {
+	// Not cancelled by Ctrl-C: once the agent has started the transfer we want its ID, so that
+	// an interrupt can cancel it rather than leave it running unseen.
+	resp, err := call(context.WithoutCancel(ctx), a, ferryv1.AgentServiceClient.StartTransfer, req)
+	if err != nil {
+		return err
+	}
+	t := resp.GetTransfer()
+	if detach {
+		if a.format == render.JSON {
+			return a.printJSON(t)
+		}
+		_, err := fmt.Fprintln(a.stdout, t.GetId())
+		return err
+	}
+	return a.watch(ctx, t.GetId(), true)
+}
+
+// watch renders transfer id until its final state. On interrupt it cancels the transfer when
+// cancelOnInterrupt (copy) and exits 130; otherwise (transfers watch) it only stops watching.
+func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) error {
+	w := render.NewWatcher(a.stdout, a.format, a.format == render.Text && a.stderrTTY,
+		render.WithProgressOutput(a.stderr), render.WithClock(a.now))
+	final, err := a.follow(ctx, id, w)
+	if err == nil {
+		return w.Finish(final)
+	}
+	if !interrupted(ctx) {
+		ee := a.classify(ctx, err)
+		w.Fail(ee)
+		return ee
+	}
+	if !cancelOnInterrupt {
+		w.Fail(errInterrupted)
+		return &exitError{code: exitInterrupted,
+			err: fmt.Errorf("interrupted; transfer %s goes on ('ferryctl transfers cancel %s' stops it)", id, id)}
+	}
+
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
+	defer cancel()
+	c, err := a.api()
+	if err != nil {
+		return err
+	}
+	// If the cancel fails (the transfer may have ended meanwhile), the watch below still
+	// reports the final state when there is one.
+	resp, cerr := c.CancelTransfer(cctx, &ferryv1.CancelTransferRequest{Id: id})
+	final = resp.GetTransfer()
+	if !render.IsFinal(final.GetState()) {
+		if final, err = a.follow(cctx, id, w); err != nil {
+			w.Fail(errInterrupted)
+			if cerr != nil {
+				return &exitError{code: exitInterrupted,
+					err: fmt.Errorf("interrupted; cancelling transfer %s failed: %s", id, status.Convert(cerr).Message())}
+			}
+			return &exitError{code: exitInterrupted,
+				err: fmt.Errorf("interrupted; cancel of transfer %s requested, no final state within %s", id, cancelWait)}
+		}
+	}
+	if err := w.Finish(final); err != nil {
+		var fe *render.FinalError
+		if !errors.As(err, &fe) {
+			return &exitError{code: exitInterrupted, err: err}
+		}
+	}
+	return &exitError{code: exitInterrupted, err: errInterrupted, silent: true}
+}
+
+// follow streams the snapshots of transfer id into w.Update and returns the final one.
+// A stream that breaks after the agent was reached is re-opened (WatchTransfer starts with
+// the current snapshot) until --timeout passes without an answer.
+func (a *app) follow(ctx context.Context, id string, w *render.Watcher) (*ferryv1.Transfer, error) {
+	c, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	var retryUntil time.Time
+	backoff := 100 * time.Millisecond
+	for {
+		final, got, err := a.followOnce(ctx, c, id, w)
+		if final != nil || err == nil {
+			return final, err
+		}
+		if got > 0 {
+			retryUntil, backoff = time.Time{}, 100*time.Millisecond
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if errors.Is(err, io.EOF) {
+			// The stream ended without a final state: ask once more, directly.
+			resp, gerr := call(ctx, a, ferryv1.AgentServiceClient.GetTransfer, &ferryv1.GetTransferRequest{Id: id})
+			if gerr != nil {
+				return nil, gerr
+			}
+			if t := resp.GetTransfer(); render.IsFinal(t.GetState()) {
+				return t, nil
+			}
+			err = status.Error(codes.Unavailable, "watch stream ended before the transfer did")
+		}
+		if status.Code(err) != codes.Unavailable || !a.reached.Load() {
+			return nil, err
+		}
+		if retryUntil.IsZero() {
+			retryUntil = a.now().Add(max(a.timeout, time.Second))
+		}
+		if a.now().After(retryUntil) {
+			return nil, fmt.Errorf("lost the agent while watching transfer %s: %s", id, status.Convert(err).Message())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// followOnce reads one WatchTransfer stream. It returns the final snapshot, or the error that
+// ended the stream (io.EOF when it ended without a final state), and how many snapshots came.
+func (a *app) followOnce(ctx context.Context, c ferryv1.AgentServiceClient, id string, w *render.Watcher) (*ferryv1.Transfer, int, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.WatchTransfer(sctx, &ferryv1.WatchTransferRequest{Id: id})
+	if err != nil {
+		return nil, 0, err
+	}
+	for got := 0; ; got++ {
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, got, err
+		}
+		a.reached.Store(true)
+		t := resp.GetTransfer()
+		if render.IsFinal(t.GetState()) {
+			return t, got + 1, nil
+		}
+		w.Update(t)
+	}
+}

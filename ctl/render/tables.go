@@ -1,0 +1,137 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// TransfersTable writes ID, STATE, MODE, PROGRESS, SOURCE → DEST and AGE, one transfer a row.
+func TransfersTable(w io.Writer, ts []*ferryv1.Transfer, now time.Time) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tSTATE\tMODE\tPROGRESS\tSOURCE → DEST\tAGE")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s → %s\t%s\n",
+			cell(t.GetId()), StateName(t.GetState()), usedMode(t), progressCell(t.GetProgress()),
+			cell(t.GetSource()), cell(t.GetDestination()), age(t.GetCreatedAt(), now))
+	}
+	return tw.Flush()
+}
+
+func progressCell(p *ferryv1.Progress) string {
+	s := Bytes(p.GetBytesDone()) + "/" + total(p) + " " + percent(p)
+	if p.GetFilesTotal() > 1 {
+		s += fmt.Sprintf(" files %d/%d", p.GetFilesDone(), p.GetFilesTotal())
+	}
+	return s
+}
+
+// FilesTable writes NAME, SIZE and MODIFIED; directories get a trailing "/".
+func FilesTable(w io.Writer, entries []*ferryv1.FileEntry) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tSIZE\tMODIFIED")
+	for _, e := range entries {
+		name, size := cell(e.GetName()), Bytes(e.GetSize())
+		if e.GetIsDir() {
+			name, size = strings.TrimSuffix(name, "/")+"/", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, size, timestamp(e.GetModTime()))
+	}
+	return tw.Flush()
+}
+
+// TransferDetails writes one transfer as key: value lines (keys are the JSON field names).
+func TransferDetails(w io.Writer, t *ferryv1.Transfer, now time.Time) error {
+	p := t.GetProgress()
+	kv := [][2]string{
+		{"id", t.GetId()},
+		{"state", StateName(t.GetState())},
+		{"source", t.GetSource()},
+		{"destination", t.GetDestination()},
+		{"direction", shortEnum(t.GetDirection().String(), "DIRECTION_")},
+		{"requested_mode", ModeName(t.GetRequestedMode())},
+		{"mode", ModeName(t.GetMode())},
+		{"mode_reason", t.GetModeReason()},
+		{"progress", fmt.Sprintf("%s / %s  %s  %s  eta %s  files %d/%d", Bytes(p.GetBytesDone()), total(p),
+			percent(p), Rate(p.GetBytesPerSecond()), eta(p), p.GetFilesDone(), p.GetFilesTotal())},
+		{"current_file", p.GetCurrentFile()},
+		{"error", OneLine(t.GetError())},
+		{"created_at", timestampAge(t.GetCreatedAt(), now)},
+		{"started_at", timestampAge(t.GetStartedAt(), now)},
+		{"finished_at", timestampAge(t.GetFinishedAt(), now)},
+		{"sha256", t.GetSha256()},
+		{"verified", fmt.Sprint(t.GetVerified())},
+	}
+	return keyValues(w, kv)
+}
+
+// AgentInfo writes GetAgentInfo as key: value lines (keys are the JSON field names).
+func AgentInfo(w io.Writer, info *ferryv1.GetAgentInfoResponse, now time.Time) error {
+	ports := ""
+	if pr := info.GetPassivePorts(); pr != nil && (pr.GetLow() != 0 || pr.GetHigh() != 0) {
+		ports = fmt.Sprintf("%d-%d", pr.GetLow(), pr.GetHigh())
+	}
+	started := timestamp(info.GetStartedAt())
+	if info.GetStartedAt() != nil {
+		started += " (up " + Age(now.Sub(info.GetStartedAt().AsTime())) + ")"
+	}
+	return keyValues(w, [][2]string{
+		{"version", info.GetVersion()},
+		{"hostname", info.GetHostname()},
+		{"grpc_address", info.GetGrpcAddress()},
+		{"ftp_address", info.GetFtpAddress()},
+		{"root", info.GetRoot()},
+		{"passive_ports", ports},
+		{"public_host", info.GetPublicHost()},
+		{"started_at", started},
+	})
+}
+
+func keyValues(w io.Writer, kv [][2]string) error {
+	var b strings.Builder
+	for _, p := range kv {
+		v := OneLine(p[1])
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(&b, "%s: %s\n", p[0], v)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// cell keeps a table cell on one line and free of tabs.
+func cell(s string) string {
+	return strings.ReplaceAll(OneLine(s), "\t", " ")
+}
+
+func timestamp(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().Local().Format("2006-01-02 15:04:05")
+}
+
+func timestampAge(ts *timestamppb.Timestamp, now time.Time) string {
+	if ts == nil {
+		return ""
+	}
+	return timestamp(ts) + " (" + Age(now.Sub(ts.AsTime())) + " ago)"
+}
+
+func age(ts *timestamppb.Timestamp, now time.Time) string {
+	if ts == nil {
+		return "-"
+	}
+	return Age(now.Sub(ts.AsTime()))
+}

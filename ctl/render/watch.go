@@ -1,0 +1,328 @@
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"google.golang.org/protobuf/proto"
+
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+// PlainInterval is the least time between two plain progress lines of the same state.
+const PlainInterval = time.Second
+
+// Watcher renders the snapshots of one transfer as they arrive, then its result.
+//
+//   - Text on a terminal: a live progress bar on the progress writer, then the result line.
+//   - Text otherwise: plain lines, at most one per PlainInterval plus one per state change,
+//     then the result line.
+//   - JSON: {"event":"update","transfer":{...}} per snapshot, then
+//     {"event":"result","ok":...,"transfer":{...},"error":"..."}.
+//
+// A Watcher is used from one goroutine.
+type Watcher struct {
+	w        io.Writer
+	barOut   io.Writer
+	format   Format
+	tty      bool
+	now      func() time.Time
+	barOpts  []mpb.ContainerOption
+	err      error // first write error
+	last     *ferryv1.Transfer
+	printed  bool
+	lastLine time.Time
+	progress *mpb.Progress
+	bar      *mpb.Bar
+	latest   atomic.Pointer[ferryv1.Transfer] // read by the bar's decorators
+	finished bool
+}
+
+// WatcherOption adjusts a Watcher.
+type WatcherOption func(*Watcher)
+
+// WithProgressOutput sends the live bar (text on a terminal) to w instead of the main writer;
+// the result line still goes to the main writer.
+func WithProgressOutput(w io.Writer) WatcherOption {
+	return func(wt *Watcher) { wt.barOut = w }
+}
+
+// WithClock replaces time.Now, for tests of the plain-line rate limit.
+func WithClock(now func() time.Time) WatcherOption {
+	return func(wt *Watcher) { wt.now = now }
+}
+
+// withBarOptions adds mpb container options (tests force a refresh mode).
+func withBarOptions(opts ...mpb.ContainerOption) WatcherOption {
+	return func(wt *Watcher) { wt.barOpts = append(wt.barOpts, opts...) }
+}
+
+// NewWatcher returns a Watcher writing to w. tty selects the live bar for the Text format.
+func NewWatcher(w io.Writer, format Format, tty bool, opts ...WatcherOption) *Watcher {
+	wt := &Watcher{w: w, barOut: w, format: format, tty: tty, now: time.Now}
+	for _, o := range opts {
+		o(wt)
+	}
+	return wt
+}
+
+// Update renders one non-final snapshot.
+func (wt *Watcher) Update(t *ferryv1.Transfer) {
+	if t == nil || wt.finished {
+		return
+	}
+	defer func() { wt.last = t }()
+	switch {
+	case wt.format == JSON:
+		wt.writeEvent(jsonEvent{Event: "update"}, t)
+	case wt.tty:
+		wt.updateBar(t)
+	default:
+		now := wt.now()
+		if wt.printed && t.GetState() == wt.last.GetState() && now.Sub(wt.lastLine) < PlainInterval {
+			return
+		}
+		wt.printed, wt.lastLine = true, now
+		wt.write(ProgressLine(t) + "\n")
+	}
+}
+
+// Finish renders the final snapshot. It returns a *FinalError when the transfer did not
+// succeed (its result line is already written), or the first write error.
+func (wt *Watcher) Finish(t *ferryv1.Transfer) error {
+	if wt.finished {
+		return wt.err
+	}
+	wt.finished = true
+	ok := t.GetState() == ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED
+	wt.stopBar(t, ok)
+	if wt.format == JSON {
+		wt.writeEvent(jsonEvent{Event: "result", OK: &ok, Error: new(oneLineCause(t, ok))}, t)
+	} else {
+		wt.write(ResultLine(t, wt.now()) + "\n")
+	}
+	if wt.err != nil {
+		return wt.err
+	}
+	if !ok {
+		return &FinalError{Transfer: t}
+	}
+	return nil
+}
+
+// Fail ends the rendering when no final snapshot could be had (the stream broke, or the user
+// interrupted). JSON gets a result event with ok false, the last snapshot seen and cause; text
+// only stops the bar, the caller reports cause.
+func (wt *Watcher) Fail(cause error) {
+	if wt.finished {
+		return
+	}
+	wt.finished = true
+	wt.stopBar(nil, false)
+	if wt.format == JSON {
+		msg := ""
+		if cause != nil {
+			msg = OneLine(cause.Error())
+		}
+		wt.writeEvent(jsonEvent{Event: "result", OK: new(false), Error: &msg}, wt.last)
+	}
+}
+
+// Last is the last snapshot given to Update, or nil.
+func (wt *Watcher) Last() *ferryv1.Transfer { return wt.last }
+
+// FinalError is a transfer that ended FAILED or CANCELLED.
+type FinalError struct{ Transfer *ferryv1.Transfer }
+
+func (e *FinalError) Error() string {
+	return StateName(e.Transfer.GetState()) + ": " + oneLineCause(e.Transfer, false)
+}
+
+type jsonEvent struct {
+	Event    string          `json:"event"`
+	OK       *bool           `json:"ok,omitempty"`
+	Transfer json.RawMessage `json:"transfer"`
+	Error    *string         `json:"error,omitempty"`
+}
+
+func (wt *Watcher) writeEvent(ev jsonEvent, t *ferryv1.Transfer) {
+	ev.Transfer = json.RawMessage("null")
+	if t != nil {
+		raw, err := MarshalJSON(t)
+		if err != nil {
+			wt.setErr(err)
+			return
+		}
+		ev.Transfer = raw
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		wt.setErr(err)
+		return
+	}
+	wt.write(string(b) + "\n")
+}
+
+func (wt *Watcher) write(s string) {
+	if wt.err != nil {
+		return
+	}
+	if _, err := io.WriteString(wt.w, s); err != nil {
+		wt.setErr(err)
+	}
+}
+
+func (wt *Watcher) setErr(err error) {
+	if wt.err == nil {
+		wt.err = err
+	}
+}
+
+// ProgressLine is the plain progress line of a snapshot:
+// "running  52.4 MiB / 100.0 MiB  52%  48.1 MiB/s  eta 1s  files 0/1".
+func ProgressLine(t *ferryv1.Transfer) string {
+	p := t.GetProgress()
+	return fmt.Sprintf("%s  %s / %s  %s  %s  eta %s  files %d/%d",
+		StateName(t.GetState()), Bytes(p.GetBytesDone()), total(p), percent(p),
+		Rate(p.GetBytesPerSecond()), eta(p), p.GetFilesDone(), p.GetFilesTotal())
+}
+
+// ResultLine is the one line that ends a watched transfer:
+// "succeeded: 100.0 MiB in 2.1s (47.6 MiB/s) mode=passive sha256=<hex>",
+// "failed: <cause>" or "cancelled: <cause>". now stands in for a missing finish time.
+func ResultLine(t *ferryv1.Transfer, now time.Time) string {
+	if t.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
+		return StateName(t.GetState()) + ": " + oneLineCause(t, false)
+	}
+	p := t.GetProgress()
+	var start, end time.Time
+	switch {
+	case t.GetStartedAt() != nil:
+		start = t.GetStartedAt().AsTime()
+	case t.GetCreatedAt() != nil:
+		start = t.GetCreatedAt().AsTime()
+	default:
+		start = now
+	}
+	end = now
+	if t.GetFinishedAt() != nil {
+		end = t.GetFinishedAt().AsTime()
+	}
+	elapsed := max(end.Sub(start), 0)
+	rate := float64(p.GetBytesDone()) / max(elapsed.Seconds(), 0.001)
+	var b strings.Builder
+	fmt.Fprintf(&b, "succeeded: %s in %s (%s) mode=%s", Bytes(p.GetBytesDone()), Duration(elapsed),
+		Rate(rate), usedMode(t))
+	if p.GetFilesTotal() > 1 {
+		fmt.Fprintf(&b, " files=%d", p.GetFilesDone())
+	}
+	if t.GetSha256() != "" {
+		fmt.Fprintf(&b, " sha256=%s", t.GetSha256())
+	}
+	return b.String()
+}
+
+// usedMode is the data-connection mode used, or the one asked for when not yet known.
+func usedMode(t *ferryv1.Transfer) string {
+	if t.GetMode() != ferryv1.TransferMode_TRANSFER_MODE_UNSPECIFIED {
+		return ModeName(t.GetMode())
+	}
+	if t.GetRequestedMode() != ferryv1.TransferMode_TRANSFER_MODE_UNSPECIFIED {
+		return ModeName(t.GetRequestedMode())
+	}
+	return "auto"
+}
+
+func oneLineCause(t *ferryv1.Transfer, ok bool) string {
+	if ok {
+		return ""
+	}
+	if c := OneLine(t.GetError()); c != "" {
+		return c
+	}
+	return "no cause given by the agent"
+}
+
+func total(p *ferryv1.Progress) string {
+	if p.GetBytesTotal() <= 0 && p.GetFilesTotal() == 0 {
+		return "?"
+	}
+	return Bytes(p.GetBytesTotal())
+}
+
+func percent(p *ferryv1.Progress) string {
+	if p.GetBytesTotal() <= 0 {
+		return "--%"
+	}
+	return fmt.Sprintf("%d%%", min(p.GetBytesDone()*100/p.GetBytesTotal(), 100))
+}
+
+func eta(p *ferryv1.Progress) string {
+	if p.GetEta() == nil {
+		return "?"
+	}
+	return ETA(p.GetEta().AsDuration())
+}
+
+// The live bar. mpb draws it from its own goroutine; decorators read the newest snapshot
+// through an atomic pointer.
+
+func (wt *Watcher) updateBar(t *ferryv1.Transfer) {
+	wt.latest.Store(proto.CloneOf(t))
+	if wt.bar == nil {
+		opts := append([]mpb.ContainerOption{mpb.WithOutput(wt.barOut), mpb.WithRefreshRate(200 * time.Millisecond)}, wt.barOpts...)
+		wt.progress = mpb.New(opts...)
+		snap := func(fn func(*ferryv1.Transfer) string) decor.Decorator {
+			return decor.Any(func(decor.Statistics) string {
+				if t := wt.latest.Load(); t != nil {
+					return fn(t)
+				}
+				return ""
+			}, decor.WCSyncSpace)
+		}
+		// total 0: mpb never completes the bar on its own; Finish decides.
+		wt.bar = wt.progress.AddBar(0,
+			mpb.PrependDecorators(snap(func(t *ferryv1.Transfer) string { return StateName(t.GetState()) })),
+			mpb.AppendDecorators(
+				snap(func(t *ferryv1.Transfer) string {
+					return Bytes(t.GetProgress().GetBytesDone()) + " / " + total(t.GetProgress())
+				}),
+				snap(func(t *ferryv1.Transfer) string { return percent(t.GetProgress()) }),
+				snap(func(t *ferryv1.Transfer) string { return Rate(t.GetProgress().GetBytesPerSecond()) }),
+				snap(func(t *ferryv1.Transfer) string { return "eta " + eta(t.GetProgress()) }),
+				snap(func(t *ferryv1.Transfer) string {
+					p := t.GetProgress()
+					return fmt.Sprintf("files %d/%d", p.GetFilesDone(), p.GetFilesTotal())
+				}),
+			),
+		)
+	}
+	p := t.GetProgress()
+	if p.GetBytesTotal() > 0 {
+		wt.bar.SetTotal(p.GetBytesTotal(), false)
+	}
+	wt.bar.SetCurrent(p.GetBytesDone())
+}
+
+func (wt *Watcher) stopBar(t *ferryv1.Transfer, ok bool) {
+	if wt.bar == nil {
+		return
+	}
+	if t != nil {
+		wt.latest.Store(proto.CloneOf(t))
+	}
+	if ok {
+		done := t.GetProgress().GetBytesDone()
+		wt.bar.SetCurrent(done)
+		wt.bar.SetTotal(done, true)
+	} else {
+		wt.bar.Abort(false)
+	}
+	wt.progress.Wait()
+}

@@ -1,0 +1,21 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+
+	"github.com/mattn/go-isatty"
+	"golang.org/x/sys/unix"
+)
+
+// stderrIsTerminal reports whether stderr can show a live progress bar: a terminal that knows
+// its width (a pty left at 0x0, as under script(1) without a terminal, cannot).
+func stderrIsTerminal() bool {
+	fd := os.Stderr.Fd()
+	if !isatty.IsTerminal(fd) {
+		return false
+	}
+	ws, err := unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ)
+	return err == nil && ws.Col > 0
+}
