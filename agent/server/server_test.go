@@ -428,3 +428,23 @@ func TestListFiles(t *testing.T) {
 		t.Errorf("ListFiles missing: %v", err)
 	}
 }
+
+// TestProgressIsRateLimited moves a tree of many small files: watchers must get a few snapshots a
+// second at most, not one per file.
+func TestProgressIsRateLimited(t *testing.T) {
+	a, b := testagent.Start(t), testagent.Start(t)
+	const files = 300
+	for i := 0; i < files; i++ {
+		writeRandom(t, filepath.Join(b.Root, "many", fmt.Sprintf("f%03d", i)), 100)
+	}
+	start := time.Now()
+	seen := run(t, a, b.URL("many"), "many", ferryv1.TransferMode_TRANSFER_MODE_PASSIVE)
+	elapsed := time.Since(start)
+	checkProgress(t, seen, files*100, files)
+	// 4 ticks a second, plus the state changes (queued, running, final) and one tick of slack.
+	limit := int(elapsed/(250*time.Millisecond)) + 5
+	if len(seen) > limit {
+		t.Errorf("%d snapshots in %v for %d files, want at most %d", len(seen), elapsed, files, limit)
+	}
+	t.Logf("%d files in %v: %d snapshots", files, elapsed, len(seen))
+}

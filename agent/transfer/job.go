@@ -88,15 +88,28 @@ type job struct {
 	b         *broadcaster
 	bytes     atomic.Int64 // bytes moved, added by the copy loop's counting wrapper
 
-	mu   sync.Mutex
-	snap Snapshot
+	mu    sync.Mutex
+	snap  Snapshot
+	dirty bool // snap has changes not yet published
 }
 
+// update changes the job's snapshot. A change of state is published at once; any other change
+// (totals, current file, files done) waits for the next progress tick, so watchers get a few
+// snapshots a second at most however many small files a tree has.
 func (j *job) update(f func(s *Snapshot)) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	before := j.snap.State
 	f(&j.snap)
 	j.snap.BytesDone = j.bytes.Load()
+	j.dirty = true
+	if j.snap.State != before {
+		j.publishLocked()
+	}
+}
+
+func (j *job) publishLocked() {
+	j.dirty = false
 	j.b.publish(j.snap)
 }
 
@@ -162,14 +175,14 @@ func (j *job) sample() (stop func()) {
 			case now := <-t.C:
 				n := j.bytes.Load()
 				rate := meter.sample(n, now)
-				if n == last {
-					continue
+				j.mu.Lock()
+				if n != last || j.dirty {
+					last = n
+					j.snap.BytesDone, j.snap.Rate = n, rate
+					j.snap.ETA = eta(n, j.snap.BytesTotal, rate)
+					j.publishLocked()
 				}
-				last = n
-				j.update(func(s *Snapshot) {
-					s.Rate = rate
-					s.ETA = eta(n, s.BytesTotal, rate)
-				})
+				j.mu.Unlock()
 			}
 		}
 	}()
