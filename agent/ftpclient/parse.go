@@ -22,14 +22,12 @@ func parseMLSx(line string) (e Entry, ok bool, err error) {
 		k, v, _ := strings.Cut(f, "=")
 		switch strings.ToLower(k) {
 		case "type":
-			switch t := strings.ToLower(v); {
-			case t == "dir" || t == "cdir" || t == "pdir":
+			// Anything else (file, OS.unix=slink:...) is reported as a file.
+			if t := strings.ToLower(v); t == "dir" || t == "cdir" || t == "pdir" {
 				e.IsDir = true
 				if t != "dir" {
 					e.Name = map[string]string{"cdir": ".", "pdir": ".."}[t]
 				}
-			case strings.HasPrefix(t, "os.unix=slink"):
-				// symlink: reported as a file of unknown type
 			}
 		case "size":
 			if e.Size, err = strconv.ParseInt(v, 10, 64); err != nil {

@@ -21,13 +21,6 @@ type plan struct {
 	mode     Mode
 }
 
-func (p plan) local() Endpoint {
-	if p.dir == Download {
-		return p.dst
-	}
-	return p.src
-}
-
 func (p plan) remote() Endpoint {
 	if p.dir == Download {
 		return p.src
