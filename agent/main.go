@@ -72,6 +72,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.ActiveAddr, "active-addr", "", "client: address announced in PORT/EPRT (client behind NAT)")
 	fs.StringVar(&activePorts, "active-ports", "", "client: local port range LO-HI for active-mode data connections")
 	fs.DurationVar(&cfg.DataTimeout, "data-timeout", 10*time.Second, "client: time allowed to open a data connection")
+	fs.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 3*time.Second, "client: in auto mode and diagnostics, time after which a data connection counts as blocked (at most --data-timeout)")
 	fs.StringVar(&defaultMode, "default-mode", defaultMode, "mode for transfers that do not ask for one: auto, passive or active")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

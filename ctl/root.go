@@ -133,7 +133,7 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "timeout of each request to the agent (0: none)")
 
-	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd())
+	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
 	return root
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,9 +44,11 @@ type Config struct {
 	ActiveBind  string
 	ActivePorts ftpclient.PortRange
 	DataTimeout time.Duration
-	DefaultMode transfer.Mode
-	GrantTTL    time.Duration // lifetime of one-time credentials for peers; default 5 min
-	Logger      *slog.Logger
+	// ProbeTimeout bounds each auto-mode probe and each Diagnose check; default 3s.
+	ProbeTimeout time.Duration
+	DefaultMode  transfer.Mode
+	GrantTTL     time.Duration // lifetime of one-time credentials for peers; default 5 min
+	Logger       *slog.Logger
 }
 
 // Addrs are the bound addresses, usable to dial.
@@ -111,9 +114,10 @@ func New(cfg Config) (d *Daemon, err error) {
 	d.mgr, err = transfer.NewManager(transfer.Config{
 		Root:  cfg.Root,
 		Peers: &server.Peers{},
+		Local: granter{d},
 		Client: transfer.ClientOptions{
 			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
-			DataTimeout: cfg.DataTimeout,
+			DataTimeout: cfg.DataTimeout, ProbeTimeout: cfg.ProbeTimeout,
 		},
 		DefaultMode: cfg.DefaultMode,
 		Logger:      cfg.Logger.With("part", "transfer"),
@@ -224,6 +228,22 @@ func (g granter) Grant(path string, write bool) (string, string, time.Time, erro
 	exp := time.Now().Add(g.d.cfg.GrantTTL)
 	user, pass, err := g.d.ftp.IssueCredential(ftpserver.Scope{Path: path, Access: access, TTL: g.d.cfg.GrantTTL})
 	return user, pass, exp, err
+}
+
+func (g granter) PassivePorts() (lo, hi int) {
+	return g.d.cfg.PassivePorts.Lo, g.d.cfg.PassivePorts.Hi
+}
+
+// granter is also the engine's LocalFTP: credentials on this agent's own FTP server for
+// reversed transfers (the peer connects to the port; the host is the one it sees us at).
+var _ transfer.LocalFTP = granter{}
+
+func (g granter) LocalGrant(path string, write bool) (transfer.Grant, error) {
+	user, pass, _, err := g.Grant(path, write)
+	if err != nil {
+		return transfer.Grant{}, err
+	}
+	return transfer.Grant{FTPAddr: net.JoinHostPort("", strconv.Itoa(g.FTPPort())), User: user, Password: pass}, nil
 }
 
 func (g granter) FTPPort() int {

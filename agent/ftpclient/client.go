@@ -62,9 +62,13 @@ type Config struct {
 	// an ephemeral port.
 	ActivePorts PortRange
 
-	DialTimeout  time.Duration // control connect + greeting + login; default 10s
-	DataTimeout  time.Duration // establishing a data connection; default 10s
-	ReplyTimeout time.Duration // waiting for a control reply; default 30s
+	DialTimeout time.Duration // control connect + greeting + login; default 10s
+	DataTimeout time.Duration // establishing a data connection; default 10s
+	// FirstDataTimeout, when > 0, bounds the session's data connections
+	// instead of DataTimeout until one has been established: a quick probe
+	// (auto mode gives up on a blocked mode after it, not after DataTimeout).
+	FirstDataTimeout time.Duration
+	ReplyTimeout     time.Duration // waiting for a control reply; default 30s
 
 	// UsePASVHost makes the client connect to the IP the server announces in
 	// a PASV reply. By default that IP is ignored and the control
@@ -111,6 +115,7 @@ type Client struct {
 	noHash     bool // server refused HASH
 	info       DataInfo
 	inTransfer bool
+	dataOK     bool // a data connection has been established on this session
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable
@@ -268,6 +273,26 @@ func (c *Client) startTLS(ctx context.Context) error {
 	_, err = c.expect("PROT P", 200)
 	return err
 }
+
+// dataTimeout is the bound for establishing the next data connection.
+func (c *Client) dataTimeout() time.Duration {
+	if c.cfg.FirstDataTimeout > 0 && !c.dataOK {
+		return c.cfg.FirstDataTimeout
+	}
+	return c.cfg.DataTimeout
+}
+
+// SetMode changes the data-connection mode for the following commands.
+func (c *Client) SetMode(m Mode) error {
+	if m != ModePassive && m != ModeActive {
+		return fmt.Errorf("ftp: invalid mode %v", m)
+	}
+	c.cfg.Mode = m
+	return nil
+}
+
+// RemoteAddr is the server's address on the control connection.
+func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 
 // Features returns the features the server listed in its FEAT reply, keyed
 // by upper-case name (e.g. "MLST", "EPSV", "REST"), with the rest of the

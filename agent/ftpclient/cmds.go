@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -336,4 +337,45 @@ func (c *Client) readData(ctx context.Context, verb, arg string) ([]byte, error)
 		return nil
 	})
 	return data, err
+}
+
+// NameList lists the names at p (NLST), a directory or a file. It is the
+// cheapest command that opens a data connection, which is why connectivity
+// probes use it.
+func (c *Client) NameList(ctx context.Context, p string) ([]string, error) {
+	data, err := c.readData(ctx, "NLST", p)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimRight(line, "\r"); line != "" {
+			names = append(names, line)
+		}
+	}
+	return names, nil
+}
+
+// PASVAddress sends PASV and returns the address the server announces,
+// without connecting to it (the server drops the listener at the next
+// data command). Servers behind NAT often announce their private address;
+// compare it with RemoteAddr. IPv6 control connections have no PASV.
+func (c *Client) PASVAddress(ctx context.Context) (netip.AddrPort, error) {
+	var ap netip.AddrPort
+	err := c.do(ctx, "PASV", func() error {
+		if c.remoteIP.Is6() {
+			return errors.New("PASV is IPv4 only (this control connection is IPv6)")
+		}
+		r, err := c.expect("PASV", 227)
+		if err != nil {
+			return err
+		}
+		ip, port, err := parsePASV(r.msg())
+		if err != nil {
+			return err
+		}
+		ap = netip.AddrPortFrom(ip, uint16(port))
+		return nil
+	})
+	return ap, err
 }

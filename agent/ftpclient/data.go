@@ -104,6 +104,7 @@ func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64) (ne
 	}
 	c.setData(conn)
 	c.info.Peer = conn.RemoteAddr().String()
+	c.dataOK = true
 	return conn, nil
 }
 
@@ -132,7 +133,7 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 	// cannot connect back (active) stays silent until its own timeout.
 	timeout := c.cfg.ReplyTimeout
 	if c.cfg.Mode == ModeActive {
-		timeout = c.cfg.DataTimeout
+		timeout = c.dataTimeout()
 	}
 	r, rerr := c.readReply(timeout)
 	if rerr == nil && r.Code/100 != 1 {
@@ -156,7 +157,7 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 		if c.cfg.Mode == ModeActive && errors.As(rerr, &ne) && ne.Timeout() {
 			// No reply and no connection: the server is stuck connecting.
 			return nil, &DataConnError{Mode: ModeActive, Addr: p.addr, Timeout: true,
-				Err: &timeoutError{c.cfg.DataTimeout}}
+				Err: &timeoutError{timeout}}
 		}
 		return nil, rerr
 	}
@@ -175,7 +176,7 @@ func (c *Client) establish(p *pendingData) (net.Conn, error) {
 	conn := p.conn // passive: set before the goroutine started
 	if p.ln != nil {
 		var err error
-		conn, err = acceptFrom(p.ln, c.remoteIP, c.cfg.DataTimeout)
+		conn, err = acceptFrom(p.ln, c.remoteIP, c.dataTimeout())
 		if err != nil {
 			var de *DataConnError
 			if errors.As(err, &de) {
@@ -191,7 +192,7 @@ func (c *Client) establish(p *pendingData) (net.Conn, error) {
 		return conn, nil
 	}
 	tc := tls.Client(conn, c.tlsConf)
-	_ = conn.SetDeadline(time.Now().Add(c.cfg.DataTimeout))
+	_ = conn.SetDeadline(time.Now().Add(c.dataTimeout()))
 	if err := tc.Handshake(); err != nil {
 		conn.Close()
 		return nil, &DataConnError{Mode: c.cfg.Mode, Addr: p.addr, Err: fmt.Errorf("tls handshake: %w", err)}
@@ -232,7 +233,8 @@ func (c *Client) dialPassive(ctx context.Context) (*pendingData, error) {
 		return nil, err
 	}
 	c.info.Used = addr
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DataTimeout)
+	timeout := c.dataTimeout()
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := c.cfg.Dialer.DialContext(dctx, "tcp", addr)
 	if err != nil {
@@ -243,7 +245,7 @@ func (c *Client) dialPassive(ctx context.Context) (*pendingData, error) {
 		var ne net.Error
 		if dctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
 			de.Timeout = true
-			de.Err = &timeoutError{c.cfg.DataTimeout}
+			de.Err = &timeoutError{timeout}
 		}
 		return nil, de
 	}
@@ -397,17 +399,34 @@ func (c *Client) sendPort(ip netip.Addr, port int) error {
 			return nil
 		}
 		if ip.Is6() || !isNotSupported(r.Code) {
-			return fmt.Errorf("EPRT: %w", r.err())
+			return c.portRefused("EPRT", ip, port, r)
 		}
 		c.noEPRT = true
 	}
 	a := ip.As4()
-	_, err := c.expect(fmt.Sprintf("PORT %d,%d,%d,%d,%d,%d", a[0], a[1], a[2], a[3], port>>8, port&0xff), 200)
+	r, err := c.cmd(fmt.Sprintf("PORT %d,%d,%d,%d,%d,%d", a[0], a[1], a[2], a[3], port>>8, port&0xff))
 	if err != nil {
 		return fmt.Errorf("PORT: %w", err)
 	}
+	if r.Code != 200 {
+		return c.portRefused("PORT", ip, port, r)
+	}
 	c.info.Cmd = "PORT"
 	return nil
+}
+
+// portRefused is the error for a PORT/EPRT the server refused. A 5xx reply
+// to a well-formed command almost always means the server connects back only
+// to the address it sees the client at (vsftpd, ftpserverlib and most others
+// refuse anything else to prevent FTP bounce attacks): the client is behind
+// NAT, or announces the wrong address.
+func (c *Client) portRefused(verb string, ip netip.Addr, port int, r *reply) error {
+	re := r.err()
+	if r.Code/100 != 5 {
+		return fmt.Errorf("%s: %w", verb, re)
+	}
+	return &DataConnError{Mode: ModeActive, Refused: true,
+		Addr: net.JoinHostPort(ip.String(), strconv.Itoa(port)), Err: fmt.Errorf("%s: %w", verb, re)}
 }
 
 // listenRange listens on ip with a port from pr, trying each port of the

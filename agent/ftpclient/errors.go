@@ -39,23 +39,34 @@ type DataConnError struct {
 	Mode    Mode
 	Addr    string // passive: address dialled; active: address announced to the server
 	Timeout bool   // the connection timed out (typical of a firewall dropping packets)
+	// Refused: active mode only, the server refused the announced address
+	// (PORT/EPRT answered 5xx), typically because this client is behind NAT.
+	Refused bool
 	Err     error
 }
 
 func (e *DataConnError) Error() string {
 	if e.Mode == ModeActive {
+		if e.Refused {
+			return fmt.Sprintf("active data connection: the server refused to connect back to %s (%v): "+
+				"it accepts only the address it sees this client at, so this client is probably behind NAT; "+
+				"use passive mode, or announce the NAT's public address (--active-addr) and forward the active port range (--active-ports) to this host",
+				e.Addr, e.Err)
+		}
 		if e.Timeout {
 			return fmt.Sprintf("active data connection: the server did not connect back to %s %s: "+
 				"a firewall or NAT in front of this client blocks inbound connections; "+
-				"use passive mode or set the announced address/port range", e.Addr, withinText(e.Err))
+				"use passive mode, or open/forward the active port range (--active-ports) and announce the reachable address (--active-addr)",
+				e.Addr, withinText(e.Err))
 		}
 		return fmt.Sprintf("active data connection: the server could not connect back to %s: %v: "+
 			"a firewall or NAT in front of this client blocks inbound connections, or the announced address is wrong; "+
-			"use passive mode or set the announced address/port range", e.Addr, e.Err)
+			"use passive mode, or open/forward the active port range (--active-ports) and announce the reachable address (--active-addr)",
+			e.Addr, e.Err)
 	}
-	return fmt.Sprintf("passive data connection to %s failed: %v: "+
-		"the server's passive port range is probably blocked by a firewall (or the server announces a wrong address); "+
-		"open it on the server or use active mode", e.Addr, e.Err)
+	return fmt.Sprintf("passive data connection to %s failed: %v: the data port is unreachable: "+
+		"the server's firewall probably blocks its passive port range (or the server announces a wrong address); "+
+		"open the server's passive port range on its firewall, or use active mode", e.Addr, e.Err)
 }
 
 func (e *DataConnError) Unwrap() error { return e.Err }

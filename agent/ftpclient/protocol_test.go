@@ -274,8 +274,8 @@ func TestErrors(t *testing.T) {
 		t.Error("IsPermanent wrong")
 	}
 	de := &DataConnError{Mode: ModePassive, Addr: "10.0.0.2:50012", Timeout: true, Err: &timeoutError{10 * time.Second}}
-	want := "passive data connection to 10.0.0.2:50012 failed: timed out after 10s: the server's passive port range is probably blocked by a firewall"
-	if !strings.HasPrefix(de.Error(), want) || !strings.HasSuffix(de.Error(), "open it on the server or use active mode") {
+	want := "passive data connection to 10.0.0.2:50012 failed: timed out after 10s: the data port is unreachable: the server's firewall probably blocks its passive port range"
+	if !strings.HasPrefix(de.Error(), want) || !strings.HasSuffix(de.Error(), "open the server's passive port range on its firewall, or use active mode") {
 		t.Errorf("passive DataConnError = %q", de.Error())
 	}
 	var ne net.Error
@@ -283,9 +283,14 @@ func TestErrors(t *testing.T) {
 		t.Error("timeout DataConnError does not unwrap to a timeout")
 	}
 	de = &DataConnError{Mode: ModeActive, Addr: "10.0.0.1:40001", Timeout: true, Err: &timeoutError{10 * time.Second}}
-	want = "active data connection: the server did not connect back to 10.0.0.1:40001 within 10s: a firewall or NAT in front of this client blocks inbound connections; use passive mode or set the announced address/port range"
+	want = "active data connection: the server did not connect back to 10.0.0.1:40001 within 10s: a firewall or NAT in front of this client blocks inbound connections; use passive mode, or open/forward the active port range (--active-ports) and announce the reachable address (--active-addr)"
 	if de.Error() != want {
 		t.Errorf("active DataConnError =\n%q\nwant\n%q", de.Error(), want)
+	}
+	de = &DataConnError{Mode: ModeActive, Refused: true, Addr: "192.168.1.5:40001", Err: &ReplyError{Code: 501, Msg: "bounce refused"}}
+	if msg := de.Error(); !strings.Contains(msg, "refused to connect back to 192.168.1.5:40001") ||
+		!strings.Contains(msg, "behind NAT") || !strings.Contains(msg, "use passive mode") {
+		t.Errorf("refused active DataConnError = %q", msg)
 	}
 	if ModePassive.String() != "passive" || ModeActive.String() != "active" || Mode(7).String() != "Mode(7)" {
 		t.Error("Mode.String")

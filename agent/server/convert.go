@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ferry-dev/ferry/agent/netcheck"
 	"github.com/ferry-dev/ferry/agent/transfer"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -61,18 +62,20 @@ func ts(t time.Time) *timestamppb.Timestamp {
 
 func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 	t := &ferryv1.Transfer{
-		Id:            s.ID,
-		Source:        s.Source,
-		Destination:   s.Destination,
-		RequestedMode: modeToProto(s.RequestedMode),
-		ModeReason:    s.ModeReason,
-		State:         stateToProto[s.State],
-		Error:         s.Err,
-		CreatedAt:     ts(s.Created),
-		StartedAt:     ts(s.Started),
-		FinishedAt:    ts(s.Finished),
-		Sha256:        s.SHA256,
-		Verified:      s.Verified,
+		Id:             s.ID,
+		Source:         s.Source,
+		Destination:    s.Destination,
+		RequestedMode:  modeToProto(s.RequestedMode),
+		ModeReason:     s.ModeReason,
+		State:          stateToProto[s.State],
+		Error:          s.Err,
+		CreatedAt:      ts(s.Created),
+		StartedAt:      ts(s.Started),
+		FinishedAt:     ts(s.Finished),
+		Sha256:         s.SHA256,
+		Verified:       s.Verified,
+		Reversed:       s.Reversed,
+		PeerTransferId: s.PeerTransfer,
 		Progress: &ferryv1.Progress{
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,
@@ -95,4 +98,39 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		t.Direction = ferryv1.Direction_DIRECTION_UPLOAD
 	}
 	return t
+}
+
+// snapshotFromProto is the part of a peer's transfer a reversed job mirrors.
+func snapshotFromProto(t *ferryv1.Transfer) transfer.Snapshot {
+	mode, _, _ := modeFromProto(t.GetMode())
+	state, _ := stateFromProto(t.GetState())
+	p := t.GetProgress()
+	return transfer.Snapshot{
+		ID: t.GetId(), State: state, Mode: mode, ModeReason: t.GetModeReason(), Err: t.GetError(),
+		BytesDone: p.GetBytesDone(), BytesTotal: p.GetBytesTotal(),
+		FilesDone: p.GetFilesDone(), FilesTotal: p.GetFilesTotal(), CurrentFile: p.GetCurrentFile(),
+		SHA256: t.GetSha256(), Verified: t.GetVerified(),
+	}
+}
+
+func suggestedToProto(m netcheck.Mode) ferryv1.TransferMode {
+	switch m {
+	case netcheck.ModePassive:
+		return ferryv1.TransferMode_TRANSFER_MODE_PASSIVE
+	case netcheck.ModeActive:
+		return ferryv1.TransferMode_TRANSFER_MODE_ACTIVE
+	}
+	return ferryv1.TransferMode_TRANSFER_MODE_UNSPECIFIED
+}
+
+func checkStatusToProto(s netcheck.Status) ferryv1.CheckStatus {
+	switch s {
+	case netcheck.OK:
+		return ferryv1.CheckStatus_CHECK_STATUS_OK
+	case netcheck.Warn:
+		return ferryv1.CheckStatus_CHECK_STATUS_WARN
+	case netcheck.Fail:
+		return ferryv1.CheckStatus_CHECK_STATUS_FAIL
+	}
+	return ferryv1.CheckStatus_CHECK_STATUS_SKIP
 }

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,8 +32,7 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 	if err != nil {
 		return transfer.Grant{}, err
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.DialOptions...)
-	conn, err := grpc.NewClient(agentAddr, opts...)
+	conn, err := p.dial(agentAddr)
 	if err != nil {
 		return transfer.Grant{}, err
 	}
@@ -43,9 +45,76 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 	if err != nil {
 		return transfer.Grant{}, fmt.Errorf("grant access to %s: %s", path, status.Convert(err).Message())
 	}
-	return transfer.Grant{
+	g := transfer.Grant{
 		FTPAddr:  net.JoinHostPort(host, strconv.Itoa(int(resp.GetFtpPort()))),
 		User:     resp.GetUser(),
 		Password: resp.GetPassword(),
-	}, nil
+	}
+	if pr := resp.GetPassivePorts(); pr.GetLow() > 0 {
+		g.PassivePorts = fmt.Sprintf("%d-%d", pr.GetLow(), pr.GetHigh())
+	}
+	return g, nil
+}
+
+func (p *Peers) dial(agentAddr string) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.DialOptions...)
+	return grpc.NewClient(agentAddr, opts...)
+}
+
+// Reverse starts the mirrored transfer on the peer (ReverseTransfer) and follows it with
+// WatchTransfer until its final state. If ctx ends first, the peer's transfer is cancelled.
+func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.ReverseRequest, progress func(transfer.Snapshot)) error {
+	conn, err := p.dial(agentAddr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	api := ferryv1.NewAgentServiceClient(conn)
+	dir := ferryv1.Direction_DIRECTION_DOWNLOAD
+	if r.PeerSends {
+		dir = ferryv1.Direction_DIRECTION_UPLOAD
+	}
+	resp, err := api.ReverseTransfer(ctx, &ferryv1.ReverseTransferRequest{
+		Path: r.PeerPath, Direction: dir, FtpPort: int32(r.FTPPort),
+		User: r.User, Password: r.Password, RemotePath: r.LocalPath,
+	})
+	if err != nil {
+		return fmt.Errorf("peer agent %s: reverse transfer: %s", agentAddr, status.Convert(err).Message())
+	}
+	id := resp.GetTransfer().GetId()
+	progress(snapshotFromProto(resp.GetTransfer()))
+	defer func() {
+		if ctx.Err() != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = api.CancelTransfer(cctx, &ferryv1.CancelTransferRequest{Id: id})
+		}
+	}()
+	stream, err := api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: id})
+	if err != nil {
+		return fmt.Errorf("peer agent %s: watch transfer %s: %s", agentAddr, id, status.Convert(err).Message())
+	}
+	var last *ferryv1.Transfer
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("peer agent %s: watch transfer %s: %s", agentAddr, id, status.Convert(err).Message())
+		}
+		last = m.GetTransfer()
+		progress(snapshotFromProto(last))
+	}
+	switch last.GetState() {
+	case ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED:
+		return nil
+	case ferryv1.TransferState_TRANSFER_STATE_FAILED, ferryv1.TransferState_TRANSFER_STATE_CANCELLED:
+		return fmt.Errorf("peer agent %s: its transfer %s %s: %s", agentAddr, id,
+			strings.TrimPrefix(strings.ToLower(last.GetState().String()), "transfer_state_"), last.GetError())
+	}
+	return fmt.Errorf("peer agent %s: watch of transfer %s ended in state %v", agentAddr, id, last.GetState())
 }

@@ -6,10 +6,17 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ferry-dev/ferry/agent/transfer"
@@ -20,6 +27,7 @@ import (
 type Granter interface {
 	Grant(path string, write bool) (user, password string, expires time.Time, err error)
 	FTPPort() int
+	PassivePorts() (lo, hi int) // zero when any port
 }
 
 // Config wires the service to the rest of the agent.
@@ -163,7 +171,90 @@ func (s *Service) GrantAccess(_ context.Context, req *ferryv1.GrantAccessRequest
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("path: %v", err))
 	}
-	return &ferryv1.GrantAccessResponse{
+	resp := &ferryv1.GrantAccessResponse{
 		FtpPort: int32(s.cfg.Granter.FTPPort()), User: user, Password: pass, ExpiresAt: timestamppb.New(exp),
-	}, nil
+	}
+	if lo, hi := s.cfg.Granter.PassivePorts(); lo > 0 {
+		resp.PassivePorts = &ferryv1.PortRange{Low: int32(lo), High: int32(hi)}
+	}
+	return resp, nil
+}
+
+// Diagnose probes the FTP server of an ftp:// or agent:// URL from this agent.
+func (s *Service) Diagnose(ctx context.Context, req *ferryv1.DiagnoseRequest) (*ferryv1.DiagnoseResponse, error) {
+	var timeout time.Duration
+	if req.GetTimeout() != nil {
+		if err := req.GetTimeout().CheckValid(); err != nil || req.GetTimeout().AsDuration() <= 0 || req.GetTimeout().AsDuration() > time.Minute {
+			return nil, status.Error(codes.InvalidArgument, "timeout: want more than 0 and at most 1m")
+		}
+		timeout = req.GetTimeout().AsDuration()
+	}
+	rep, err := s.cfg.Manager.Diagnose(ctx, req.GetUrl(), timeout)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	e, _ := transfer.ParseEndpoint("url", req.GetUrl())
+	resp := &ferryv1.DiagnoseResponse{
+		Url: e.String(), FtpAddress: rep.Addr, Recommendation: rep.Recommendation,
+		SuggestedMode: suggestedToProto(rep.Suggested),
+	}
+	if s.cfg.Info != nil {
+		resp.Agent = s.cfg.Info().GetGrpcAddress()
+	}
+	for _, c := range rep.Checks {
+		resp.Checks = append(resp.Checks, &ferryv1.Check{
+			Name: c.Name, Status: checkStatusToProto(c.Status), Duration: durationpb.New(c.Duration), Detail: c.Detail,
+		})
+	}
+	return resp, nil
+}
+
+// ReverseTransfer runs, for a peer agent, the mirror of its transfer against its FTP server.
+func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTransferRequest) (*ferryv1.ReverseTransferResponse, error) {
+	mode, set, ok := modeFromProto(req.GetMode())
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
+	}
+	if req.GetFtpPort() < 1 || req.GetFtpPort() > 65535 {
+		return nil, status.Error(codes.InvalidArgument, "ftp_port: want 1-65535")
+	}
+	if req.GetUser() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user: is empty")
+	}
+	if req.GetRemotePath() == "" {
+		return nil, status.Error(codes.InvalidArgument, "remote_path: is empty")
+	}
+	if e, err := transfer.ParseEndpoint("path", req.GetPath()); err != nil {
+		return nil, toStatus(err)
+	} else if e.Kind != transfer.KindLocal {
+		return nil, status.Error(codes.InvalidArgument, "path: must be a path under the agent root, not a URL")
+	}
+	var ta *net.TCPAddr
+	if p, ok := peer.FromContext(ctx); ok {
+		ta, _ = p.Addr.(*net.TCPAddr)
+	}
+	if ta == nil {
+		return nil, status.Error(codes.FailedPrecondition, "reverse transfers need a caller on TCP (its address is where this agent connects)")
+	}
+	ip, _ := netip.AddrFromSlice(ta.IP)
+	u := url.URL{
+		Scheme: "ftp",
+		User:   url.UserPassword(req.GetUser(), req.GetPassword()),
+		Host:   net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(req.GetFtpPort()))),
+		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
+	}
+	r := transfer.Request{Mode: mode, ModeSet: set}
+	switch req.GetDirection() {
+	case ferryv1.Direction_DIRECTION_UPLOAD:
+		r.Source, r.Destination = req.GetPath(), u.String()
+	case ferryv1.Direction_DIRECTION_DOWNLOAD:
+		r.Source, r.Destination = u.String(), req.GetPath()
+	default:
+		return nil, status.Error(codes.InvalidArgument, "direction: must be DIRECTION_UPLOAD or DIRECTION_DOWNLOAD")
+	}
+	snap, err := s.cfg.Manager.Start(r)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ferryv1.ReverseTransferResponse{Transfer: transferToProto(snap)}, nil
 }

@@ -15,6 +15,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ferry-dev/ferry/internal/testagent"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
@@ -447,4 +449,49 @@ func TestProgressIsRateLimited(t *testing.T) {
 		t.Errorf("%d snapshots in %v for %d files, want at most %d", len(seen), elapsed, files, limit)
 	}
 	t.Logf("%d files in %v: %d snapshots", files, elapsed, len(seen))
+}
+
+func TestDiagnoseAndReverseRequests(t *testing.T) {
+	a, b := testagent.Start(t), testagent.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, url := range []string{"local/path", "http://x/y", ""} {
+		if _, err := a.Client.Diagnose(ctx, &ferryv1.DiagnoseRequest{Url: url}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("Diagnose(%q): %v, want InvalidArgument", url, err)
+		}
+	}
+	if _, err := a.Client.Diagnose(ctx, &ferryv1.DiagnoseRequest{Url: b.URL(""), Timeout: durationpb.New(-time.Second)}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Diagnose with a negative timeout: %v", err)
+	}
+	d, err := a.Client.Diagnose(ctx, &ferryv1.DiagnoseRequest{Url: b.URL("")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.GetSuggestedMode() != ferryv1.TransferMode_TRANSFER_MODE_PASSIVE || len(d.GetChecks()) != 5 || d.GetFtpAddress() != b.FTP {
+		t.Errorf("Diagnose between loopback agents: %v", d)
+	}
+	good := &ferryv1.ReverseTransferRequest{Path: "x.bin", Direction: ferryv1.Direction_DIRECTION_DOWNLOAD, FtpPort: 21, User: "u", Password: "p", RemotePath: "x.bin"}
+	bad := map[string]func(r *ferryv1.ReverseTransferRequest){
+		"direction": func(r *ferryv1.ReverseTransferRequest) { r.Direction = 0 },
+		"port":      func(r *ferryv1.ReverseTransferRequest) { r.FtpPort = 0 },
+		"user":      func(r *ferryv1.ReverseTransferRequest) { r.User = "" },
+		"escape":    func(r *ferryv1.ReverseTransferRequest) { r.Path = "../x" },
+		"url":       func(r *ferryv1.ReverseTransferRequest) { r.Path = "ftp://h/x" },
+		"remote":    func(r *ferryv1.ReverseTransferRequest) { r.RemotePath = "" },
+	}
+	for name, f := range bad {
+		r := proto.Clone(good).(*ferryv1.ReverseTransferRequest)
+		f(r)
+		if _, err := a.Client.ReverseTransfer(ctx, r); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("ReverseTransfer with bad %s: %v, want InvalidArgument", name, err)
+		}
+	}
+	// A valid request starts a transfer from the caller's address (loopback here).
+	resp, err := a.Client.ReverseTransfer(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src := resp.GetTransfer().GetSource(); !strings.HasPrefix(src, "ftp://u:xxxxx@127.0.0.1:21/x.bin") {
+		t.Errorf("reverse transfer source %q", src)
+	}
 }

@@ -9,33 +9,91 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/netcheck"
 )
 
 // dial opens an FTP session to a remote endpoint; for an agent:// endpoint it first asks the peer
-// for a one-time credential scoped to the path and direction.
-func (m *Manager) dial(ctx context.Context, r Endpoint, mode Mode, write bool) (*ftpclient.Client, error) {
-	addr, user, pass := r.Host, r.User, r.Password
-	if r.Kind == KindAgent {
-		g, err := m.cfg.Peers.Grant(ctx, r.Host, r.Path, write)
-		if err != nil {
-			return nil, fmt.Errorf("peer agent %s: %w", r.Host, err)
-		}
-		addr, user, pass = g.FTPAddr, g.User, g.Password
+// for a one-time credential scoped to the path and direction. With probe (auto mode) the first
+// data connection is bounded by ProbeTimeout instead of DataTimeout.
+func (m *Manager) dial(ctx context.Context, r Endpoint, mode Mode, write, probe bool) (*ftpclient.Client, error) {
+	l, err := m.login(ctx, r, write)
+	if err != nil {
+		return nil, err
 	}
+	cfg := m.clientConfig(mode)
+	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
+	if probe {
+		cfg.FirstDataTimeout = m.cfg.Client.ProbeTimeout
+	}
+	c, err := ftpclient.Dial(ctx, cfg)
+	if err != nil {
+		return nil, &controlError{addr: l.Addr, err: err}
+	}
+	return c, nil
+}
+
+// login returns where and as whom to log in to a remote endpoint.
+func (m *Manager) login(ctx context.Context, r Endpoint, write bool) (netcheck.Login, error) {
+	if r.Kind != KindAgent {
+		return netcheck.Login{Addr: r.Host, User: r.User, Password: r.Password}, nil
+	}
+	g, err := m.cfg.Peers.Grant(ctx, r.Host, r.Path, write)
+	if err != nil {
+		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
+	}
+	return netcheck.Login{Addr: g.FTPAddr, User: g.User, Password: g.Password, PassivePorts: g.PassivePorts}, nil
+}
+
+func (m *Manager) clientConfig(mode Mode) ftpclient.Config {
 	o := m.cfg.Client
 	cm := ftpclient.ModePassive
 	if mode == ModeActive {
 		cm = ftpclient.ModeActive
 	}
-	c, err := ftpclient.Dial(ctx, ftpclient.Config{
-		Addr: addr, User: user, Password: pass, Mode: cm,
+	return ftpclient.Config{
+		Mode:       cm,
 		ActiveAddr: o.ActiveAddr, ActiveBind: o.ActiveBind, ActivePorts: o.ActivePorts,
 		DialTimeout: o.DialTimeout, DataTimeout: o.DataTimeout,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ftp %s: %w", addr, err)
 	}
-	return c, nil
+}
+
+// controlError is a failure to open or log in on the FTP control connection.
+type controlError struct {
+	addr string
+	err  error
+}
+
+func (e *controlError) Error() string { return fmt.Sprintf("ftp %s: %v", e.addr, e.err) }
+func (e *controlError) Unwrap() error { return e.err }
+
+// unreachable reports whether the control connection failed at the network level (not a
+// refused login): the FTP port cannot be reached from here at all.
+func (e *controlError) unreachable() bool {
+	var re *ftpclient.ReplyError
+	return !errors.As(e.err, &re)
+}
+
+// Diagnose probes how the FTP server of url (ftp:// or agent://) can be reached from this
+// agent; timeout bounds each check (0: ProbeTimeout).
+func (m *Manager) Diagnose(ctx context.Context, url string, timeout time.Duration) (netcheck.Report, error) {
+	e, err := ParseEndpoint("url", url)
+	if err != nil {
+		return netcheck.Report{}, err
+	}
+	switch {
+	case e.Kind == KindLocal:
+		return netcheck.Report{}, invalid("url", "want an ftp:// or agent:// URL, not a local path")
+	case e.Kind == KindAgent && m.cfg.Peers == nil:
+		return netcheck.Report{}, invalid("url", "agent:// endpoints are not available on this agent")
+	}
+	if timeout <= 0 {
+		timeout = m.cfg.Client.ProbeTimeout
+	}
+	cfg := m.clientConfig(ModePassive)
+	return netcheck.Probe(ctx, netcheck.Target{
+		Path:  e.Path,
+		Login: func(ctx context.Context) (netcheck.Login, error) { return m.login(ctx, e, false) },
+	}, netcheck.Options{Timeout: timeout, Client: cfg}), nil
 }
 
 // Entry is one listed file or directory.
@@ -62,9 +120,12 @@ func (m *Manager) ListFiles(ctx context.Context, target string, mode Mode) ([]En
 	order := []Mode{mode}
 	if mode == ModeAuto {
 		order = []Mode{ModePassive, ModeActive}
+		if r, ok := m.modes.get(e.Host); ok && !r.reversed && r.mode == ModeActive {
+			order = []Mode{ModeActive, ModePassive}
+		}
 	}
 	for i, md := range order {
-		out, err := m.listRemote(ctx, e, md)
+		out, err := m.listRemote(ctx, e, md, mode == ModeAuto)
 		var dce *ftpclient.DataConnError
 		if err != nil && i+1 < len(order) && errors.As(err, &dce) {
 			continue
@@ -74,8 +135,8 @@ func (m *Manager) ListFiles(ctx context.Context, target string, mode Mode) ([]En
 	return nil, nil // not reached
 }
 
-func (m *Manager) listRemote(ctx context.Context, e Endpoint, mode Mode) ([]Entry, error) {
-	c, err := m.dial(ctx, e, mode, false)
+func (m *Manager) listRemote(ctx context.Context, e Endpoint, mode Mode, probe bool) ([]Entry, error) {
+	c, err := m.dial(ctx, e, mode, false, probe)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -19,6 +18,13 @@ type plan struct {
 	src, dst Endpoint
 	dir      Direction
 	mode     Mode
+}
+
+func (p plan) local() Endpoint {
+	if p.dir == Download {
+		return p.dst
+	}
+	return p.src
 }
 
 func (p plan) remote() Endpoint {
@@ -184,45 +190,19 @@ func (j *job) sample() (stop func()) {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// execute runs the transfer in the requested mode; in auto mode it tries the remembered or
-// passive mode first and falls back to the other when the data connection cannot be made.
+// execute runs the transfer in the requested mode, or finds a way in auto mode (auto.go).
 func (j *job) execute() error {
-	remote := j.plan.remote()
-	order := []Mode{j.plan.mode}
-	reason := ""
 	if j.plan.mode == ModeAuto {
-		order = []Mode{ModePassive, ModeActive}
-		reason = "auto: passive tried first"
-		if m, ok := j.m.modes.get(remote.Host); ok {
-			if m == ModeActive {
-				order = []Mode{ModeActive, ModePassive}
-			}
-			reason = fmt.Sprintf("auto: %s worked with %s recently", m, remote.Host)
-		}
+		return j.auto()
 	}
-	var err error
-	for i, mode := range order {
-		j.update(func(s *Snapshot) { s.Mode, s.ModeReason = mode, reason })
-		err = j.attempt(mode)
-		if err == nil {
-			if j.plan.mode == ModeAuto {
-				j.m.modes.put(remote.Host, mode)
-			}
-			return nil
-		}
-		var dce *ftpclient.DataConnError
-		if i+1 < len(order) && errors.As(err, &dce) && j.bytes.Load() == 0 && j.ctx.Err() == nil {
-			reason = fmt.Sprintf("auto: %s failed (%s), fell back to %s", mode, oneLine(err.Error()), order[i+1])
-			continue
-		}
-		return err
-	}
-	return err
+	j.update(func(s *Snapshot) { s.Mode = j.plan.mode })
+	return j.attempt(j.plan.mode, false)
 }
 
-// attempt runs the whole transfer over one FTP session in one mode.
-func (j *job) attempt(mode Mode) error {
-	c, err := j.connect(j.ctx, mode)
+// attempt runs the whole transfer over one FTP session in one mode; probe bounds its first data
+// connection by the probe timeout (auto mode).
+func (j *job) attempt(mode Mode, probe bool) error {
+	c, err := j.m.dial(j.ctx, j.plan.remote(), mode, j.plan.dir == Upload, probe)
 	if err != nil {
 		return err
 	}
@@ -235,7 +215,7 @@ func (j *job) attempt(mode Mode) error {
 
 // connect opens an FTP session to the job's remote endpoint.
 func (j *job) connect(ctx context.Context, mode Mode) (*ftpclient.Client, error) {
-	return j.m.dial(ctx, j.plan.remote(), mode, j.plan.dir == Upload)
+	return j.m.dial(ctx, j.plan.remote(), mode, j.plan.dir == Upload, false)
 }
 
 // download moves a remote file or tree under the local root.

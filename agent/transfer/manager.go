@@ -21,14 +21,36 @@ import (
 
 // Grant is a one-time FTP credential from a peer agent, scoped to one path and direction.
 type Grant struct {
-	FTPAddr  string // host:port of the peer's FTP server
+	FTPAddr  string // host:port of the peer's FTP server (for LocalFTP: ":port")
 	User     string
 	Password string
+	// PassivePorts is the granting server's passive port range ("50000-50100"), if known.
+	PassivePorts string
 }
 
 // Peers reaches other Ferry agents (implemented over gRPC by the API layer).
 type Peers interface {
 	Grant(ctx context.Context, agentAddr, path string, write bool) (Grant, error)
+	// Reverse asks the peer at agentAddr to run the mirror image of a transfer against this
+	// agent's FTP server, and follows it: progress is called with each snapshot of the peer's
+	// transfer (the last one final). It returns when that transfer has ended, with an error
+	// unless it succeeded; when ctx ends it cancels the peer's transfer.
+	Reverse(ctx context.Context, agentAddr string, r ReverseRequest, progress func(Snapshot)) error
+}
+
+// ReverseRequest describes the transfer a peer runs against this agent's FTP server.
+type ReverseRequest struct {
+	PeerPath  string // path under the peer's root ("in/" with a trailing slash: into that directory)
+	PeerSends bool   // true: the peer uploads PeerPath to us; false: it downloads into PeerPath
+	FTPPort   int    // this agent's FTP port; the peer uses the address it sees the call from
+	User      string // one-time credential on this agent's FTP server, scoped to LocalPath
+	Password  string
+	LocalPath string // path under this agent's root, as the peer's FTP path
+}
+
+// LocalFTP issues one-time credentials on this agent's own FTP server, for reversed transfers.
+type LocalFTP interface {
+	LocalGrant(path string, write bool) (Grant, error)
 }
 
 // ClientOptions are the FTP client settings applied to every transfer.
@@ -38,12 +60,16 @@ type ClientOptions struct {
 	ActivePorts ftpclient.PortRange
 	DialTimeout time.Duration
 	DataTimeout time.Duration // time to establish a data connection; default 10s
+	// ProbeTimeout bounds the first data connection of each auto-mode attempt (and the checks of
+	// Diagnose), so a blocked mode costs this long, not DataTimeout; default 3s.
+	ProbeTimeout time.Duration
 }
 
 // Config configures a Manager.
 type Config struct {
 	Root        string // the agent's served directory; local endpoints are confined to it
 	Peers       Peers
+	Local       LocalFTP // nil: auto mode never reverses the direction
 	Client      ClientOptions
 	DefaultMode Mode // used when a request leaves the mode unspecified
 	// Tick is how often progress is sampled and published; default 250ms (4 per second).
@@ -91,6 +117,12 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if cfg.Client.DataTimeout <= 0 {
 		cfg.Client.DataTimeout = 10 * time.Second
+	}
+	if cfg.Client.ProbeTimeout <= 0 {
+		cfg.Client.ProbeTimeout = 3 * time.Second
+	}
+	if cfg.Client.ProbeTimeout > cfg.Client.DataTimeout {
+		cfg.Client.ProbeTimeout = cfg.Client.DataTimeout
 	}
 	if cfg.Client.DialTimeout <= 0 {
 		cfg.Client.DialTimeout = 10 * time.Second
@@ -255,7 +287,21 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// modeMemory remembers, per FTP server address, which mode worked last (for auto mode).
+// route is what worked with a peer: a mode from this agent, or the reversed direction.
+type route struct {
+	mode     Mode
+	reversed bool
+}
+
+func (r route) String() string {
+	if r.reversed {
+		return "reversing the direction"
+	}
+	return r.mode.String() + " mode"
+}
+
+// modeMemory remembers, per peer (FTP server or agent address), the route that worked last (for
+// auto mode).
 type modeMemory struct {
 	ttl time.Duration
 	mu  sync.Mutex
@@ -263,26 +309,32 @@ type modeMemory struct {
 }
 
 type modeEntry struct {
-	mode Mode
-	at   time.Time
+	r  route
+	at time.Time
 }
 
 func newModeMemory(ttl time.Duration) *modeMemory {
 	return &modeMemory{ttl: ttl, m: make(map[string]modeEntry)}
 }
 
-func (mm *modeMemory) get(addr string) (Mode, bool) {
+func (mm *modeMemory) get(addr string) (route, bool) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	e, ok := mm.m[addr]
 	if !ok || time.Since(e.at) > mm.ttl {
-		return ModeAuto, false
+		return route{}, false
 	}
-	return e.mode, true
+	return e.r, true
 }
 
-func (mm *modeMemory) put(addr string, mode Mode) {
+func (mm *modeMemory) put(addr string, r route) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	mm.m[addr] = modeEntry{mode: mode, at: time.Now()}
+	mm.m[addr] = modeEntry{r: r, at: time.Now()}
+}
+
+func (mm *modeMemory) forget(addr string) {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	delete(mm.m, addr)
 }

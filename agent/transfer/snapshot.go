@@ -85,4 +85,8 @@ type Snapshot struct {
 	Finished      time.Time
 	SHA256        string // single-file transfers
 	Verified      bool   // the peer's HASH matched
+	// Reversed: auto mode had the peer agent run the mirrored transfer against this agent's
+	// FTP server; Mode is then the peer's mode and PeerTransfer its transfer ID.
+	Reversed     bool
+	PeerTransfer string
 }

@@ -16,6 +16,7 @@ package testftp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -59,6 +60,9 @@ type Options struct {
 	Banner string
 	// Extra lines appended to the config (e.g. "ssl_enable=YES").
 	Extra []string
+	// Dial, if set, opens the readiness check's connection: a server in a
+	// network namespace is reached with the test bed's Host.Dial.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Server is a running vsftpd.
@@ -273,7 +277,7 @@ func start(opts Options, host, root string, wrap []string) (*Server, error) {
 		_ = cmd.Wait()
 		close(s.done)
 	}()
-	if err := s.waitReady(opts.Banner, 10*time.Second); err != nil {
+	if err := s.waitReady(opts.Banner, 10*time.Second, opts.Dial); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%w; output: %s", err, strings.TrimSpace(out.String()))
 	}
@@ -281,7 +285,11 @@ func start(opts Options, host, root string, wrap []string) (*Server, error) {
 }
 
 // waitReady waits until the server greets with our banner.
-func (s *Server) waitReady(banner string, timeout time.Duration) error {
+func (s *Server) waitReady(banner string, timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) error {
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
@@ -289,7 +297,9 @@ func (s *Server) waitReady(banner string, timeout time.Duration) error {
 			return fmt.Errorf("vsftpd exited: %v", s.cmd.ProcessState)
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := dial(ctx, "tcp", s.Addr)
+		cancel()
 		if err == nil {
 			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 			line, rerr := bufio.NewReader(conn).ReadString('\n')

@@ -246,6 +246,64 @@ func (Access) EnumDescriptor() ([]byte, []int) {
 	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
+// CheckStatus is the outcome of one diagnostic check.
+type CheckStatus int32
+
+const (
+	CheckStatus_CHECK_STATUS_UNSPECIFIED CheckStatus = 0
+	// Not run: an earlier check failed, or it does not apply.
+	CheckStatus_CHECK_STATUS_SKIP CheckStatus = 1
+	CheckStatus_CHECK_STATUS_OK   CheckStatus = 2
+	// Works or does not block transfers, but something is off (e.g. PASV announces a private address).
+	CheckStatus_CHECK_STATUS_WARN CheckStatus = 3
+	CheckStatus_CHECK_STATUS_FAIL CheckStatus = 4
+)
+
+// Enum value maps for CheckStatus.
+var (
+	CheckStatus_name = map[int32]string{
+		0: "CHECK_STATUS_UNSPECIFIED",
+		1: "CHECK_STATUS_SKIP",
+		2: "CHECK_STATUS_OK",
+		3: "CHECK_STATUS_WARN",
+		4: "CHECK_STATUS_FAIL",
+	}
+	CheckStatus_value = map[string]int32{
+		"CHECK_STATUS_UNSPECIFIED": 0,
+		"CHECK_STATUS_SKIP":        1,
+		"CHECK_STATUS_OK":          2,
+		"CHECK_STATUS_WARN":        3,
+		"CHECK_STATUS_FAIL":        4,
+	}
+)
+
+func (x CheckStatus) Enum() *CheckStatus {
+	p := new(CheckStatus)
+	*p = x
+	return p
+}
+
+func (x CheckStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_ferry_v1_agent_proto_enumTypes[4].Descriptor()
+}
+
+func (CheckStatus) Type() protoreflect.EnumType {
+	return &file_ferry_v1_agent_proto_enumTypes[4]
+}
+
+func (x CheckStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckStatus.Descriptor instead.
+func (CheckStatus) EnumDescriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
 // Progress of a transfer. Totals are known once the source has been listed.
 type Progress struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -366,9 +424,14 @@ type Transfer struct {
 	// SHA-256 (hex) of the file moved, for single-file transfers.
 	Sha256 string `protobuf:"bytes,14,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// True when the peer's HASH of the file matched the local SHA-256.
-	Verified      bool `protobuf:"varint,15,opt,name=verified,proto3" json:"verified,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Verified bool `protobuf:"varint,15,opt,name=verified,proto3" json:"verified,omitempty"`
+	// True when auto mode reversed the direction: the peer agent ran the mirrored transfer
+	// against this agent's FTP server (mode is then the mode the peer used).
+	Reversed bool `protobuf:"varint,16,opt,name=reversed,proto3" json:"reversed,omitempty"`
+	// The peer agent's transfer ID when reversed.
+	PeerTransferId string `protobuf:"bytes,17,opt,name=peer_transfer_id,json=peerTransferId,proto3" json:"peer_transfer_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Transfer) Reset() {
@@ -504,6 +567,20 @@ func (x *Transfer) GetVerified() bool {
 		return x.Verified
 	}
 	return false
+}
+
+func (x *Transfer) GetReversed() bool {
+	if x != nil {
+		return x.Reversed
+	}
+	return false
+}
+
+func (x *Transfer) GetPeerTransferId() string {
+	if x != nil {
+		return x.PeerTransferId
+	}
+	return ""
 }
 
 // PortRange is an inclusive range of TCP ports.
@@ -1377,10 +1454,12 @@ func (x *GrantAccessRequest) GetAccess() Access {
 type GrantAccessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// FTP control port of the granting agent; the caller uses the host it reached gRPC on.
-	FtpPort       int32                  `protobuf:"varint,1,opt,name=ftp_port,json=ftpPort,proto3" json:"ftp_port,omitempty"`
-	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
-	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	FtpPort   int32                  `protobuf:"varint,1,opt,name=ftp_port,json=ftpPort,proto3" json:"ftp_port,omitempty"`
+	User      string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Password  string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The granting agent's passive port range (for diagnostics: the ports its firewall must open).
+	PassivePorts  *PortRange `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1443,6 +1522,371 @@ func (x *GrantAccessResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GrantAccessResponse) GetPassivePorts() *PortRange {
+	if x != nil {
+		return x.PassivePorts
+	}
+	return nil
+}
+
+// Check is one diagnostic probe.
+type Check struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// control, pasv-address, passive, active or tls.
+	Name          string               `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Status        CheckStatus          `protobuf:"varint,2,opt,name=status,proto3,enum=ferry.v1.CheckStatus" json:"status,omitempty"`
+	Duration      *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Detail        string               `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Check) Reset() {
+	*x = Check{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Check) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Check) ProtoMessage() {}
+
+func (x *Check) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Check.ProtoReflect.Descriptor instead.
+func (*Check) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Check) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Check) GetStatus() CheckStatus {
+	if x != nil {
+		return x.Status
+	}
+	return CheckStatus_CHECK_STATUS_UNSPECIFIED
+}
+
+func (x *Check) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *Check) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type DiagnoseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ftp://user:pass@host:port/path or agent://host:grpcport/path; the path is listed (NLST) to
+	// open data connections.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// Timeout of each check; unset means 3 s.
+	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiagnoseRequest) Reset() {
+	*x = DiagnoseRequest{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnoseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnoseRequest) ProtoMessage() {}
+
+func (x *DiagnoseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnoseRequest.ProtoReflect.Descriptor instead.
+func (*DiagnoseRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DiagnoseRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *DiagnoseRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type DiagnoseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The URL probed, password replaced.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// The FTP control address probed.
+	FtpAddress string   `protobuf:"bytes,2,opt,name=ftp_address,json=ftpAddress,proto3" json:"ftp_address,omitempty"`
+	Checks     []*Check `protobuf:"bytes,3,rep,name=checks,proto3" json:"checks,omitempty"`
+	// The mode that works from this agent (PASSIVE preferred); UNSPECIFIED when none does.
+	SuggestedMode TransferMode `protobuf:"varint,4,opt,name=suggested_mode,json=suggestedMode,proto3,enum=ferry.v1.TransferMode" json:"suggested_mode,omitempty"`
+	// What to do, in plain words.
+	Recommendation string `protobuf:"bytes,5,opt,name=recommendation,proto3" json:"recommendation,omitempty"`
+	// The probing agent's gRPC address as it knows it (ferryctl doctor replaces it with the
+	// address it reached the agent at).
+	Agent         string `protobuf:"bytes,6,opt,name=agent,proto3" json:"agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiagnoseResponse) Reset() {
+	*x = DiagnoseResponse{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnoseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnoseResponse) ProtoMessage() {}
+
+func (x *DiagnoseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnoseResponse.ProtoReflect.Descriptor instead.
+func (*DiagnoseResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DiagnoseResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *DiagnoseResponse) GetFtpAddress() string {
+	if x != nil {
+		return x.FtpAddress
+	}
+	return ""
+}
+
+func (x *DiagnoseResponse) GetChecks() []*Check {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *DiagnoseResponse) GetSuggestedMode() TransferMode {
+	if x != nil {
+		return x.SuggestedMode
+	}
+	return TransferMode_TRANSFER_MODE_UNSPECIFIED
+}
+
+func (x *DiagnoseResponse) GetRecommendation() string {
+	if x != nil {
+		return x.Recommendation
+	}
+	return ""
+}
+
+func (x *DiagnoseResponse) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+type ReverseTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path under this (the called) agent's root. A trailing "/" means "into this directory".
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// DIRECTION_UPLOAD: send path to the caller's FTP server. DIRECTION_DOWNLOAD: fetch from the
+	// caller's FTP server into path.
+	Direction Direction `protobuf:"varint,2,opt,name=direction,proto3,enum=ferry.v1.Direction" json:"direction,omitempty"`
+	// The caller's FTP control port; the host is the address the call came from.
+	FtpPort int32 `protobuf:"varint,3,opt,name=ftp_port,json=ftpPort,proto3" json:"ftp_port,omitempty"`
+	// One-time credential issued by the caller, scoped to remote_path.
+	User     string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	Password string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
+	// Path on the caller's FTP server.
+	RemotePath string `protobuf:"bytes,6,opt,name=remote_path,json=remotePath,proto3" json:"remote_path,omitempty"`
+	// Mode for this agent's data connections; unspecified means auto.
+	Mode          TransferMode `protobuf:"varint,7,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReverseTransferRequest) Reset() {
+	*x = ReverseTransferRequest{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReverseTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReverseTransferRequest) ProtoMessage() {}
+
+func (x *ReverseTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReverseTransferRequest.ProtoReflect.Descriptor instead.
+func (*ReverseTransferRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReverseTransferRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ReverseTransferRequest) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *ReverseTransferRequest) GetFtpPort() int32 {
+	if x != nil {
+		return x.FtpPort
+	}
+	return 0
+}
+
+func (x *ReverseTransferRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ReverseTransferRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ReverseTransferRequest) GetRemotePath() string {
+	if x != nil {
+		return x.RemotePath
+	}
+	return ""
+}
+
+func (x *ReverseTransferRequest) GetMode() TransferMode {
+	if x != nil {
+		return x.Mode
+	}
+	return TransferMode_TRANSFER_MODE_UNSPECIFIED
+}
+
+type ReverseTransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReverseTransferResponse) Reset() {
+	*x = ReverseTransferResponse{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReverseTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReverseTransferResponse) ProtoMessage() {}
+
+func (x *ReverseTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReverseTransferResponse.ProtoReflect.Descriptor instead.
+func (*ReverseTransferResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReverseTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
 var File_ferry_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_agent_proto_rawDesc = "" +
@@ -1459,7 +1903,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xef\x04\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xb5\x05\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -1480,7 +1924,9 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\vfinished_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x16\n" +
 	"\x06sha256\x18\x0e \x01(\tR\x06sha256\x12\x1a\n" +
-	"\bverified\x18\x0f \x01(\bR\bverified\"1\n" +
+	"\bverified\x18\x0f \x01(\bR\bverified\x12\x1a\n" +
+	"\breversed\x18\x10 \x01(\bR\breversed\x12(\n" +
+	"\x10peer_transfer_id\x18\x11 \x01(\tR\x0epeerTransferId\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
@@ -1531,13 +1977,41 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x13.ferry.v1.FileEntryR\aentries\"R\n" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
-	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\x9b\x01\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xd5\x01\n" +
 	"\x13GrantAccessResponse\x12\x19\n" +
 	"\bftp_port\x18\x01 \x01(\x05R\aftpPort\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x03 \x01(\tR\bpassword\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*z\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
+	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\"\x99\x01\n" +
+	"\x05Check\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x15.ferry.v1.CheckStatusR\x06status\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"X\n" +
+	"\x0fDiagnoseRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xeb\x01\n" +
+	"\x10DiagnoseResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1f\n" +
+	"\vftp_address\x18\x02 \x01(\tR\n" +
+	"ftpAddress\x12'\n" +
+	"\x06checks\x18\x03 \x03(\v2\x0f.ferry.v1.CheckR\x06checks\x12=\n" +
+	"\x0esuggested_mode\x18\x04 \x01(\x0e2\x16.ferry.v1.TransferModeR\rsuggestedMode\x12&\n" +
+	"\x0erecommendation\x18\x05 \x01(\tR\x0erecommendation\x12\x14\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xf7\x01\n" +
+	"\x16ReverseTransferRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\x13.ferry.v1.DirectionR\tdirection\x12\x19\n" +
+	"\bftp_port\x18\x03 \x01(\x05R\aftpPort\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x05 \x01(\tR\bpassword\x12\x1f\n" +
+	"\vremote_path\x18\x06 \x01(\tR\n" +
+	"remotePath\x12*\n" +
+	"\x04mode\x18\a \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\"I\n" +
+	"\x17ReverseTransferResponse\x12.\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
 	"\fTransferMode\x12\x1d\n" +
 	"\x19TRANSFER_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSFER_MODE_PASSIVE\x10\x01\x12\x18\n" +
@@ -1557,7 +2031,13 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06Access\x12\x16\n" +
 	"\x12ACCESS_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vACCESS_READ\x10\x01\x12\x10\n" +
-	"\fACCESS_WRITE\x10\x022\x88\x05\n" +
+	"\fACCESS_WRITE\x10\x02*\x85\x01\n" +
+	"\vCheckStatus\x12\x1c\n" +
+	"\x18CHECK_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CHECK_STATUS_SKIP\x10\x01\x12\x13\n" +
+	"\x0fCHECK_STATUS_OK\x10\x02\x12\x15\n" +
+	"\x11CHECK_STATUS_WARN\x10\x03\x12\x15\n" +
+	"\x11CHECK_STATUS_FAIL\x10\x042\xa3\x06\n" +
 	"\fAgentService\x12M\n" +
 	"\fGetAgentInfo\x12\x1d.ferry.v1.GetAgentInfoRequest\x1a\x1e.ferry.v1.GetAgentInfoResponse\x12P\n" +
 	"\rStartTransfer\x12\x1e.ferry.v1.StartTransferRequest\x1a\x1f.ferry.v1.StartTransferResponse\x12J\n" +
@@ -1566,7 +2046,9 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\rWatchTransfer\x12\x1e.ferry.v1.WatchTransferRequest\x1a\x1f.ferry.v1.WatchTransferResponse0\x01\x12S\n" +
 	"\x0eCancelTransfer\x12\x1f.ferry.v1.CancelTransferRequest\x1a .ferry.v1.CancelTransferResponse\x12D\n" +
 	"\tListFiles\x12\x1a.ferry.v1.ListFilesRequest\x1a\x1b.ferry.v1.ListFilesResponse\x12J\n" +
-	"\vGrantAccess\x12\x1c.ferry.v1.GrantAccessRequest\x1a\x1d.ferry.v1.GrantAccessResponseB3Z1github.com/ferry-dev/ferry/proto/ferry/v1;ferryv1b\x06proto3"
+	"\vGrantAccess\x12\x1c.ferry.v1.GrantAccessRequest\x1a\x1d.ferry.v1.GrantAccessResponse\x12A\n" +
+	"\bDiagnose\x12\x19.ferry.v1.DiagnoseRequest\x1a\x1a.ferry.v1.DiagnoseResponse\x12V\n" +
+	"\x0fReverseTransfer\x12 .ferry.v1.ReverseTransferRequest\x1a!.ferry.v1.ReverseTransferResponseB3Z1github.com/ferry-dev/ferry/proto/ferry/v1;ferryv1b\x06proto3"
 
 var (
 	file_ferry_v1_agent_proto_rawDescOnce sync.Once
@@ -1580,81 +2062,100 @@ func file_ferry_v1_agent_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_agent_proto_rawDescData
 }
 
-var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ferry_v1_agent_proto_goTypes = []any{
-	(TransferMode)(0),              // 0: ferry.v1.TransferMode
-	(TransferState)(0),             // 1: ferry.v1.TransferState
-	(Direction)(0),                 // 2: ferry.v1.Direction
-	(Access)(0),                    // 3: ferry.v1.Access
-	(*Progress)(nil),               // 4: ferry.v1.Progress
-	(*Transfer)(nil),               // 5: ferry.v1.Transfer
-	(*PortRange)(nil),              // 6: ferry.v1.PortRange
-	(*GetAgentInfoRequest)(nil),    // 7: ferry.v1.GetAgentInfoRequest
-	(*GetAgentInfoResponse)(nil),   // 8: ferry.v1.GetAgentInfoResponse
-	(*StartTransferRequest)(nil),   // 9: ferry.v1.StartTransferRequest
-	(*StartTransferResponse)(nil),  // 10: ferry.v1.StartTransferResponse
-	(*GetTransferRequest)(nil),     // 11: ferry.v1.GetTransferRequest
-	(*GetTransferResponse)(nil),    // 12: ferry.v1.GetTransferResponse
-	(*ListTransfersRequest)(nil),   // 13: ferry.v1.ListTransfersRequest
-	(*ListTransfersResponse)(nil),  // 14: ferry.v1.ListTransfersResponse
-	(*WatchTransferRequest)(nil),   // 15: ferry.v1.WatchTransferRequest
-	(*WatchTransferResponse)(nil),  // 16: ferry.v1.WatchTransferResponse
-	(*CancelTransferRequest)(nil),  // 17: ferry.v1.CancelTransferRequest
-	(*CancelTransferResponse)(nil), // 18: ferry.v1.CancelTransferResponse
-	(*ListFilesRequest)(nil),       // 19: ferry.v1.ListFilesRequest
-	(*FileEntry)(nil),              // 20: ferry.v1.FileEntry
-	(*ListFilesResponse)(nil),      // 21: ferry.v1.ListFilesResponse
-	(*GrantAccessRequest)(nil),     // 22: ferry.v1.GrantAccessRequest
-	(*GrantAccessResponse)(nil),    // 23: ferry.v1.GrantAccessResponse
-	(*durationpb.Duration)(nil),    // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 25: google.protobuf.Timestamp
+	(TransferMode)(0),               // 0: ferry.v1.TransferMode
+	(TransferState)(0),              // 1: ferry.v1.TransferState
+	(Direction)(0),                  // 2: ferry.v1.Direction
+	(Access)(0),                     // 3: ferry.v1.Access
+	(CheckStatus)(0),                // 4: ferry.v1.CheckStatus
+	(*Progress)(nil),                // 5: ferry.v1.Progress
+	(*Transfer)(nil),                // 6: ferry.v1.Transfer
+	(*PortRange)(nil),               // 7: ferry.v1.PortRange
+	(*GetAgentInfoRequest)(nil),     // 8: ferry.v1.GetAgentInfoRequest
+	(*GetAgentInfoResponse)(nil),    // 9: ferry.v1.GetAgentInfoResponse
+	(*StartTransferRequest)(nil),    // 10: ferry.v1.StartTransferRequest
+	(*StartTransferResponse)(nil),   // 11: ferry.v1.StartTransferResponse
+	(*GetTransferRequest)(nil),      // 12: ferry.v1.GetTransferRequest
+	(*GetTransferResponse)(nil),     // 13: ferry.v1.GetTransferResponse
+	(*ListTransfersRequest)(nil),    // 14: ferry.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),   // 15: ferry.v1.ListTransfersResponse
+	(*WatchTransferRequest)(nil),    // 16: ferry.v1.WatchTransferRequest
+	(*WatchTransferResponse)(nil),   // 17: ferry.v1.WatchTransferResponse
+	(*CancelTransferRequest)(nil),   // 18: ferry.v1.CancelTransferRequest
+	(*CancelTransferResponse)(nil),  // 19: ferry.v1.CancelTransferResponse
+	(*ListFilesRequest)(nil),        // 20: ferry.v1.ListFilesRequest
+	(*FileEntry)(nil),               // 21: ferry.v1.FileEntry
+	(*ListFilesResponse)(nil),       // 22: ferry.v1.ListFilesResponse
+	(*GrantAccessRequest)(nil),      // 23: ferry.v1.GrantAccessRequest
+	(*GrantAccessResponse)(nil),     // 24: ferry.v1.GrantAccessResponse
+	(*Check)(nil),                   // 25: ferry.v1.Check
+	(*DiagnoseRequest)(nil),         // 26: ferry.v1.DiagnoseRequest
+	(*DiagnoseResponse)(nil),        // 27: ferry.v1.DiagnoseResponse
+	(*ReverseTransferRequest)(nil),  // 28: ferry.v1.ReverseTransferRequest
+	(*ReverseTransferResponse)(nil), // 29: ferry.v1.ReverseTransferResponse
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
 }
 var file_ferry_v1_agent_proto_depIdxs = []int32{
-	24, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
+	30, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
 	2,  // 1: ferry.v1.Transfer.direction:type_name -> ferry.v1.Direction
 	0,  // 2: ferry.v1.Transfer.requested_mode:type_name -> ferry.v1.TransferMode
 	0,  // 3: ferry.v1.Transfer.mode:type_name -> ferry.v1.TransferMode
 	1,  // 4: ferry.v1.Transfer.state:type_name -> ferry.v1.TransferState
-	4,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
-	25, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	25, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
-	25, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 9: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
-	25, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	5,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
+	31, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	31, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
+	31, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
+	31, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
 	0,  // 11: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	5,  // 12: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	5,  // 13: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 12: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 13: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
 	1,  // 14: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
-	5,  // 15: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
-	5,  // 16: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	5,  // 17: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 15: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
+	6,  // 16: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 17: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
 	0,  // 18: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
-	25, // 19: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
-	20, // 20: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
+	31, // 19: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
+	21, // 20: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
 	3,  // 21: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
-	25, // 22: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 23: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
-	9,  // 24: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
-	11, // 25: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
-	13, // 26: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
-	15, // 27: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
-	17, // 28: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
-	19, // 29: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
-	22, // 30: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
-	8,  // 31: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
-	10, // 32: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
-	12, // 33: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
-	14, // 34: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
-	16, // 35: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
-	18, // 36: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
-	21, // 37: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
-	23, // 38: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
-	31, // [31:39] is the sub-list for method output_type
-	23, // [23:31] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	31, // 22: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 23: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
+	4,  // 24: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
+	30, // 25: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
+	30, // 26: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
+	25, // 27: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
+	0,  // 28: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
+	2,  // 29: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
+	0,  // 30: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	6,  // 31: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	8,  // 32: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
+	10, // 33: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
+	12, // 34: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
+	14, // 35: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
+	16, // 36: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
+	18, // 37: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
+	20, // 38: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
+	23, // 39: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
+	26, // 40: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
+	28, // 41: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
+	9,  // 42: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
+	11, // 43: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
+	13, // 44: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
+	15, // 45: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
+	17, // 46: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
+	19, // 47: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
+	22, // 48: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
+	24, // 49: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
+	27, // 50: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
+	29, // 51: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
+	42, // [42:52] is the sub-list for method output_type
+	32, // [32:42] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_agent_proto_init() }
@@ -1667,8 +2168,8 @@ func file_ferry_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_agent_proto_rawDesc), len(file_ferry_v1_agent_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   20,
+			NumEnums:      5,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,14 +24,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AgentService_GetAgentInfo_FullMethodName   = "/ferry.v1.AgentService/GetAgentInfo"
-	AgentService_StartTransfer_FullMethodName  = "/ferry.v1.AgentService/StartTransfer"
-	AgentService_GetTransfer_FullMethodName    = "/ferry.v1.AgentService/GetTransfer"
-	AgentService_ListTransfers_FullMethodName  = "/ferry.v1.AgentService/ListTransfers"
-	AgentService_WatchTransfer_FullMethodName  = "/ferry.v1.AgentService/WatchTransfer"
-	AgentService_CancelTransfer_FullMethodName = "/ferry.v1.AgentService/CancelTransfer"
-	AgentService_ListFiles_FullMethodName      = "/ferry.v1.AgentService/ListFiles"
-	AgentService_GrantAccess_FullMethodName    = "/ferry.v1.AgentService/GrantAccess"
+	AgentService_GetAgentInfo_FullMethodName    = "/ferry.v1.AgentService/GetAgentInfo"
+	AgentService_StartTransfer_FullMethodName   = "/ferry.v1.AgentService/StartTransfer"
+	AgentService_GetTransfer_FullMethodName     = "/ferry.v1.AgentService/GetTransfer"
+	AgentService_ListTransfers_FullMethodName   = "/ferry.v1.AgentService/ListTransfers"
+	AgentService_WatchTransfer_FullMethodName   = "/ferry.v1.AgentService/WatchTransfer"
+	AgentService_CancelTransfer_FullMethodName  = "/ferry.v1.AgentService/CancelTransfer"
+	AgentService_ListFiles_FullMethodName       = "/ferry.v1.AgentService/ListFiles"
+	AgentService_GrantAccess_FullMethodName     = "/ferry.v1.AgentService/GrantAccess"
+	AgentService_Diagnose_FullMethodName        = "/ferry.v1.AgentService/Diagnose"
+	AgentService_ReverseTransfer_FullMethodName = "/ferry.v1.AgentService/ReverseTransfer"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -59,6 +61,16 @@ type AgentServiceClient interface {
 	// GrantAccess is called by a peer agent for an agent:// endpoint: it returns this agent's FTP
 	// port and a one-time credential scoped to one path and one direction.
 	GrantAccess(ctx context.Context, in *GrantAccessRequest, opts ...grpc.CallOption) (*GrantAccessResponse, error)
+	// Diagnose probes, from this agent, how an FTP server (ftp:// URL) or another agent's FTP
+	// server (agent:// URL) can be reached: control connection, passive data connection, active
+	// connect-back, the PASV reply address and TLS. Each check is bounded by a short timeout; the
+	// response says in plain words what to do. Used by `ferryctl doctor`.
+	Diagnose(ctx context.Context, in *DiagnoseRequest, opts ...grpc.CallOption) (*DiagnoseResponse, error)
+	// ReverseTransfer is called by a peer agent whose auto-mode transfer found no data connection
+	// from its side: this agent runs the mirrored transfer against the caller's FTP server (at the
+	// address the call came from) with a one-time credential the caller issued, and returns at
+	// once. The caller follows it with WatchTransfer and cancels it with CancelTransfer.
+	ReverseTransfer(ctx context.Context, in *ReverseTransferRequest, opts ...grpc.CallOption) (*ReverseTransferResponse, error)
 }
 
 type agentServiceClient struct {
@@ -158,6 +170,26 @@ func (c *agentServiceClient) GrantAccess(ctx context.Context, in *GrantAccessReq
 	return out, nil
 }
 
+func (c *agentServiceClient) Diagnose(ctx context.Context, in *DiagnoseRequest, opts ...grpc.CallOption) (*DiagnoseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiagnoseResponse)
+	err := c.cc.Invoke(ctx, AgentService_Diagnose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) ReverseTransfer(ctx context.Context, in *ReverseTransferRequest, opts ...grpc.CallOption) (*ReverseTransferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReverseTransferResponse)
+	err := c.cc.Invoke(ctx, AgentService_ReverseTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -183,6 +215,16 @@ type AgentServiceServer interface {
 	// GrantAccess is called by a peer agent for an agent:// endpoint: it returns this agent's FTP
 	// port and a one-time credential scoped to one path and one direction.
 	GrantAccess(context.Context, *GrantAccessRequest) (*GrantAccessResponse, error)
+	// Diagnose probes, from this agent, how an FTP server (ftp:// URL) or another agent's FTP
+	// server (agent:// URL) can be reached: control connection, passive data connection, active
+	// connect-back, the PASV reply address and TLS. Each check is bounded by a short timeout; the
+	// response says in plain words what to do. Used by `ferryctl doctor`.
+	Diagnose(context.Context, *DiagnoseRequest) (*DiagnoseResponse, error)
+	// ReverseTransfer is called by a peer agent whose auto-mode transfer found no data connection
+	// from its side: this agent runs the mirrored transfer against the caller's FTP server (at the
+	// address the call came from) with a one-time credential the caller issued, and returns at
+	// once. The caller follows it with WatchTransfer and cancels it with CancelTransfer.
+	ReverseTransfer(context.Context, *ReverseTransferRequest) (*ReverseTransferResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -216,6 +258,12 @@ func (UnimplementedAgentServiceServer) ListFiles(context.Context, *ListFilesRequ
 }
 func (UnimplementedAgentServiceServer) GrantAccess(context.Context, *GrantAccessRequest) (*GrantAccessResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GrantAccess not implemented")
+}
+func (UnimplementedAgentServiceServer) Diagnose(context.Context, *DiagnoseRequest) (*DiagnoseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Diagnose not implemented")
+}
+func (UnimplementedAgentServiceServer) ReverseTransfer(context.Context, *ReverseTransferRequest) (*ReverseTransferResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReverseTransfer not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -375,6 +423,42 @@ func _AgentService_GrantAccess_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_Diagnose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiagnoseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).Diagnose(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_Diagnose_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).Diagnose(ctx, req.(*DiagnoseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_ReverseTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReverseTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).ReverseTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_ReverseTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).ReverseTransfer(ctx, req.(*ReverseTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -409,6 +493,14 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GrantAccess",
 			Handler:    _AgentService_GrantAccess_Handler,
+		},
+		{
+			MethodName: "Diagnose",
+			Handler:    _AgentService_Diagnose_Handler,
+		},
+		{
+			MethodName: "ReverseTransfer",
+			Handler:    _AgentService_ReverseTransfer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

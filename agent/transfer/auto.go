@@ -1,0 +1,183 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/ferry-dev/ferry/agent/ftpclient"
+)
+
+// auto finds a way for the data: passive, then active (or the order that worked last with this
+// peer), each giving up after the probe timeout on its first data connection; then, for another
+// agent, the reversed direction: the peer runs the mirrored transfer against this agent's FTP
+// server. What worked is remembered per peer; the snapshot's ModeReason tells the story.
+func (j *job) auto() error {
+	remote := j.plan.remote()
+	canReverse := remote.Kind == KindAgent && j.m.cfg.Local != nil
+	order := []Mode{ModePassive, ModeActive}
+	reason := "auto: passive tried first"
+	known, ok := j.m.modes.get(remote.Host)
+	if ok {
+		reason = fmt.Sprintf("auto: %s worked with %s recently", known, remote.Host)
+		switch {
+		case known.reversed && canReverse:
+			err := j.reverse(reason)
+			if err == nil {
+				j.m.modes.put(remote.Host, known)
+				return nil
+			}
+			j.m.modes.forget(remote.Host)
+			return err
+		case known.mode == ModeActive:
+			order = []Mode{ModeActive, ModePassive}
+		}
+	}
+	var failures []string
+	var errs []error
+	for _, mode := range order {
+		j.update(func(s *Snapshot) { s.Mode, s.ModeReason = mode, reason })
+		err := j.attempt(mode, true)
+		if err == nil {
+			j.m.modes.put(remote.Host, route{mode: mode})
+			return nil
+		}
+		why, next := j.blocked(mode, err)
+		if !next {
+			return err
+		}
+		if ok {
+			j.m.modes.forget(remote.Host)
+		}
+		failures = append(failures, why)
+		errs = append(errs, err)
+		var ce *controlError
+		if errors.As(err, &ce) {
+			break // the other mode needs the same control connection
+		}
+		reason = fmt.Sprintf("auto: %s; trying %s", strings.Join(failures, "; "), other(mode))
+	}
+	story := "auto: " + strings.Join(failures, "; ")
+	if !canReverse {
+		return &autoError{story: story, errs: errs}
+	}
+	if err := j.reverse(story); err != nil {
+		return &autoError{story: story + "; reversing failed", errs: append(errs, err)}
+	}
+	j.m.modes.put(remote.Host, route{reversed: true})
+	return nil
+}
+
+func other(m Mode) Mode {
+	if m == ModePassive {
+		return ModeActive
+	}
+	return ModePassive
+}
+
+// blocked tells whether err means that mode cannot carry data here (so another way may), and
+// describes why in a few words.
+func (j *job) blocked(mode Mode, err error) (why string, next bool) {
+	if j.bytes.Load() != 0 || j.ctx.Err() != nil {
+		return "", false
+	}
+	var de *ftpclient.DataConnError
+	var ce *controlError
+	switch {
+	case errors.As(err, &de) && mode == ModePassive:
+		return fmt.Sprintf("passive to %s failed (data port unreachable: %s)", de.Addr, timeoutText(de)), true
+	case errors.As(err, &de) && de.Refused:
+		return fmt.Sprintf("active failed (the server refused to connect back to %s: NAT)", de.Addr), true
+	case errors.As(err, &de):
+		return fmt.Sprintf("active failed (no connect-back to %s: %s)", de.Addr, timeoutText(de)), true
+	case errors.As(err, &ce) && ce.unreachable():
+		return fmt.Sprintf("the FTP control port %s is unreachable (%s)", ce.addr, oneLine(ce.err.Error())), true
+	}
+	return "", false
+}
+
+func timeoutText(de *ftpclient.DataConnError) string {
+	if de.Timeout {
+		return de.Err.Error()
+	}
+	return oneLine(de.Err.Error())
+}
+
+// autoError is the failure of every way auto mode tried: the story, then each cause with its fix.
+type autoError struct {
+	story string
+	errs  []error
+}
+
+func (e *autoError) Error() string {
+	parts := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		parts[i] = err.Error()
+	}
+	return e.story + ": " + strings.Join(parts, "; ")
+}
+
+func (e *autoError) Unwrap() []error { return e.errs }
+
+// reverse has the peer agent run the mirrored transfer against this agent's FTP server, and
+// mirrors its progress into this job.
+func (j *job) reverse(story string) error {
+	remote, local := j.plan.remote(), j.plan.local()
+	req := ReverseRequest{PeerPath: remote.Path}
+	var localPath string
+	write := false
+	if j.plan.dir == Download {
+		// The peer uploads; it lands where download would have put it.
+		localPath = local.Path
+		if local.Dir || local.Path == "." || j.localIsDir(local.Path) {
+			localPath = path.Join(local.Path, path.Base(remote.Path))
+		}
+		req.PeerSends, write = true, true
+		if dir := path.Dir(localPath); dir != "." {
+			if err := j.m.root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("destination: %w", err)
+			}
+		}
+	} else {
+		localPath = local.Path
+		if remote.Dir && req.PeerPath != "." {
+			req.PeerPath += "/"
+		}
+	}
+	g, err := j.m.cfg.Local.LocalGrant(localPath, write)
+	if err != nil {
+		return fmt.Errorf("reverse: grant on this agent's FTP server: %w", err)
+	}
+	_, port, err := net.SplitHostPort(g.FTPAddr)
+	if err != nil {
+		return fmt.Errorf("reverse: this agent's FTP address %q: %w", g.FTPAddr, err)
+	}
+	req.FTPPort, _ = strconv.Atoi(port)
+	req.User, req.Password, req.LocalPath = g.User, g.Password, localPath
+	verb := "pulled from"
+	if req.PeerSends {
+		verb = "pushed to"
+	}
+	prefix := fmt.Sprintf("%s; reversed: the peer %s %s this agent's FTP server", story, remote.Host, verb)
+	j.update(func(s *Snapshot) { s.Reversed, s.Mode, s.ModeReason = true, ModeAuto, prefix })
+	return j.m.cfg.Peers.Reverse(j.ctx, remote.Host, req, func(ps Snapshot) {
+		j.bytes.Store(ps.BytesDone)
+		j.update(func(s *Snapshot) {
+			s.PeerTransfer = ps.ID
+			s.BytesTotal, s.FilesTotal, s.FilesDone, s.CurrentFile = ps.BytesTotal, ps.FilesTotal, ps.FilesDone, ps.CurrentFile
+			if ps.Mode != ModeAuto {
+				s.Mode = ps.Mode
+				s.ModeReason = fmt.Sprintf("%s in %s mode", prefix, ps.Mode)
+				if ps.ModeReason != "" {
+					s.ModeReason += " (peer's " + ps.ModeReason + ")"
+				}
+			}
+			if ps.State == StateSucceeded {
+				s.SHA256, s.Verified = ps.SHA256, ps.Verified
+			}
+		})
+	})
+}
