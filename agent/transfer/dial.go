@@ -23,7 +23,10 @@ func (m *Manager) dial(ctx context.Context, r Endpoint, mode Mode, write, probe 
 	cfg := m.clientConfig(mode)
 	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
 	if probe {
+		// A quick probe: a control port that does not answer in time is as blocked as a data
+		// port that does not, and auto mode goes on to the next way.
 		cfg.FirstDataTimeout = m.cfg.Client.ProbeTimeout
+		cfg.DialTimeout = min(cfg.DialTimeout, m.cfg.Client.ProbeTimeout)
 	}
 	c, err := ftpclient.Dial(ctx, cfg)
 	if err != nil {

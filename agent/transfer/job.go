@@ -230,38 +230,20 @@ func (j *job) download(c *ftpclient.Client) error {
 		final = path.Join(dst.Path, path.Base(src.Path))
 	}
 	if !st.IsDir {
-		j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = 1, st.Size })
-		sum, verified, err := j.getFile(c, src.Path, final, st.Size, path.Base(src.Path))
-		if err != nil {
-			return err
-		}
-		j.update(func(s *Snapshot) { s.FilesDone, s.SHA256, s.Verified = 1, sum, verified })
-		return nil
+		return j.moveFile(st.Size, func() (string, bool, error) {
+			return j.getFile(c, src.Path, final, st.Size, path.Base(src.Path))
+		})
 	}
 	tree, err := walkRemote(j.ctx, c, src.Path)
 	if err != nil {
 		return err
 	}
-	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = int64(len(tree.files)), tree.bytes })
-	if err := j.m.root.MkdirAll(final, 0o755); err != nil {
-		return fmt.Errorf("destination: %w", err)
-	}
-	for _, d := range tree.dirs {
-		if err := j.m.root.MkdirAll(path.Join(final, d), 0o755); err != nil {
-			return fmt.Errorf("destination: %w", err)
-		}
-	}
-	all := true
-	for _, f := range tree.files {
+	return j.moveTree(tree, func(rel string) error {
+		return j.m.root.MkdirAll(path.Join(final, rel), 0o755)
+	}, func(f treeFile) (bool, error) {
 		_, verified, err := j.getFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, f.rel)
-		if err != nil {
-			return err
-		}
-		all = all && verified
-		j.update(func(s *Snapshot) { s.FilesDone++ })
-	}
-	j.update(func(s *Snapshot) { s.Verified = all && len(tree.files) > 0 })
-	return nil
+		return verified, err
+	})
 }
 
 // upload moves a local file or tree to the remote server.
@@ -278,42 +260,58 @@ func (j *job) upload(c *ftpclient.Client) error {
 		final = path.Join(dst.Path, path.Base(src.Path))
 	}
 	if !st.IsDir() {
-		j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = 1, st.Size() })
 		if parent := path.Dir(final); parent != "." && parent != "/" {
 			if err := c.MkdirAll(j.ctx, parent); err != nil {
 				return fmt.Errorf("destination: %w", err)
 			}
 		}
-		sum, verified, err := j.putFile(c, src.Path, final, path.Base(src.Path))
-		if err != nil {
-			return err
-		}
-		j.update(func(s *Snapshot) { s.FilesDone, s.SHA256, s.Verified = 1, sum, verified })
-		return nil
+		return j.moveFile(st.Size(), func() (string, bool, error) {
+			return j.putFile(c, src.Path, final, path.Base(src.Path))
+		})
 	}
 	tree, err := j.walkLocal(src.Path)
 	if err != nil {
 		return err
 	}
-	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = int64(len(tree.files)), tree.bytes })
-	if err := c.MkdirAll(j.ctx, final); err != nil {
-		return fmt.Errorf("destination: %w", err)
+	return j.moveTree(tree, func(rel string) error {
+		return c.MkdirAll(j.ctx, path.Join(final, rel))
+	}, func(f treeFile) (bool, error) {
+		_, verified, err := j.putFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.rel)
+		return verified, err
+	})
+}
+
+// moveFile moves a single file with move, which returns its SHA-256 and whether the server
+// confirmed it.
+func (j *job) moveFile(size int64, move func() (sum string, verified bool, err error)) error {
+	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = 1, size })
+	sum, verified, err := move()
+	if err != nil {
+		return err
 	}
-	for _, d := range tree.dirs {
-		if err := c.MkdirAll(j.ctx, path.Join(final, d)); err != nil {
+	j.update(func(s *Snapshot) { s.FilesDone, s.SHA256, s.Verified = 1, sum, verified })
+	return nil
+}
+
+// moveTree creates the tree's root and directories at the destination with mkdir, then moves its
+// files one by one with move, counting them; the tree is verified when every file was.
+func (j *job) moveTree(t tree, mkdir func(rel string) error, move func(f treeFile) (verified bool, err error)) error {
+	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = int64(len(t.files)), t.bytes })
+	for _, d := range append([]string{"."}, t.dirs...) {
+		if err := mkdir(d); err != nil {
 			return fmt.Errorf("destination: %w", err)
 		}
 	}
 	all := true
-	for _, f := range tree.files {
-		_, verified, err := j.putFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.rel)
+	for _, f := range t.files {
+		verified, err := move(f)
 		if err != nil {
 			return err
 		}
 		all = all && verified
 		j.update(func(s *Snapshot) { s.FilesDone++ })
 	}
-	j.update(func(s *Snapshot) { s.Verified = all && len(tree.files) > 0 })
+	j.update(func(s *Snapshot) { s.Verified = all && len(t.files) > 0 })
 	return nil
 }
 

@@ -312,6 +312,27 @@ func TestCase5ServerBehindNAT(t *testing.T) {
 	})
 }
 
+// Auto mode between agents also reverses when B's FTP port is closed altogether and only its API
+// answers: the control connection cannot be made within the probe timeout, so A asks B to push.
+func TestAutoReversesWhenFTPPortClosed(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	ha, hb := b.Host("a"), b.Host("b")
+	addrA, addrB := b.Link(ha, hb, testbed.LinkOpts{})
+	hb.Firewall(testbed.Firewall{InboundTCP: []testbed.PortRange{testbed.Port(grpcPort)}})
+	a := startAgent(t, ha, addrA, agentOpts{})
+	pb := startAgent(t, hb, addrB, agentOpts{})
+	sum := writeFile(t, filepath.Join(pb.root, "pub", "file.bin"), fileSize)
+	tr, took := run(t, a, pb.url("pub/file.bin"), "in/closed.bin", auto)
+	mustSucceed(t, tr, passive, filepath.Join(a.root, "in", "closed.bin"), sum)
+	if r := tr.GetModeReason(); !tr.GetReversed() || !strings.Contains(r, "control port") || !strings.Contains(r, "reversed") {
+		t.Errorf("reversed %v, reason %q", tr.GetReversed(), r)
+	}
+	if took > probeTimeout+margin {
+		t.Errorf("auto took %v, want at most one probe timeout + %v", took, margin)
+	}
+}
+
 // Auto mode between agents reverses the direction when no data connection works from the
 // initiating agent: here A's firewall lets in only its FTP control and passive ports (and its
 // API), B's only its FTP control port and API. From A, passive (to B's passive ports) and active
