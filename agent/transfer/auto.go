@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path"
 	"strconv"
 	"strings"
 
@@ -130,16 +129,13 @@ func (j *job) reverse(story string) error {
 	var localPath string
 	write := false
 	if j.plan.dir == Download {
-		// The peer uploads; it lands where download would have put it.
+		// The peer uploads to the destination as given: its upload resolves "into an existing
+		// directory" on this agent's FTP server exactly as this download would have, and
+		// creates the parent directories. Resolving here as well would nest a tree twice.
 		localPath = local.Path
-		if local.Dir || local.Path == "." || j.localIsDir(local.Path) {
-			localPath = path.Join(local.Path, path.Base(remote.Path))
-		}
 		req.PeerSends, write = true, true
-		if dir := path.Dir(localPath); dir != "." {
-			if err := j.m.root.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("destination: %w", err)
-			}
+		if local.Dir && localPath != "." {
+			req.LocalPath = localPath + "/"
 		}
 	} else {
 		localPath = local.Path
@@ -156,7 +152,10 @@ func (j *job) reverse(story string) error {
 		return fmt.Errorf("reverse: this agent's FTP address %q: %w", g.FTPAddr, err)
 	}
 	req.FTPPort, _ = strconv.Atoi(port)
-	req.User, req.Password, req.LocalPath = g.User, g.Password, localPath
+	req.User, req.Password = g.User, g.Password
+	if req.LocalPath == "" {
+		req.LocalPath = localPath
+	}
 	verb := "pulled from"
 	if req.PeerSends {
 		verb = "pushed to"

@@ -3,6 +3,7 @@ package nettest
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -386,6 +387,28 @@ func TestAutoReversesBetweenAgents(t *testing.T) {
 		}
 		if took > margin {
 			t.Errorf("remembered reverse took %v", took)
+		}
+	})
+	t.Run("auto-tree-into-existing-dir", func(t *testing.T) {
+		// A reversed tree download lands where a plain download would: into the existing "in/",
+		// and a second run fills the same tree instead of nesting it inside itself.
+		want := map[string]string{
+			"a.bin":     writeFile(t, filepath.Join(pb.root, "pub", "tree", "a.bin"), 1000),
+			"sub/b.bin": writeFile(t, filepath.Join(pb.root, "pub", "tree", "sub", "b.bin"), 2000),
+		}
+		for i := 0; i < 2; i++ {
+			tr, _ := run(t, a, pb.url("pub/tree"), "in", auto)
+			if tr.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || !tr.GetReversed() {
+				t.Fatalf("run %d: state %v reversed %v: %s", i, tr.GetState(), tr.GetReversed(), tr.GetError())
+			}
+			for rel, sum := range want {
+				if got := fileSHA(t, filepath.Join(a.root, "in", "tree", rel)); got != sum {
+					t.Errorf("run %d: in/tree/%s sha256 %s, want %s", i, rel, got, sum)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(a.root, "in", "tree", "tree")); !os.IsNotExist(err) {
+				t.Errorf("run %d: the tree was nested inside itself (in/tree/tree: %v)", i, err)
+			}
 		}
 	})
 	t.Run("doctor", func(t *testing.T) {
