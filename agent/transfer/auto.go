@@ -3,9 +3,12 @@ package transfer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 )
@@ -162,7 +165,13 @@ func (j *job) reverse(story string) error {
 	}
 	prefix := fmt.Sprintf("%s; reversed: the peer %s %s this agent's FTP server", story, remote.Host, verb)
 	j.update(func(s *Snapshot) { s.Reversed, s.Mode, s.ModeReason = true, ModeAuto, prefix })
-	return j.m.cfg.Peers.Reverse(j.ctx, remote.Host, req, func(ps Snapshot) {
+	// Where a plain download would have put the data: the peer's part files land beside it.
+	final := local.Path
+	if local.Dir || local.Path == "." || j.localIsDir(local.Path) {
+		final = path.Join(local.Path, path.Base(remote.Path))
+	}
+	started := time.Now()
+	err = j.m.cfg.Peers.Reverse(j.ctx, remote.Host, req, func(ps Snapshot) {
 		j.bytes.Store(ps.BytesDone)
 		j.update(func(s *Snapshot) {
 			s.PeerTransfer = ps.ID
@@ -178,5 +187,29 @@ func (j *job) reverse(story string) error {
 				s.SHA256, s.Verified = ps.SHA256, ps.Verified
 			}
 		})
+	})
+	if err != nil && req.PeerSends {
+		// The peer cannot remove its part files here: its one-time login is spent. Reverse
+		// returns once the peer's transfer has ended, so this agent removes them itself.
+		j.removeParts(final, started)
+	}
+	return err
+}
+
+// removeParts deletes the part files under final (a file's own part file, or those in a tree)
+// written since started, after a reversed download failed or was cancelled.
+func (j *job) removeParts(final string, started time.Time) {
+	_ = j.m.root.Remove(partName(final))
+	if !j.localIsDir(final) {
+		return
+	}
+	_ = fs.WalkDir(j.m.root.FS(), final, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".ferry-part") {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && !fi.ModTime().Before(started) {
+			_ = j.m.root.Remove(p)
+		}
+		return nil
 	})
 }

@@ -1,6 +1,7 @@
 package nettest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -460,4 +461,74 @@ func TestIPv6(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Cancelling a reversed transfer cancels the peer's mirrored transfer too, and nothing is left
+// under the final name. The link is rate-limited so the transfer is still moving when cancelled.
+func TestCancelReversed(t *testing.T) {
+	t.Parallel()
+	b := newBed(t)
+	ha, hb := b.Host("a"), b.Host("b")
+	addrA, addrB := b.Link(ha, hb, testbed.LinkOpts{RateMbit: 16})
+	ha.Firewall(testbed.Firewall{InboundTCP: []testbed.PortRange{testbed.Port(agentFTP), agentPassive, testbed.Port(grpcPort)}})
+	hb.Firewall(testbed.Firewall{InboundTCP: []testbed.PortRange{testbed.Port(agentFTP), testbed.Port(grpcPort)}})
+	a := startAgent(t, ha, addrA, agentOpts{})
+	pb := startAgent(t, hb, addrB, agentOpts{})
+	writeFile(t, filepath.Join(pb.root, "pub", "slow.bin"), 16<<20) // about 8 s at 16 Mbit/s
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: pb.url("pub/slow.bin"), Destination: "in/slow.bin", Mode: auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetTransfer().GetId()
+	stream, err := a.api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peerID string
+	for peerID == "" {
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("transfer ended before the reversed copy moved a byte: %v", err)
+		}
+		if tr := m.GetTransfer(); tr.GetReversed() && tr.GetPeerTransferId() != "" && tr.GetProgress().GetBytesDone() > 0 {
+			peerID = tr.GetPeerTransferId()
+		}
+	}
+	start := time.Now()
+	cr, err := a.api.CancelTransfer(ctx, &ferryv1.CancelTransferRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := cr.GetTransfer().GetState(); st != ferryv1.TransferState_TRANSFER_STATE_CANCELLED {
+		t.Fatalf("state after cancel %v (%s)", st, cr.GetTransfer().GetError())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cancel took %v", d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pr, err := pb.api.GetTransfer(ctx, &ferryv1.GetTransferRequest{Id: peerID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := pr.GetTransfer().GetState()
+		if isFinal(st) {
+			if st != ferryv1.TransferState_TRANSFER_STATE_CANCELLED {
+				t.Errorf("peer's mirrored transfer ended %v (%s), want CANCELLED", st, pr.GetTransfer().GetError())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peer's mirrored transfer still %v 10s after the cancel", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(a.root, "in", "slow.bin")); !os.IsNotExist(err) {
+		t.Errorf("file at the final name after cancel: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.root, "in", ".slow.bin.ferry-part")); !os.IsNotExist(err) {
+		t.Errorf("part file left after cancel: %v", err)
+	}
 }
