@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -128,25 +127,17 @@ func (e *autoError) Unwrap() []error { return e.errs }
 // mirrors its progress into this job.
 func (j *job) reverse(story string) error {
 	remote, local := j.plan.remote(), j.plan.local()
-	req := ReverseRequest{PeerPath: remote.Path}
-	var localPath string
-	write := false
-	if j.plan.dir == Download {
-		// The peer uploads to the destination as given: its upload resolves "into an existing
-		// directory" on this agent's FTP server exactly as this download would have, and
-		// creates the parent directories. Resolving here as well would nest a tree twice.
-		localPath = local.Path
-		req.PeerSends, write = true, true
-		if local.Dir && localPath != "." {
-			req.LocalPath = localPath + "/"
-		}
-	} else {
-		localPath = local.Path
-		if remote.Dir && req.PeerPath != "." {
-			req.PeerPath += "/"
-		}
+	// Each side gets its destination as the user gave it: the peer's upload resolves "into an
+	// existing directory" on this agent's FTP server exactly as this download would have, and
+	// creates the parent directories. Resolving here as well would nest a tree twice.
+	req := ReverseRequest{PeerPath: remote.Path, LocalPath: local.Path, PeerSends: j.plan.dir == Download}
+	if req.PeerSends && local.Dir && local.Path != "." {
+		req.LocalPath += "/"
 	}
-	g, err := j.m.cfg.Local.LocalGrant(localPath, write)
+	if !req.PeerSends && remote.Dir && remote.Path != "." {
+		req.PeerPath += "/"
+	}
+	g, err := j.m.cfg.Local.LocalGrant(local.Path, req.PeerSends)
 	if err != nil {
 		return fmt.Errorf("reverse: grant on this agent's FTP server: %w", err)
 	}
@@ -156,19 +147,17 @@ func (j *job) reverse(story string) error {
 	}
 	req.FTPPort, _ = strconv.Atoi(port)
 	req.User, req.Password = g.User, g.Password
-	if req.LocalPath == "" {
-		req.LocalPath = localPath
-	}
 	verb := "pulled from"
 	if req.PeerSends {
 		verb = "pushed to"
 	}
 	prefix := fmt.Sprintf("%s; reversed: the peer %s %s this agent's FTP server", story, remote.Host, verb)
 	j.update(func(s *Snapshot) { s.Reversed, s.Mode, s.ModeReason = true, ModeAuto, prefix })
-	// Where a plain download would have put the data: the peer's part files land beside it.
-	final := local.Path
-	if local.Dir || local.Path == "." || j.localIsDir(local.Path) {
-		final = path.Join(local.Path, path.Base(remote.Path))
+	// Where a plain download would have put the data, resolved before the peer creates
+	// anything: the peer's part files land there.
+	var final string
+	if req.PeerSends {
+		final = j.localFinal()
 	}
 	started := time.Now()
 	err = j.m.cfg.Peers.Reverse(j.ctx, remote.Host, req, func(ps Snapshot) {

@@ -35,6 +35,14 @@ func (m *Manager) dial(ctx context.Context, r Endpoint, mode Mode, write, probe 
 	return c, nil
 }
 
+// canReach refuses an agent:// endpoint when this manager has no way to reach peer agents.
+func (m *Manager) canReach(field string, e Endpoint) error {
+	if e.Kind == KindAgent && m.cfg.Peers == nil {
+		return invalid(field, "agent:// endpoints are not available on this agent")
+	}
+	return nil
+}
+
 // login returns where and as whom to log in to a remote endpoint.
 func (m *Manager) login(ctx context.Context, r Endpoint, write bool) (netcheck.Login, error) {
 	if r.Kind != KindAgent {
@@ -83,11 +91,11 @@ func (m *Manager) Diagnose(ctx context.Context, url string, timeout time.Duratio
 	if err != nil {
 		return netcheck.Report{}, err
 	}
-	switch {
-	case e.Kind == KindLocal:
+	if e.Kind == KindLocal {
 		return netcheck.Report{}, invalid("url", "want an ftp:// or agent:// URL, not a local path")
-	case e.Kind == KindAgent && m.cfg.Peers == nil:
-		return netcheck.Report{}, invalid("url", "agent:// endpoints are not available on this agent")
+	}
+	if err := m.canReach("url", e); err != nil {
+		return netcheck.Report{}, err
 	}
 	if timeout <= 0 {
 		timeout = m.cfg.Client.ProbeTimeout
@@ -117,8 +125,8 @@ func (m *Manager) ListFiles(ctx context.Context, target string, mode Mode) ([]En
 	if e.Kind == KindLocal {
 		return m.listLocal(e.Path)
 	}
-	if e.Kind == KindAgent && m.cfg.Peers == nil {
-		return nil, invalid("url", "agent:// endpoints are not available on this agent")
+	if err := m.canReach("url", e); err != nil {
+		return nil, err
 	}
 	order := []Mode{mode}
 	if mode == ModeAuto {

@@ -63,8 +63,8 @@ func (m *Manager) plan(req Request) (plan, error) {
 	default:
 		p.dir = Download
 	}
-	if p.remote().Kind == KindAgent && m.cfg.Peers == nil {
-		return plan{}, invalid(fieldOf(p, p.remote()), "agent:// endpoints are not available on this agent")
+	if err := m.canReach(fieldOf(p, p.remote()), p.remote()); err != nil {
+		return plan{}, err
 	}
 	return p, nil
 }
@@ -220,15 +220,12 @@ func (j *job) connect(ctx context.Context, mode Mode) (*ftpclient.Client, error)
 
 // download moves a remote file or tree under the local root.
 func (j *job) download(c *ftpclient.Client) error {
-	src, dst := j.plan.src, j.plan.dst
+	src := j.plan.src
 	st, err := c.Stat(j.ctx, src.Path)
 	if err != nil {
 		return fmt.Errorf("source %s: %w", src.Path, err)
 	}
-	final := dst.Path
-	if dst.Dir || dst.Path == "." || j.localIsDir(dst.Path) {
-		final = path.Join(dst.Path, path.Base(src.Path))
-	}
+	final := j.localFinal()
 	if !st.IsDir {
 		return j.moveFile(st.Size, func() (string, bool, error) {
 			return j.getFile(c, src.Path, final, st.Size, path.Base(src.Path))
@@ -313,6 +310,16 @@ func (j *job) moveTree(t tree, mkdir func(rel string) error, move func(f treeFil
 	}
 	j.update(func(s *Snapshot) { s.Verified = all && len(t.files) > 0 })
 	return nil
+}
+
+// localFinal is where a download lands: the destination as given, or the source's name inside
+// it when the destination is a directory ("in/", the root, or an existing directory).
+func (j *job) localFinal() string {
+	src, dst := j.plan.src, j.plan.dst
+	if dst.Dir || dst.Path == "." || j.localIsDir(dst.Path) {
+		return path.Join(dst.Path, path.Base(src.Path))
+	}
+	return dst.Path
 }
 
 func (j *job) localIsDir(p string) bool {
