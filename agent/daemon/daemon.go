@@ -21,6 +21,8 @@ import (
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
 	"github.com/ferry-dev/ferry/agent/server"
+	"github.com/ferry-dev/ferry/agent/storage"
+	"github.com/ferry-dev/ferry/agent/store"
 	"github.com/ferry-dev/ferry/agent/transfer"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -33,7 +35,7 @@ type Config struct {
 	GRPCListen    string // host:port or unix:///path; default 127.0.0.1:7070
 	FTPListen     string // default :2121
 	Root          string // served directory; required, must exist
-	StateDir      string // created if missing; reserved for the durable job store
+	StateDir      string // created if missing; holds the durable job store ("" keeps jobs in memory)
 	PassivePorts  ftpserver.PortRange
 	PublicHost    string
 	HostOverrides []ftpserver.HostOverride
@@ -48,7 +50,15 @@ type Config struct {
 	ProbeTimeout time.Duration
 	DefaultMode  transfer.Mode
 	GrantTTL     time.Duration // lifetime of one-time credentials for peers; default 5 min
-	Logger       *slog.Logger
+	// Reliability: see transfer.Config for the defaults of zero values.
+	Retries            int           // retries of transient failures (< 0: none)
+	StallTimeout       time.Duration // a data connection with no byte for this long fails the attempt
+	MaxTransfers       int           // running transfers; the rest wait in order
+	MaxSessionsPerHost int           // FTP sessions open to one server
+	History            time.Duration // how long finished transfers are kept
+	PartTTL            time.Duration // age at which part files no job will resume are removed
+	RetryBase          time.Duration // first retry delay (tests shorten it)
+	Logger             *slog.Logger
 }
 
 // Addrs are the bound addresses, usable to dial.
@@ -65,6 +75,8 @@ type Daemon struct {
 	grpc    *grpc.Server
 	ftp     *ftpserver.Server
 	mgr     *transfer.Manager
+	root    *storage.Root
+	store   *store.Store
 	started time.Time
 
 	closeOnce sync.Once
@@ -103,31 +115,46 @@ func New(cfg Config) (d *Daemon, err error) {
 			d.Close()
 		}
 	}()
+	if d.root, err = storage.Open(cfg.Root); err != nil {
+		return nil, fmt.Errorf("root: %w", err)
+	}
+	if cfg.StateDir != "" {
+		if d.store, err = store.Open(cfg.StateDir); err != nil {
+			return nil, fmt.Errorf("state-dir: %w", err)
+		}
+	}
 	d.ftp, err = ftpserver.New(ftpserver.Config{
-		Listen: cfg.FTPListen, Root: cfg.Root, PassivePorts: cfg.PassivePorts,
+		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
 		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)
 	}
-	d.mgr, err = transfer.NewManager(transfer.Config{
-		Root:  cfg.Root,
-		Peers: &server.Peers{},
-		Local: granter{d},
-		Client: transfer.ClientOptions{
-			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
-			DataTimeout: cfg.DataTimeout, ProbeTimeout: cfg.ProbeTimeout,
-		},
-		DefaultMode: cfg.DefaultMode,
-		Logger:      cfg.Logger.With("part", "transfer"),
-	})
-	if err != nil {
-		return nil, err
-	}
+	// The gRPC listener is opened before the engine starts: recovered jobs must not run on an
+	// agent that cannot serve its API.
 	d.grpcLis, err = listen(cfg.GRPCListen)
 	if err != nil {
 		return nil, fmt.Errorf("grpc-listen: %w", err)
+	}
+	tcfg := transfer.Config{
+		Storage: d.root,
+		Peers:   &server.Peers{},
+		Local:   granter{d},
+		Client: transfer.ClientOptions{
+			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
+			DataTimeout: cfg.DataTimeout, ProbeTimeout: cfg.ProbeTimeout, StallTimeout: cfg.StallTimeout,
+		},
+		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
+		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
+		History: cfg.History, PartTTL: cfg.PartTTL,
+		Logger: cfg.Logger.With("part", "transfer"),
+	}
+	if d.store != nil {
+		tcfg.Store = d.store
+	}
+	if d.mgr, err = transfer.NewManager(tcfg); err != nil {
+		return nil, err
 	}
 	d.grpc = grpc.NewServer()
 	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
@@ -178,10 +205,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// Close stops the gRPC server (gracefully for up to 5 s), cancels running transfers and stops
-// the FTP server. Safe to call more than once.
+// Close interrupts running transfers (checkpointed: they resume at the next start), stops the
+// gRPC server (gracefully for up to 5 s), the FTP server and the store. Safe to call more than
+// once.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
+		// The engine first: running jobs are checkpointed (they go on after a restart) and
+		// their watchers told so, which ends the streams GracefulStop would wait for.
+		if d.mgr != nil {
+			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
+		}
 		if d.grpc != nil {
 			done := make(chan struct{})
 			go func() { d.grpc.GracefulStop(); close(done) }()
@@ -193,11 +226,14 @@ func (d *Daemon) Close() error {
 		} else if d.grpcLis != nil {
 			d.grpcLis.Close()
 		}
-		if d.mgr != nil {
-			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
-		}
 		if d.ftp != nil {
 			d.closeErr = errors.Join(d.closeErr, d.ftp.Close())
+		}
+		if d.store != nil {
+			d.closeErr = errors.Join(d.closeErr, d.store.Close())
+		}
+		if d.root != nil {
+			d.closeErr = errors.Join(d.closeErr, d.root.Close())
 		}
 	})
 	return d.closeErr

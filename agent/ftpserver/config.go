@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ferry-dev/ferry/agent/storage"
 )
 
 // PortRange is an inclusive TCP port range. The zero value means "any free
@@ -30,8 +32,11 @@ type HostOverride struct {
 
 // Config configures a Server. See New.
 type Config struct {
-	Listen        string         // control address, e.g. ":2121"; "127.0.0.1:0" in tests
-	Root          string         // served directory (must exist)
+	Listen string // control address, e.g. ":2121"; "127.0.0.1:0" in tests
+	Root   string // served directory (must exist)
+	// Storage, when set, is the already opened root to serve (the agent shares one with its
+	// transfer engine); Root must name the same directory. The server does not close it.
+	Storage       *storage.Root
 	PassivePorts  PortRange      // passive data ports; zero = any free port
 	PublicHost    string         // IPv4 announced in PASV replies ("" = the control connection's local address)
 	HostOverrides []HostOverride // per-client-network override of PublicHost (most specific network wins)

@@ -23,8 +23,8 @@ func TestInScope(t *testing.T) {
 		{"read file, ftp absolute", file(AccessRead), "/in/big.bin", false, true},
 		{"read file, uncleaned", file(AccessRead), "/in/./x/../big.bin", false, true},
 		{"read file cannot write it", file(AccessRead), "in/big.bin", true, false},
-		{"read scope, temp sibling not readable", file(AccessRead), "in/.big.bin.ferry-part", false, false},
-		{"read scope, temp sibling not writable", file(AccessRead), "in/.big.bin.ferry-part", true, false},
+		{"read scope, temp sibling not readable", file(AccessRead), "in/.big.bin.0123abcd.ferry-part", false, false},
+		{"read scope, temp sibling not writable", file(AccessRead), "in/.big.bin.0123abcd.ferry-part", true, false},
 		{"read file, sibling", file(AccessRead), "in/other.bin", false, false},
 		{"read file, prefix sibling", file(AccessRead), "in/big.bin2", false, false},
 		{"read file, parent", file(AccessRead), "in", false, false},
@@ -33,19 +33,19 @@ func TestInScope(t *testing.T) {
 		{"read file, dotdot elsewhere", file(AccessRead), "in/big.bin/../other.bin", false, false},
 		{"write file itself", file(AccessWrite), "in/big.bin", true, true},
 		{"write file, read it", file(AccessWrite), "in/big.bin", false, true},
-		{"write temp sibling", file(AccessWrite), "in/.big.bin.ferry-part", true, true},
-		{"read temp sibling with write scope", file(AccessWrite), "/in/.big.bin.ferry-part", false, true},
-		{"write other temp", file(AccessWrite), "in/.other.bin.ferry-part", true, false},
+		{"write temp sibling", file(AccessWrite), "in/.big.bin.0123abcd.ferry-part", true, true},
+		{"read temp sibling with write scope", file(AccessWrite), "/in/.big.bin.0123abcd.ferry-part", false, true},
+		{"write other temp", file(AccessWrite), "in/.other.bin.0123abcd.ferry-part", true, false},
 		{"write sibling", file(AccessWrite), "in/other.bin", true, false},
 		{"write parent", file(AccessWrite), "in", true, false},
-		{"write temp in wrong dir", file(AccessWrite), ".big.bin.ferry-part", true, false},
+		{"write temp in wrong dir", file(AccessWrite), ".big.bin.0123abcd.ferry-part", true, false},
 		{"read dir, child", dir(AccessRead), "in/tree/a/b.bin", false, true},
 		{"read dir, itself", dir(AccessRead), "/in/tree", false, true},
 		{"read dir, prefix sibling", dir(AccessRead), "in/treehouse", false, false},
 		{"read dir, cannot write child", dir(AccessRead), "in/tree/a", true, false},
 		{"write dir, child", dir(AccessWrite), "in/tree/a/b.bin", true, true},
-		{"write dir, child temp", dir(AccessWrite), "in/tree/a/.b.bin.ferry-part", true, true},
-		{"write dir, dir temp sibling", dir(AccessWrite), "in/.tree.ferry-part", true, true},
+		{"write dir, child temp", dir(AccessWrite), "in/tree/a/.b.bin.0123abcd.ferry-part", true, true},
+		{"write dir, dir temp sibling", dir(AccessWrite), "in/.tree.0123abcd.ferry-part", true, true},
 		{"whole root read", Scope{Path: ".", Access: AccessRead}, "/any/thing", false, true},
 		{"whole root read, no write", Scope{Path: ".", Access: AccessRead}, "/any/thing", true, false},
 		{"whole root write", Scope{Path: ".", Access: AccessWrite}, "/any/thing", true, true},
@@ -62,21 +62,6 @@ func TestInScope(t *testing.T) {
 				t.Errorf("InScope(%+v, %q, write=%v) = %v, want %v", tc.sc, tc.path, tc.write, got, tc.want)
 			}
 		})
-	}
-}
-
-func TestPartPath(t *testing.T) {
-	for in, want := range map[string]string{
-		"in/big.bin":   "in/.big.bin.ferry-part",
-		"/in/big.bin":  "in/.big.bin.ferry-part",
-		"big.bin":      ".big.bin.ferry-part",
-		"in/sub/tree/": "in/sub/.tree.ferry-part",
-		".":            "",
-		"/":            "",
-	} {
-		if got := PartPath(in); got != want {
-			t.Errorf("PartPath(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 
@@ -207,7 +192,7 @@ func TestCredentialReadScope(t *testing.T) {
 	if out, code := f.list("MLSD", "/"); code == 226 {
 		t.Fatalf("MLSD of root allowed: %q", out)
 	}
-	for _, p := range []string{"/in/other.bin", "/top.bin", "/in/.big.bin.ferry-part"} {
+	for _, p := range []string{"/in/other.bin", "/top.bin", "/in/.big.bin.0123abcd.ferry-part"} {
 		if _, code := f.retr(p); code != 550 {
 			t.Errorf("RETR %s: %d, want 550", p, code)
 		}
@@ -216,7 +201,7 @@ func TestCredentialReadScope(t *testing.T) {
 		}
 	}
 	// No writes at all.
-	for _, p := range []string{"/in/big.bin", "/in/.big.bin.ferry-part", "/in/new.bin"} {
+	for _, p := range []string{"/in/big.bin", "/in/.big.bin.0123abcd.ferry-part", "/in/new.bin"} {
 		if code := f.stor(p, []byte("x")); code != 550 {
 			t.Errorf("STOR %s: %d, want 550", p, code)
 		}
@@ -252,18 +237,18 @@ func TestCredentialWriteScope(t *testing.T) {
 	}
 	f.expect(257, "MKD /in/sub")
 	f.expect(250, "CWD /in/sub")
-	if code := f.stor(".big.bin.ferry-part", data[:100000]); code != 226 {
+	if code := f.stor(".big.bin.0123abcd.ferry-part", data[:100000]); code != 226 {
 		t.Fatalf("STOR temp: %d", code)
 	}
 	// resume: SIZE of the temp file, REST + STOR the remainder
-	if msg := f.expect(213, "SIZE /in/sub/.big.bin.ferry-part"); msg != "100000" {
+	if msg := f.expect(213, "SIZE /in/sub/.big.bin.0123abcd.ferry-part"); msg != "100000" {
 		t.Fatalf("SIZE temp = %q", msg)
 	}
 	f.expect(350, "REST 100000")
-	if code := f.stor("/in/sub/.big.bin.ferry-part", data[100000:]); code != 226 {
+	if code := f.stor("/in/sub/.big.bin.0123abcd.ferry-part", data[100000:]); code != 226 {
 		t.Fatalf("resumed STOR temp: %d", code)
 	}
-	if code := f.rename("/in/sub/.big.bin.ferry-part", "/in/sub/big.bin"); code != 250 {
+	if code := f.rename("/in/sub/.big.bin.0123abcd.ferry-part", "/in/sub/big.bin"); code != 250 {
 		t.Fatalf("RNFR/RNTO temp -> final: %d", code)
 	}
 	if got := fileSHA256(t, filepath.Join(ts.root, "in", "sub", "big.bin")); got != sha256Hex(data) {
@@ -278,7 +263,7 @@ func TestCredentialWriteScope(t *testing.T) {
 	}
 
 	// Siblings, parents and anything else are off limits.
-	for _, p := range []string{"/in/sub/other.bin", "/in/other.bin", "/in/.other.bin.ferry-part", "/big.bin", "/in/sub/.big.bin.ferry-part2"} {
+	for _, p := range []string{"/in/sub/other.bin", "/in/other.bin", "/in/.other.bin.0123abcd.ferry-part", "/big.bin", "/in/sub/.big.bin.0123abcd.ferry-part2"} {
 		if code := f.stor(p, []byte("x")); code != 550 {
 			t.Errorf("STOR %s: %d, want 550", p, code)
 		}

@@ -167,15 +167,15 @@ func TestSessionFsPolicy(t *testing.T) {
 	if err := w.Chown("/in", 0, 0); !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("Chown outside: %v", err)
 	}
-	f, err := w.Create("/a/b/.c.bin.ferry-part")
+	f, err := w.Create("/a/b/.c.bin.0123abcd.ferry-part")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := w.RemoveDir("/a/b/.c.bin.ferry-part"); err == nil {
+	if err := w.RemoveDir("/a/b/.c.bin.0123abcd.ferry-part"); err == nil {
 		t.Fatal("RemoveDir removed a file")
 	}
-	if err := w.Rename("/a/b/.c.bin.ferry-part", "/a/b/c.bin"); err != nil {
+	if err := w.Rename("/a/b/.c.bin.0123abcd.ferry-part", "/a/b/c.bin"); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Remove("/a/b/c.bin"); err != nil {

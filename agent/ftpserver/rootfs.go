@@ -1,11 +1,14 @@
 package ftpserver
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"time"
 
 	"github.com/spf13/afero"
+
+	"github.com/ferry-dev/ferry/agent/storage"
 )
 
 // rootFs is an afero.Fs confined to one directory through os.Root. Names are
@@ -14,7 +17,8 @@ import (
 // wrapped) so that io.Copy to/from a TCP connection can use sendfile/splice.
 // See the package documentation.
 type rootFs struct {
-	root *os.Root
+	root  *storage.Root
+	owned bool // opened by newRootFs: closed with the server
 }
 
 var (
@@ -23,14 +27,20 @@ var (
 )
 
 func newRootFs(dir string) (*rootFs, error) {
-	r, err := os.OpenRoot(dir)
+	r, err := storage.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &rootFs{root: r}, nil
+	return &rootFs{root: r, owned: true}, nil
 }
 
-func (f *rootFs) close() error { return f.root.Close() }
+// close releases the root if this server opened it (a shared one belongs to its owner).
+func (f *rootFs) close() error {
+	if !f.owned {
+		return nil
+	}
+	return f.root.Close()
+}
 
 // relPath maps an FTP path to the cleaned root-relative name handed to
 // os.Root: "/" and "" become ".", ".." cannot climb above the root
@@ -55,18 +65,24 @@ func denied(op, rel string) error {
 	return &os.PathError{Op: op, Path: ftpPath(rel), Err: os.ErrPermission}
 }
 
-// file returns f as an afero.File, keeping a nil *os.File a nil interface.
-func file(f *os.File, err error) (afero.File, error) {
+// file returns f as an afero.File. The local storage hands out *os.File, which is one, and
+// returning it unwrapped keeps io.Copy's sendfile/splice paths.
+func file(f storage.File, err error) (afero.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	af, ok := f.(afero.File)
+	if !ok {
+		f.Close()
+		return nil, fmt.Errorf("storage returned a %T, not a file the FTP server can serve", f)
+	}
+	return af, nil
 }
 
 func (f *rootFs) Name() string { return "ferry-rootfs" }
 
 func (f *rootFs) Create(name string) (afero.File, error) {
-	return file(f.root.Create(relPath(name)))
+	return file(f.root.OpenFile(relPath(name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666))
 }
 
 func (f *rootFs) Open(name string) (afero.File, error) {

@@ -10,6 +10,8 @@ import (
 
 	ftplib "github.com/fclairamb/ftpserverlib"
 	"github.com/spf13/afero"
+
+	"github.com/ferry-dev/ferry/agent/storage"
 )
 
 // Access is the right granted by a one-time credential.
@@ -38,7 +40,7 @@ func (a Access) String() string {
 // ("in/tree"); "." is the whole root. A read scope may stat, list, retrieve
 // and hash Path and anything under it. A write scope may also store, create
 // directories, rename and delete there, and on the temporary sibling
-// PartPath(Path) used for uploads. Whatever the access, the ancestors of Path
+// part files of Path (storage.PartName) used for uploads. Whatever the access, the ancestors of Path
 // may be stat'ed (so clients can CWD into them, but not list them) and, with
 // AccessWrite, created with MKD (so "in/sub/big.bin" can be uploaded when
 // "in/sub" does not exist yet).
@@ -49,18 +51,6 @@ type Scope struct {
 	Path   string
 	Access Access
 	TTL    time.Duration
-}
-
-// PartPath returns the temporary upload name for p: "<dir>/.<base>.ferry-part"
-// ("in/big.bin" -> "in/.big.bin.ferry-part"). p is cleaned; for the root
-// itself it returns "".
-func PartPath(p string) string {
-	rel := relPath(p)
-	if rel == "." {
-		return ""
-	}
-	dir, base := path.Split(rel)
-	return dir + "." + base + ".ferry-part"
 }
 
 // cleanScopePath validates and cleans a Scope.Path.
@@ -97,7 +87,7 @@ func isAncestor(rel, s string) bool {
 // list, retrieve, hash) or modify (write=true: store, mkdir, rename, delete,
 // set times) the FTP path p ("/in/big.bin" or "in/big.bin"; ".." cannot climb
 // above the root). Reads are allowed on sc.Path and below; writes need
-// AccessWrite and are allowed on sc.Path, below it and on PartPath(sc.Path),
+// AccessWrite and are allowed on sc.Path, below it and on its part files (storage.IsPartOf),
 // which a write scope may also read (to resume an upload). The ancestor
 // exceptions described on Scope (stat for CWD, MKD of the parent chain) are
 // not "read"/"write" of data and are not reported here. An invalid scope
@@ -120,7 +110,7 @@ func InScope(sc Scope, p string, write bool) bool {
 	if within(rel, s) {
 		return true
 	}
-	return sc.Access == AccessWrite && s != "." && rel == PartPath(s)
+	return sc.Access == AccessWrite && s != "." && storage.IsPartOf(s, rel)
 }
 
 // fsOp classifies afero calls for permission checks.

@@ -51,8 +51,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs, err := newRootFs(cfg.Root)
-	if err != nil {
+	var fs *rootFs
+	if cfg.Storage != nil {
+		fs = &rootFs{root: cfg.Storage}
+	} else if fs, err = newRootFs(cfg.Root); err != nil {
 		return nil, fieldErr("Root", "%v", err)
 	}
 	lc := net.ListenConfig{}

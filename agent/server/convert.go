@@ -76,6 +76,11 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		Verified:       s.Verified,
 		Reversed:       s.Reversed,
 		PeerTransferId: s.PeerTransfer,
+		Attempt:        int32(s.Attempt),
+		LastError:      s.LastError,
+		RequestId:      s.RequestID,
+		ErrorCode:      s.ErrCode,
+		BytesResumed:   s.Resumed,
 		Progress: &ferryv1.Progress{
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,
@@ -106,7 +111,7 @@ func snapshotFromProto(t *ferryv1.Transfer) transfer.Snapshot {
 	state, _ := stateFromProto(t.GetState())
 	p := t.GetProgress()
 	return transfer.Snapshot{
-		ID: t.GetId(), State: state, Mode: mode, ModeReason: t.GetModeReason(), Err: t.GetError(),
+		ID: t.GetId(), State: state, Mode: mode, ModeReason: t.GetModeReason(), Err: t.GetError(), ErrCode: t.GetErrorCode(),
 		BytesDone: p.GetBytesDone(), BytesTotal: p.GetBytesTotal(),
 		FilesDone: p.GetFilesDone(), FilesTotal: p.GetFilesTotal(), CurrentFile: p.GetCurrentFile(),
 		SHA256: t.GetSha256(), Verified: t.GetVerified(),

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/transfer"
 )
 
@@ -19,26 +18,53 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
 		return err
 	}
+	return status.Error(codeOf(err), err.Error())
+}
+
+func codeOf(err error) codes.Code {
 	var inv *transfer.InvalidError
-	var reply *ftpclient.ReplyError
-	var dce *ftpclient.DataConnError
 	switch {
 	case errors.As(err, &inv):
-		return status.Error(codes.InvalidArgument, inv.Error())
+		return codes.InvalidArgument
 	case errors.Is(err, transfer.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, transfer.ErrClosed):
-		return status.Error(codes.Unavailable, err.Error())
+		return codes.NotFound
+	case errors.Is(err, transfer.ErrConflict):
+		return codes.FailedPrecondition
+	case errors.Is(err, transfer.ErrAuth):
+		return codes.PermissionDenied
+	case errors.Is(err, transfer.ErrNoSpace):
+		return codes.ResourceExhausted
+	case errors.Is(err, transfer.ErrClosed), errors.Is(err, transfer.ErrShutdown), errors.Is(err, transfer.ErrUnreachable):
+		return codes.Unavailable
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.As(err, &dce):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.As(err, &reply) && reply.Code == 550:
-		return status.Error(codes.NotFound, err.Error())
-	case errors.As(err, &reply) && (reply.Code == 530 || reply.Code == 532):
-		return status.Error(codes.PermissionDenied, err.Error())
+		return codes.DeadlineExceeded
 	}
-	return status.Error(codes.Unknown, err.Error())
+	return codes.Unknown
+}
+
+// fromStatus turns a peer agent's gRPC error into a domain error with the same kind, so its
+// code survives the hop (a NotFound there is a NotFound here); the message is the peer's.
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	e := errors.New(st.Message())
+	switch st.Code() {
+	case codes.NotFound:
+		return transfer.WithKind(transfer.ErrNotFound, e)
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return transfer.WithKind(transfer.ErrAuth, e)
+	case codes.FailedPrecondition:
+		return transfer.WithKind(transfer.ErrConflict, e)
+	case codes.ResourceExhausted:
+		return transfer.WithKind(transfer.ErrNoSpace, e)
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return transfer.WithKind(transfer.ErrUnreachable, e)
+	case codes.Canceled:
+		return errors.Join(e, context.Canceled)
+	}
+	return e
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	"github.com/ferry-dev/ferry/agent/transfer"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
@@ -43,7 +43,7 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 	}
 	resp, err := ferryv1.NewAgentServiceClient(conn).GrantAccess(ctx, &ferryv1.GrantAccessRequest{Path: path, Access: access})
 	if err != nil {
-		return transfer.Grant{}, fmt.Errorf("grant access to %s: %s", path, status.Convert(err).Message())
+		return transfer.Grant{}, fmt.Errorf("grant access to %s: %w", path, fromStatus(err))
 	}
 	g := transfer.Grant{
 		FTPAddr:  net.JoinHostPort(host, strconv.Itoa(int(resp.GetFtpPort()))),
@@ -61,30 +61,40 @@ func (p *Peers) dial(agentAddr string) (*grpc.ClientConn, error) {
 	return grpc.NewClient(agentAddr, opts...)
 }
 
-// Reverse starts the mirrored transfer on the peer (ReverseTransfer) and follows it with
-// WatchTransfer until its final state. If ctx ends first, the peer's transfer is cancelled.
-func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.ReverseRequest, progress func(transfer.Snapshot)) error {
+// Reverse starts the mirrored transfer on the peer (ReverseTransfer) and returns its first
+// snapshot.
+func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.ReverseRequest) (transfer.Snapshot, error) {
+	conn, err := p.dial(agentAddr)
+	if err != nil {
+		return transfer.Snapshot{}, err
+	}
+	defer conn.Close()
+	dir := ferryv1.Direction_DIRECTION_DOWNLOAD
+	if r.PeerSends {
+		dir = ferryv1.Direction_DIRECTION_UPLOAD
+	}
+	resp, err := ferryv1.NewAgentServiceClient(conn).ReverseTransfer(ctx, &ferryv1.ReverseTransferRequest{
+		Path: r.PeerPath, Direction: dir, FtpPort: int32(r.FTPPort),
+		User: r.User, Password: r.Password, RemotePath: r.LocalPath, RequestId: r.RequestID,
+	})
+	if err != nil {
+		return transfer.Snapshot{}, fmt.Errorf("peer agent %s: reverse transfer: %w", agentAddr, fromStatus(err))
+	}
+	return snapshotFromProto(resp.GetTransfer()), nil
+}
+
+// Follow watches the peer's transfer id until its final state. If ctx ends first, the peer's
+// transfer is cancelled — unless this agent is shutting down: then it goes on, and this agent
+// re-attaches to it after its restart.
+func (p *Peers) Follow(ctx context.Context, agentAddr, id string, progress func(transfer.Snapshot)) error {
 	conn, err := p.dial(agentAddr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	api := ferryv1.NewAgentServiceClient(conn)
-	dir := ferryv1.Direction_DIRECTION_DOWNLOAD
-	if r.PeerSends {
-		dir = ferryv1.Direction_DIRECTION_UPLOAD
-	}
-	resp, err := api.ReverseTransfer(ctx, &ferryv1.ReverseTransferRequest{
-		Path: r.PeerPath, Direction: dir, FtpPort: int32(r.FTPPort),
-		User: r.User, Password: r.Password, RemotePath: r.LocalPath,
-	})
-	if err != nil {
-		return fmt.Errorf("peer agent %s: reverse transfer: %s", agentAddr, status.Convert(err).Message())
-	}
-	id := resp.GetTransfer().GetId()
-	progress(snapshotFromProto(resp.GetTransfer()))
 	defer func() {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), transfer.ErrShutdown) {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_, _ = api.CancelTransfer(cctx, &ferryv1.CancelTransferRequest{Id: id})
@@ -92,7 +102,7 @@ func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.Revers
 	}()
 	stream, err := api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: id})
 	if err != nil {
-		return fmt.Errorf("peer agent %s: watch transfer %s: %s", agentAddr, id, status.Convert(err).Message())
+		return fmt.Errorf("peer agent %s: watch transfer %s: %w", agentAddr, id, fromStatus(err))
 	}
 	var last *ferryv1.Transfer
 	for {
@@ -102,9 +112,9 @@ func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.Revers
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
-			return fmt.Errorf("peer agent %s: watch transfer %s: %s", agentAddr, id, status.Convert(err).Message())
+			return fmt.Errorf("peer agent %s: watch transfer %s: %w", agentAddr, id, fromStatus(err))
 		}
 		last = m.GetTransfer()
 		progress(snapshotFromProto(last))
@@ -113,8 +123,28 @@ func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.Revers
 	case ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED:
 		return nil
 	case ferryv1.TransferState_TRANSFER_STATE_FAILED, ferryv1.TransferState_TRANSFER_STATE_CANCELLED:
-		return fmt.Errorf("peer agent %s: its transfer %s %s: %s", agentAddr, id,
+		err := fmt.Errorf("peer agent %s: its transfer %s %s: %s", agentAddr, id,
 			strings.TrimPrefix(strings.ToLower(last.GetState().String()), "transfer_state_"), last.GetError())
+		return kindOfCode(last.GetErrorCode(), err)
 	}
-	return fmt.Errorf("peer agent %s: watch of transfer %s ended in state %v", agentAddr, id, last.GetState())
+	return transfer.WithKind(transfer.ErrUnreachable, fmt.Errorf("peer agent %s: watch of transfer %s ended in state %v", agentAddr, id, last.GetState()))
+}
+
+// kindOfCode gives err the domain kind a peer reported in Transfer.error_code.
+func kindOfCode(code string, err error) error {
+	switch code {
+	case "not_found":
+		return transfer.WithKind(transfer.ErrNotFound, err)
+	case "permission_denied":
+		return transfer.WithKind(transfer.ErrAuth, err)
+	case "no_space":
+		return transfer.WithKind(transfer.ErrNoSpace, err)
+	case "conflict":
+		return transfer.WithKind(transfer.ErrConflict, err)
+	case "checksum":
+		return transfer.WithKind(transfer.ErrChecksum, err)
+	case "unreachable":
+		return transfer.WithKind(transfer.ErrUnreachable, err)
+	}
+	return err
 }

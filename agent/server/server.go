@@ -63,8 +63,9 @@ func (s *Service) StartTransfer(_ context.Context, req *ferryv1.StartTransferReq
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
 	}
-	snap, err := s.cfg.Manager.Start(transfer.Request{
+	snap, err := s.cfg.Manager.Start(transfer.Spec{
 		Source: req.GetSource(), Destination: req.GetDestination(), Mode: mode, ModeSet: set,
+		RequestID: req.GetRequestId(), Restart: req.GetRestart(),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -104,12 +105,18 @@ func (s *Service) WatchTransfer(req *ferryv1.WatchTransferRequest, stream ferryv
 		return toStatus(err)
 	}
 	defer stop()
+	var last transfer.Snapshot
 	for {
 		select {
 		case snap, ok := <-ch:
 			if !ok {
+				if !last.State.Final() {
+					// The agent is shutting down; the transfer goes on when it restarts.
+					return status.Error(codes.Unavailable, transfer.ErrShutdown.Error())
+				}
 				return nil
 			}
+			last = snap
 			if err := stream.Send(&ferryv1.WatchTransferResponse{Transfer: transferToProto(snap)}); err != nil {
 				return err
 			}
@@ -243,7 +250,7 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		Host:   net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(req.GetFtpPort()))),
 		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
 	}
-	r := transfer.Request{Mode: mode, ModeSet: set}
+	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId()}
 	switch req.GetDirection() {
 	case ferryv1.Direction_DIRECTION_UPLOAD:
 		r.Source, r.Destination = req.GetPath(), u.String()

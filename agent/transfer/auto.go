@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/storage"
 )
 
 // auto finds a way for the data: passive, then active (or the order that worked last with this
@@ -21,17 +23,17 @@ func (j *job) auto() error {
 	canReverse := remote.Kind == KindAgent && j.m.cfg.Local != nil
 	order := []Mode{ModePassive, ModeActive}
 	reason := "auto: passive tried first"
-	known, ok := j.m.modes.get(remote.Host)
+	known, ok := j.m.dialer.routes.get(remote.Host)
 	if ok {
 		reason = fmt.Sprintf("auto: %s worked with %s recently", known, remote.Host)
 		switch {
 		case known.reversed && canReverse:
 			err := j.reverse(reason)
 			if err == nil {
-				j.m.modes.put(remote.Host, known)
+				j.m.dialer.routes.put(remote.Host, known)
 				return nil
 			}
-			j.m.modes.forget(remote.Host)
+			j.m.dialer.routes.forget(remote.Host)
 			return err
 		case known.mode == ModeActive:
 			order = []Mode{ModeActive, ModePassive}
@@ -43,7 +45,7 @@ func (j *job) auto() error {
 		j.update(func(s *Snapshot) { s.Mode, s.ModeReason = mode, reason })
 		err := j.attempt(mode, true)
 		if err == nil {
-			j.m.modes.put(remote.Host, route{mode: mode})
+			j.m.dialer.routes.put(remote.Host, route{mode: mode})
 			return nil
 		}
 		why, next := j.blocked(mode, err)
@@ -51,7 +53,7 @@ func (j *job) auto() error {
 			return err
 		}
 		if ok {
-			j.m.modes.forget(remote.Host)
+			j.m.dialer.routes.forget(remote.Host)
 		}
 		failures = append(failures, why)
 		errs = append(errs, err)
@@ -68,7 +70,7 @@ func (j *job) auto() error {
 	if err := j.reverse(story); err != nil {
 		return &autoError{story: story + "; reversing failed", errs: append(errs, err)}
 	}
-	j.m.modes.put(remote.Host, route{reversed: true})
+	j.m.dialer.routes.put(remote.Host, route{reversed: true})
 	return nil
 }
 
@@ -82,7 +84,7 @@ func other(m Mode) Mode {
 // blocked tells whether err means that mode cannot carry data here (so another way may), and
 // describes why in a few words.
 func (j *job) blocked(mode Mode, err error) (why string, next bool) {
-	if j.bytes.Load() != 0 || j.ctx.Err() != nil {
+	if j.sent.Load() != 0 || j.ctx.Err() != nil {
 		return "", false
 	}
 	var de *ftpclient.DataConnError
@@ -160,8 +162,28 @@ func (j *job) reverse(story string) error {
 		final = j.localFinal()
 	}
 	started := time.Now()
-	err = j.m.cfg.Peers.Reverse(j.ctx, remote.Host, req, func(ps Snapshot) {
+	err = j.followPeer(remote.Host, req, prefix)
+	if err != nil && req.PeerSends && !errShutdown(j.ctx) {
+		// The peer cannot remove its part files here: its one-time login is spent. Follow
+		// returns once the peer's transfer has ended, so this agent removes them itself.
+		j.removeReversedParts(final, started)
+	}
+	return err
+}
+
+// followPeer starts the reversed transfer on the peer (or re-attaches to the one a previous
+// attempt or run of this job started: its id is in the checkpoint) and mirrors its progress.
+func (j *job) followPeer(peer string, req ReverseRequest, prefix string) error {
+	j.mu.Lock()
+	id := j.check.PeerTransfer
+	if j.check.Peer != peer {
+		id = ""
+	}
+	attempt := j.snap.Attempt
+	j.mu.Unlock()
+	progress := func(ps Snapshot) {
 		j.bytes.Store(ps.BytesDone)
+		j.sent.Store(ps.BytesDone)
 		j.update(func(s *Snapshot) {
 			s.PeerTransfer = ps.ID
 			s.BytesTotal, s.FilesTotal, s.FilesDone, s.CurrentFile = ps.BytesTotal, ps.FilesTotal, ps.FilesDone, ps.CurrentFile
@@ -176,24 +198,52 @@ func (j *job) reverse(story string) error {
 				s.SHA256, s.Verified = ps.SHA256, ps.Verified
 			}
 		})
-	})
-	if err != nil && req.PeerSends {
-		// The peer cannot remove its part files here: its one-time login is spent. Reverse
-		// returns once the peer's transfer has ended, so this agent removes them itself.
-		j.removeParts(final, started)
+		if ps.State.Final() {
+			// The peer's transfer is over: a retry of this job starts a new one.
+			j.checkpoint(func(c *checkpoint) { c.PeerTransfer = "" })
+		}
 	}
-	return err
+	if id != "" {
+		err := j.m.cfg.Peers.Follow(j.ctx, peer, id, progress)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		// The peer no longer knows it: start again.
+	}
+	req.RequestID = fmt.Sprintf("%s-%d", j.id(), attempt)
+	first, err := j.m.cfg.Peers.Reverse(j.ctx, peer, req)
+	if err != nil {
+		return err
+	}
+	j.checkpoint(func(c *checkpoint) { c.Peer, c.PeerTransfer = peer, first.ID })
+	progress(first)
+	if first.State.Final() {
+		if first.State == StateSucceeded {
+			return nil
+		}
+		return fmt.Errorf("peer agent %s: its transfer %s %s: %s", peer, first.ID, first.State, first.Err)
+	}
+	return j.m.cfg.Peers.Follow(j.ctx, peer, first.ID, progress)
 }
 
-// removeParts deletes the part files under final (a file's own part file, or those in a tree)
-// written since started, after a reversed download failed or was cancelled.
-func (j *job) removeParts(final string, started time.Time) {
-	_ = j.m.root.Remove(partName(final))
-	if !j.localIsDir(final) {
+// removeReversedParts deletes the part files under final (a file's own part files, or those in a
+// tree) written since started, after a reversed download failed or was cancelled.
+func (j *job) removeReversedParts(final string, started time.Time) {
+	dir := path.Dir(final)
+	if des, err := fs.ReadDir(j.m.root.FS(), dir); err == nil {
+		for _, d := range des {
+			if p := path.Join(dir, d.Name()); storage.IsPartOf(final, p) {
+				if fi, err := d.Info(); err == nil && !fi.ModTime().Before(started) {
+					_ = j.m.root.Remove(p)
+				}
+			}
+		}
+	}
+	if !j.m.localIsDir(final) {
 		return
 	}
 	_ = fs.WalkDir(j.m.root.FS(), final, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".ferry-part") {
+		if err != nil || d.IsDir() || !storage.IsPart(d.Name()) {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil && !fi.ModTime().Before(started) {

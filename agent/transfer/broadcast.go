@@ -9,7 +9,7 @@ import "sync"
 type broadcaster struct {
 	mu    sync.Mutex
 	last  Snapshot
-	final bool
+	final bool // no more snapshots: the job reached a final state, or this agent shut down
 	subs  map[chan Snapshot]struct{}
 }
 
@@ -34,6 +34,22 @@ func (b *broadcaster) publish(s Snapshot) {
 	if b.final {
 		b.subs = nil
 	}
+}
+
+// interrupt publishes s (not final) as the last snapshot this process will publish and closes
+// the subscriptions: the agent is shutting down and the job goes on after the restart.
+func (b *broadcaster) interrupt(s Snapshot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.final {
+		return
+	}
+	b.last, b.final = s, true
+	for ch := range b.subs {
+		offer(ch, s)
+		close(ch)
+	}
+	b.subs = nil
 }
 
 // offer puts s in ch, dropping a stale value; only the publisher sends, under b.mu.

@@ -6,57 +6,101 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/netcheck"
 )
 
-// dial opens an FTP session to a remote endpoint; for an agent:// endpoint it first asks the peer
-// for a one-time credential scoped to the path and direction. With probe (auto mode) the first
-// data connection is bounded by ProbeTimeout instead of DataTimeout.
-func (m *Manager) dial(ctx context.Context, r Endpoint, mode Mode, write, probe bool) (*ftpclient.Client, error) {
-	l, err := m.login(ctx, r, write)
-	if err != nil {
-		return nil, err
-	}
-	cfg := m.clientConfig(mode)
-	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
-	if probe {
-		// A quick probe: a control port that does not answer in time is as blocked as a data
-		// port that does not, and auto mode goes on to the next way.
-		cfg.FirstDataTimeout = m.cfg.Client.ProbeTimeout
-		cfg.DialTimeout = min(cfg.DialTimeout, m.cfg.Client.ProbeTimeout)
-	}
+// dialer opens FTP sessions for the engine: it logs in (a one-time grant from a peer agent for
+// agent:// endpoints), bounds the sessions open to one server, and remembers per peer the route
+// that worked last (auto mode).
+type dialer struct {
+	opts    ClientOptions
+	peers   Peers
+	connect func(ctx context.Context, cfg ftpclient.Config) (Session, error)
+	routes  *modeMemory
+	hosts   hostSlots
+}
+
+func dialFTP(ctx context.Context, cfg ftpclient.Config) (Session, error) {
 	c, err := ftpclient.Dial(ctx, cfg)
 	if err != nil {
-		return nil, &controlError{addr: l.Addr, err: err}
+		return nil, err
 	}
 	return c, nil
 }
 
-// canReach refuses an agent:// endpoint when this manager has no way to reach peer agents.
-func (m *Manager) canReach(field string, e Endpoint) error {
-	if e.Kind == KindAgent && m.cfg.Peers == nil {
-		return invalid(field, "agent:// endpoints are not available on this agent")
+// dial opens an FTP session to a remote endpoint, waiting for a free session slot to its
+// server. With probe (auto mode) the first data connection is bounded by ProbeTimeout.
+func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe bool) (Session, error) {
+	l, err := d.login(ctx, r, write)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	cfg := d.clientConfig(mode)
+	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
+	if probe {
+		// A quick probe: a control port that does not answer in time is as blocked as a data
+		// port that does not, and auto mode goes on to the next way.
+		cfg.FirstDataTimeout = d.opts.ProbeTimeout
+		cfg.DialTimeout = min(cfg.DialTimeout, d.opts.ProbeTimeout)
+	}
+	slot := d.hosts.get(l.Addr)
+	if err := slot.acquire(ctx); err != nil {
+		return nil, err
+	}
+	s, err := d.connect(ctx, cfg)
+	if err != nil {
+		slot.release()
+		return nil, &controlError{addr: l.Addr, err: err}
+	}
+	return &held{Session: s, release: slot.release}, nil
+}
+
+// held is a session holding a slot of its server's limit until Close. It forwards the optional
+// extensions of the session it wraps.
+type held struct {
+	Session
+	once    sync.Once
+	release func()
+}
+
+func (h *held) Close() error {
+	err := h.Session.Close()
+	h.once.Do(h.release)
+	return err
+}
+
+func (h *held) HashSize(ctx context.Context, p string, size int64) (string, error) {
+	if x, ok := h.Session.(sizedHasher); ok {
+		return x.HashSize(ctx, p, size)
+	}
+	return h.Session.Hash(ctx, p)
+}
+
+func (h *held) HashRange(ctx context.Context, p string, start, end int64) (string, error) {
+	if x, ok := h.Session.(rangeHasher); ok {
+		return x.HashRange(ctx, p, start, end)
+	}
+	return "", fmt.Errorf("range hash: %w", ftpclient.ErrUnsupported)
 }
 
 // login returns where and as whom to log in to a remote endpoint.
-func (m *Manager) login(ctx context.Context, r Endpoint, write bool) (netcheck.Login, error) {
+func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Login, error) {
 	if r.Kind != KindAgent {
 		return netcheck.Login{Addr: r.Host, User: r.User, Password: r.Password}, nil
 	}
-	g, err := m.cfg.Peers.Grant(ctx, r.Host, r.Path, write)
+	g, err := d.peers.Grant(ctx, r.Host, r.Path, write)
 	if err != nil {
 		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
 	}
 	return netcheck.Login{Addr: g.FTPAddr, User: g.User, Password: g.Password, PassivePorts: g.PassivePorts}, nil
 }
 
-func (m *Manager) clientConfig(mode Mode) ftpclient.Config {
-	o := m.cfg.Client
+func (d *dialer) clientConfig(mode Mode) ftpclient.Config {
+	o := d.opts
 	cm := ftpclient.ModePassive
 	if mode == ModeActive {
 		cm = ftpclient.ModeActive
@@ -84,6 +128,14 @@ func (e *controlError) unreachable() bool {
 	return !errors.As(e.err, &re)
 }
 
+// canReach refuses an agent:// endpoint when this manager has no way to reach peer agents.
+func (m *Manager) canReach(field string, e Endpoint) error {
+	if e.Kind == KindAgent && m.cfg.Peers == nil {
+		return invalid(field, "agent:// endpoints are not available on this agent")
+	}
+	return nil
+}
+
 // Diagnose probes how the FTP server of url (ftp:// or agent://) can be reached from this
 // agent; timeout bounds each check (0: ProbeTimeout).
 func (m *Manager) Diagnose(ctx context.Context, url string, timeout time.Duration) (netcheck.Report, error) {
@@ -100,10 +152,10 @@ func (m *Manager) Diagnose(ctx context.Context, url string, timeout time.Duratio
 	if timeout <= 0 {
 		timeout = m.cfg.Client.ProbeTimeout
 	}
-	cfg := m.clientConfig(ModePassive)
+	cfg := m.dialer.clientConfig(ModePassive)
 	return netcheck.Probe(ctx, netcheck.Target{
 		Path:  e.Path,
-		Login: func(ctx context.Context) (netcheck.Login, error) { return m.login(ctx, e, false) },
+		Login: func(ctx context.Context) (netcheck.Login, error) { return m.dialer.login(ctx, e, false) },
 	}, netcheck.Options{Timeout: timeout, Client: cfg}), nil
 }
 
@@ -131,7 +183,7 @@ func (m *Manager) ListFiles(ctx context.Context, target string, mode Mode) ([]En
 	order := []Mode{mode}
 	if mode == ModeAuto {
 		order = []Mode{ModePassive, ModeActive}
-		if r, ok := m.modes.get(e.Host); ok && !r.reversed && r.mode == ModeActive {
+		if r, ok := m.dialer.routes.get(e.Host); ok && !r.reversed && r.mode == ModeActive {
 			order = []Mode{ModeActive, ModePassive}
 		}
 	}
@@ -141,13 +193,13 @@ func (m *Manager) ListFiles(ctx context.Context, target string, mode Mode) ([]En
 		if err != nil && i+1 < len(order) && errors.As(err, &dce) {
 			continue
 		}
-		return out, err
+		return out, classify(err)
 	}
 	return nil, nil // not reached
 }
 
 func (m *Manager) listRemote(ctx context.Context, e Endpoint, mode Mode, probe bool) ([]Entry, error) {
-	c, err := m.dial(ctx, e, mode, false, probe)
+	c, err := m.dialer.dial(ctx, e, mode, false, probe)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,15 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/ferry-dev/ferry/agent/ftpclient"
 )
 
 // InvalidError is a request the engine refuses before doing anything. Field names the request
@@ -16,10 +23,119 @@ func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
 
 func invalid(field, msg string) error { return &InvalidError{Field: field, Msg: msg} }
 
-// ErrNotFound is returned for an unknown transfer ID.
-var ErrNotFound = errors.New("no such transfer")
+// Domain errors: the kinds of failure the layers above tell apart. They are made here, from FTP
+// replies and network errors, and by Peers from a peer agent's answer; agent/server maps them to
+// gRPC codes in one function. Test with errors.Is.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrAuth        = errors.New("permission denied")
+	ErrUnreachable = errors.New("unreachable")
+	ErrNoSpace     = errors.New("no space left on the destination")
+	ErrConflict    = errors.New("conflict")
+	ErrChecksum    = errors.New("checksum mismatch")
+	// ErrClosed is returned when the manager is shutting down.
+	ErrClosed = errors.New("transfer manager is shutting down")
+	// ErrShutdown is the cause with which the agent's shutdown interrupts jobs: they are
+	// checkpointed, not cancelled, and go on after the restart.
+	ErrShutdown = errors.New("the agent is shutting down; the transfer goes on when it restarts")
+)
 
-// ErrClosed is returned when the manager is shutting down.
-var ErrClosed = errors.New("transfer manager is shutting down")
+// kindError marks err with a domain kind without changing its message.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// WithKind marks err as being of a domain kind (ErrNotFound...), keeping its message.
+func WithKind(kind, err error) error {
+	if err == nil || errors.Is(err, kind) {
+		return err
+	}
+	return &kindError{kind: kind, err: err}
+}
 
 func notFound(id string) error { return fmt.Errorf("transfer %q: %w", id, ErrNotFound) }
+
+// classify gives an error from a session or a peer its domain kind (kept if it has one).
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, k := range []error{ErrNotFound, ErrAuth, ErrUnreachable, ErrNoSpace, ErrConflict, ErrChecksum} {
+		if errors.Is(err, k) {
+			return err
+		}
+	}
+	var re *ftpclient.ReplyError
+	var ce *controlError
+	var dce *ftpclient.DataConnError
+	switch {
+	case errors.As(err, &re) && noSpace(re):
+		return WithKind(ErrNoSpace, err)
+	case errors.As(err, &re) && (re.Code == 530 || re.Code == 532):
+		return WithKind(ErrAuth, err)
+	case errors.As(err, &re) && re.Code == 550:
+		return WithKind(ErrNotFound, err)
+	case errors.Is(err, syscall.ENOSPC):
+		return WithKind(ErrNoSpace, err)
+	case errors.As(err, &ce) && ce.unreachable(), errors.As(err, &dce):
+		return WithKind(ErrUnreachable, err)
+	}
+	return err
+}
+
+func noSpace(re *ftpclient.ReplyError) bool {
+	return re.Code == 452 || re.Code == 552 || (re.Code >= 400 && strings.Contains(strings.ToLower(re.Msg), "no space left"))
+}
+
+// ErrorCode is the machine-readable kind of err ("not_found"...), "" for other errors.
+func ErrorCode(err error) string {
+	var inv *InvalidError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &inv):
+		return "invalid"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrAuth):
+		return "permission_denied"
+	case errors.Is(err, ErrNoSpace):
+		return "no_space"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrChecksum):
+		return "checksum"
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable"
+	}
+	return ""
+}
+
+// transient reports whether another attempt may succeed: network faults, timeouts, stalls,
+// FTP's 4xx "try again" replies, a peer agent that is down. Refused logins, missing files, a
+// full disk, a conflict, invalid requests and cancellation are permanent.
+func transient(err error) bool {
+	var inv *InvalidError
+	var re *ftpclient.ReplyError
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &inv),
+		errors.Is(err, ErrAuth), errors.Is(err, ErrNotFound), errors.Is(err, ErrNoSpace),
+		errors.Is(err, ErrConflict), errors.Is(err, ftpclient.ErrUnsupported):
+		return false
+	case errors.Is(err, ErrChecksum), errors.Is(err, ErrUnreachable):
+		return true // a checksum mismatch gets one clean retry (see job.run)
+	case errors.As(err, &re):
+		return re.Code == 421 || re.Code == 425 || re.Code == 426 || re.Code == 450 || re.Code == 451
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "stalled") || strings.Contains(err.Error(), "no data for")
+}

@@ -2,15 +2,17 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/storage"
 )
 
 // plan is a validated request.
@@ -18,6 +20,11 @@ type plan struct {
 	src, dst Endpoint
 	dir      Direction
 	mode     Mode
+	// key names the pair of endpoints: part files are named after it, so a new copy with the
+	// same source and destination resumes what a failed one left.
+	key string
+	// destKey names the destination: at most one unfinished job writes it.
+	destKey string
 }
 
 func (p plan) local() Endpoint {
@@ -34,17 +41,17 @@ func (p plan) remote() Endpoint {
 	return p.dst
 }
 
-func (m *Manager) plan(req Request) (plan, error) {
-	src, err := ParseEndpoint("source", req.Source)
+func (m *Manager) plan(spec Spec) (plan, error) {
+	src, err := ParseEndpoint("source", spec.Source)
 	if err != nil {
 		return plan{}, err
 	}
-	dst, err := ParseEndpoint("destination", req.Destination)
+	dst, err := ParseEndpoint("destination", spec.Destination)
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{src: src, dst: dst, mode: req.Mode}
-	if !req.ModeSet {
+	p := plan{src: src, dst: dst, mode: spec.Mode}
+	if !spec.ModeSet {
 		p.mode = m.cfg.DefaultMode
 	}
 	if p.mode < ModeAuto || p.mode > ModeActive {
@@ -66,6 +73,17 @@ func (m *Manager) plan(req Request) (plan, error) {
 	if err := m.canReach(fieldOf(p, p.remote()), p.remote()); err != nil {
 		return plan{}, err
 	}
+	p.key = src.String() + "\x00" + dst.String()
+	// The destination as it will be written: a directory destination takes the source's name.
+	final := dst.Path
+	if dst.Dir || dst.Path == "." || (p.dir == Download && m.localIsDir(dst.Path)) {
+		final = path.Join(dst.Path, path.Base(src.Path))
+	}
+	if p.dir == Download {
+		p.destKey = "local:" + final
+	} else {
+		p.destKey = "remote:" + dst.Host + ":" + final
+	}
 	return p, nil
 }
 
@@ -79,22 +97,38 @@ func fieldOf(p plan, e Endpoint) string {
 // job is one transfer. Its mutable snapshot is guarded by mu; watchers read published copies.
 type job struct {
 	m         *Manager
+	spec      Spec
 	plan      plan
 	ctx       context.Context
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc
 	done      chan struct{}
-	cancelled atomic.Bool
 	b         *broadcaster
-	bytes     atomic.Int64 // bytes moved, added by the copy loop's counting wrapper
+	restarted bool         // recovered from the store after a restart
+	bytes     atomic.Int64 // bytes done (resumed, skipped or moved), as progress shows them
+	sent      atomic.Int64 // bytes moved by the current attempt
+	base      atomic.Int64 // bytes of the tree's files already published
 
 	mu    sync.Mutex
 	snap  Snapshot
+	check checkpoint
 	dirty bool // snap has changes not yet published
+	saved time.Time
+	// remotePart is the remote part file of the upload under way (removed on cancel).
+	remotePart string
+	badHash    bool // a checksum mismatch was seen: the next attempt starts over, the one after fails
 }
 
-// update changes the job's snapshot. A change of state is published at once; any other change
-// (totals, current file, files done) waits for the next progress tick, so watchers get a few
-// snapshots a second at most however many small files a tree has.
+func (j *job) id() string { return j.snap.ID }
+
+// add counts n bytes moved (called by the copy loop's counting wrappers).
+func (j *job) add(n int) {
+	j.bytes.Add(int64(n))
+	j.sent.Add(int64(n))
+}
+
+// update changes the job's snapshot. A change of state is published (and saved) at once; any
+// other change waits for the next progress tick, so watchers get a few snapshots a second at
+// most however many small files a tree has.
 func (j *job) update(f func(s *Snapshot)) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -104,6 +138,7 @@ func (j *job) update(f func(s *Snapshot)) {
 	j.dirty = true
 	if j.snap.State != before {
 		j.publishLocked()
+		j.saveOrLogLocked()
 	}
 }
 
@@ -112,37 +147,155 @@ func (j *job) publishLocked() {
 	j.b.publish(j.snap)
 }
 
+// saveLocked writes the job's record to the store. The caller holds j.mu (or owns the job
+// before it starts).
+func (j *job) saveLocked() error {
+	j.saved = time.Now()
+	if j.m.store == nil {
+		return nil
+	}
+	b, err := encodeRecord(record{Spec: j.spec, Snap: j.snap, Check: j.check})
+	if err != nil {
+		return err
+	}
+	return j.m.store.Put(j.snap.ID, b)
+}
+
+func (j *job) saveOrLogLocked() {
+	if err := j.saveLocked(); err != nil {
+		j.m.log.Error("job store: could not save transfer", "id", j.snap.ID, "err", err)
+	}
+}
+
+func (j *job) checkpoint(f func(c *checkpoint)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f(&j.check)
+	j.saveOrLogLocked()
+}
+
+func (j *job) observe(kind EventKind, err error) {
+	if j.m.obs != nil {
+		j.m.obs.Observe(Event{Kind: kind, Transfer: j.b.snapshot(), Err: err})
+	}
+}
+
 func (j *job) run() {
 	defer close(j.done)
-	j.update(func(s *Snapshot) { s.State, s.Started = StateRunning, time.Now() })
+	defer j.cancel(nil) // release the context's resources
+	if !j.restarted {
+		j.observe(EventQueued, nil)
+	}
+	err := j.m.sched.acquire(j.ctx)
+	if err == nil {
+		err = j.started()
+		j.m.sched.release()
+	}
+	j.finish(err)
+}
+
+// started runs the job once it has a slot: the gate, then attempts until one succeeds, a
+// failure is permanent, or the retries are spent.
+func (j *job) started() error {
+	j.update(func(s *Snapshot) {
+		s.State = StateRunning
+		if s.Started.IsZero() {
+			s.Started = time.Now()
+		}
+	})
+	j.observe(EventStarted, nil)
+	if g, ok := j.m.obs.(Gate); ok {
+		if err := g.BeforeStart(j.ctx, j.b.snapshot()); err != nil {
+			return fmt.Errorf("refused before start: %w", err)
+		}
+	}
 	stop := j.sample()
-	err := j.protect(j.execute)
-	stop()
+	defer stop()
+	for {
+		j.sent.Store(0)
+		j.update(func(s *Snapshot) { s.Attempt++ })
+		err := classify(j.protect(j.execute))
+		if err == nil || j.ctx.Err() != nil {
+			return err
+		}
+		n := j.b.snapshot().Attempt
+		retry := transient(err) && n <= j.m.cfg.Retries
+		if errors.Is(err, ErrChecksum) {
+			// One clean retry from byte 0; a mismatch it reproduces is permanent.
+			retry = retry && !j.badHash
+			j.badHash = true
+		}
+		if !retry {
+			return err
+		}
+		delay := j.m.backoff(n)
+		j.update(func(s *Snapshot) {
+			s.LastError = oneLine(err.Error())
+			s.Rate, s.ETA = 0, -1
+		})
+		j.mu.Lock()
+		j.saveOrLogLocked()
+		j.mu.Unlock()
+		j.observe(EventAttemptFailed, err)
+		j.m.log.Warn("transfer attempt failed; retrying", "id", j.id(), "attempt", n, "in", delay.Round(time.Millisecond), "err", err)
+		select {
+		case <-j.ctx.Done():
+			return context.Cause(j.ctx)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// finish records the job's end: success, failure or cancel are final; a shutdown leaves it
+// queued in the store so that it goes on after the restart.
+func (j *job) finish(err error) {
+	cause := context.Cause(j.ctx)
+	if err != nil && errShutdown(j.ctx) {
+		j.mu.Lock()
+		j.snap.State, j.snap.Rate, j.snap.ETA = StateQueued, 0, -1
+		j.snap.BytesDone = j.bytes.Load()
+		j.snap.LastError = ErrShutdown.Error()
+		j.saveOrLogLocked()
+		j.b.interrupt(j.snap)
+		j.mu.Unlock()
+		j.m.ended(j, false)
+		j.m.log.Info("transfer interrupted by shutdown; it resumes after the restart", "id", j.id())
+		return
+	}
+	cancelled := err != nil && j.ctx.Err() != nil && errors.Is(cause, context.Canceled)
+	if cancelled {
+		j.removeParts()
+	}
 	j.update(func(s *Snapshot) {
 		s.Finished = time.Now()
 		s.Rate, s.ETA, s.CurrentFile = 0, -1, ""
-		if el := s.Finished.Sub(s.Started).Seconds(); el > 0 {
-			s.Rate = float64(j.bytes.Load()) / el
+		if el := s.Finished.Sub(s.Started).Seconds(); el > 0 && !s.Started.IsZero() {
+			s.Rate = float64(j.sent.Load()) / el
 		}
 		switch {
 		case err == nil:
-			s.State = StateSucceeded
-			s.ETA = 0
-		case j.ctx.Err() != nil:
-			s.State = StateCancelled
-			s.Err = "by request"
-			if !j.cancelled.Load() {
-				s.Err = "the agent shut down"
-			}
+			s.State, s.ETA = StateSucceeded, 0
+		case cancelled:
+			s.State, s.Err = StateCancelled, "by request"
 		default:
 			s.State = StateFailed
 			s.Err = oneLine(err.Error())
+			s.ErrCode = ErrorCode(err)
 		}
 	})
-	if err != nil && !j.cancelled.Load() {
-		j.m.log.Warn("transfer failed", "id", j.snap.ID, "source", j.snap.Source, "destination", j.snap.Destination, "err", err)
-	} else {
-		j.m.log.Info("transfer ended", "id", j.snap.ID, "state", j.b.snapshot().State.String(), "bytes", j.bytes.Load())
+	j.m.ended(j, err != nil && !cancelled)
+	s := j.b.snapshot()
+	switch s.State {
+	case StateSucceeded:
+		j.observe(EventSucceeded, nil)
+		j.m.log.Info("transfer succeeded", "id", s.ID, "source", s.Source, "destination", s.Destination,
+			"bytes", s.BytesDone, "resumed", s.Resumed, "attempts", s.Attempt, "verified", s.Verified)
+	case StateCancelled:
+		j.observe(EventCancelled, err)
+		j.m.log.Info("transfer cancelled", "id", s.ID)
+	default:
+		j.observe(EventFailed, err)
+		j.m.log.Warn("transfer failed", "id", s.ID, "source", s.Source, "destination", s.Destination, "attempts", s.Attempt, "err", err)
 	}
 }
 
@@ -156,7 +309,8 @@ func (j *job) protect(f func() error) (err error) {
 	return f()
 }
 
-// sample publishes progress every Tick while the job runs; it returns a function that stops it.
+// sample publishes progress every Tick while the job runs, and saves its checkpoint every few
+// seconds; it returns a function that stops it.
 func (j *job) sample() (stop func()) {
 	t := time.NewTicker(j.m.cfg.Tick)
 	quit := make(chan struct{})
@@ -173,13 +327,16 @@ func (j *job) sample() (stop func()) {
 				return
 			case now := <-t.C:
 				n := j.bytes.Load()
-				rate := meter.sample(n, now)
+				rate := meter.sample(j.sent.Load(), now)
 				j.mu.Lock()
 				if n != last || j.dirty {
 					last = n
 					j.snap.BytesDone, j.snap.Rate = n, rate
 					j.snap.ETA = eta(n, j.snap.BytesTotal, rate)
 					j.publishLocked()
+				}
+				if now.Sub(j.saved) > 5*time.Second {
+					j.saveOrLogLocked()
 				}
 				j.mu.Unlock()
 			}
@@ -190,7 +347,7 @@ func (j *job) sample() (stop func()) {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// execute runs the transfer in the requested mode, or finds a way in auto mode (auto.go).
+// execute runs one attempt in the requested mode, or finds a way in auto mode (auto.go).
 func (j *job) execute() error {
 	if j.plan.mode == ModeAuto {
 		return j.auto()
@@ -202,7 +359,7 @@ func (j *job) execute() error {
 // attempt runs the whole transfer over one FTP session in one mode; probe bounds its first data
 // connection by the probe timeout (auto mode).
 func (j *job) attempt(mode Mode, probe bool) error {
-	c, err := j.m.dial(j.ctx, j.plan.remote(), mode, j.plan.dir == Upload, probe)
+	c, err := j.m.dialer.dial(j.ctx, j.plan.remote(), mode, j.plan.dir == Upload, probe)
 	if err != nil {
 		return err
 	}
@@ -213,13 +370,8 @@ func (j *job) attempt(mode Mode, probe bool) error {
 	return j.upload(c)
 }
 
-// connect opens an FTP session to the job's remote endpoint.
-func (j *job) connect(ctx context.Context, mode Mode) (*ftpclient.Client, error) {
-	return j.m.dial(ctx, j.plan.remote(), mode, j.plan.dir == Upload, false)
-}
-
 // download moves a remote file or tree under the local root.
-func (j *job) download(c *ftpclient.Client) error {
+func (j *job) download(c Session) error {
 	src := j.plan.src
 	st, err := c.Stat(j.ctx, src.Path)
 	if err != nil {
@@ -228,7 +380,7 @@ func (j *job) download(c *ftpclient.Client) error {
 	final := j.localFinal()
 	if !st.IsDir {
 		return j.moveFile(st.Size, func() (string, bool, error) {
-			return j.getFile(c, src.Path, final, st.Size, path.Base(src.Path))
+			return j.getFile(c, src.Path, final, st.Size, st.ModTime, path.Base(src.Path))
 		})
 	}
 	tree, err := walkRemote(j.ctx, c, src.Path)
@@ -237,14 +389,20 @@ func (j *job) download(c *ftpclient.Client) error {
 	}
 	return j.moveTree(tree, func(rel string) error {
 		return j.m.root.MkdirAll(path.Join(final, rel), 0o755)
+	}, func(rel string) (int64, bool) {
+		fi, err := j.m.root.Stat(path.Join(final, rel))
+		if err != nil || !fi.Mode().IsRegular() {
+			return 0, false
+		}
+		return fi.Size(), true
 	}, func(f treeFile) (bool, error) {
-		_, verified, err := j.getFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, f.rel)
+		_, verified, err := j.getFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, f.mtime, f.rel)
 		return verified, err
 	})
 }
 
 // upload moves a local file or tree to the remote server.
-func (j *job) upload(c *ftpclient.Client) error {
+func (j *job) upload(c Session) error {
 	src, dst := j.plan.src, j.plan.dst
 	st, err := j.m.root.Stat(src.Path)
 	if err != nil {
@@ -272,6 +430,12 @@ func (j *job) upload(c *ftpclient.Client) error {
 	}
 	return j.moveTree(tree, func(rel string) error {
 		return c.MkdirAll(j.ctx, path.Join(final, rel))
+	}, func(rel string) (int64, bool) {
+		e, err := c.Stat(j.ctx, path.Join(final, rel))
+		if err != nil || e.IsDir {
+			return 0, false
+		}
+		return e.Size, true
 	}, func(f treeFile) (bool, error) {
 		_, verified, err := j.putFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.rel)
 		return verified, err
@@ -291,21 +455,43 @@ func (j *job) moveFile(size int64, move func() (sum string, verified bool, err e
 }
 
 // moveTree creates the tree's root and directories at the destination with mkdir, then moves its
-// files one by one with move, counting them; the tree is verified when every file was.
-func (j *job) moveTree(t tree, mkdir func(rel string) error, move func(f treeFile) (verified bool, err error)) error {
-	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal = int64(len(t.files)), t.bytes })
+// files one by one with move, counting them; the tree is verified when every file was. Files an
+// earlier attempt published (the checkpoint's Done list) are skipped while they still stand at
+// the destination with their size (stat tells).
+func (j *job) moveTree(t tree, mkdir func(rel string) error, stat func(rel string) (int64, bool), move func(f treeFile) (verified bool, err error)) error {
+	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal, s.FilesDone = int64(len(t.files)), t.bytes, 0 })
 	for _, d := range append([]string{"."}, t.dirs...) {
 		if err := mkdir(d); err != nil {
 			return fmt.Errorf("destination: %w", err)
 		}
 	}
+	j.mu.Lock()
+	done := make(map[string]bool, len(j.check.Done))
+	for _, rel := range j.check.Done {
+		done[rel] = true
+	}
+	j.mu.Unlock()
+	j.base.Store(0)
 	all := true
 	for _, f := range t.files {
+		if done[f.rel] {
+			if size, ok := stat(f.rel); ok && size == f.size {
+				j.base.Add(f.size)
+				j.bytes.Store(j.base.Load())
+				j.update(func(s *Snapshot) { s.FilesDone++; s.Resumed += f.size })
+				all = false // verified by an earlier attempt, not re-checked now
+				continue
+			}
+		}
 		verified, err := move(f)
 		if err != nil {
 			return err
 		}
 		all = all && verified
+		j.base.Add(f.size)
+		j.mu.Lock()
+		j.check.Done = append(j.check.Done, f.rel)
+		j.mu.Unlock()
 		j.update(func(s *Snapshot) { s.FilesDone++ })
 	}
 	j.update(func(s *Snapshot) { s.Verified = all && len(t.files) > 0 })
@@ -316,18 +502,19 @@ func (j *job) moveTree(t tree, mkdir func(rel string) error, move func(f treeFil
 // it when the destination is a directory ("in/", the root, or an existing directory).
 func (j *job) localFinal() string {
 	src, dst := j.plan.src, j.plan.dst
-	if dst.Dir || dst.Path == "." || j.localIsDir(dst.Path) {
+	if dst.Dir || dst.Path == "." || j.m.localIsDir(dst.Path) {
 		return path.Join(dst.Path, path.Base(src.Path))
 	}
 	return dst.Path
 }
 
-func (j *job) localIsDir(p string) bool {
-	fi, err := j.m.root.Stat(p)
+func (m *Manager) localIsDir(p string) bool {
+	fi, err := m.root.Stat(p)
 	return err == nil && fi.IsDir()
 }
 
-// tree is a directory listing flattened to relative paths, parents before children.
+// tree is a directory listing flattened to relative paths, parents before children, files in
+// name order (so every attempt walks the same order).
 type tree struct {
 	dirs  []string
 	files []treeFile
@@ -335,14 +522,15 @@ type tree struct {
 }
 
 type treeFile struct {
-	rel  string
-	size int64
+	rel   string
+	size  int64
+	mtime time.Time
 }
 
 // maxDepth bounds directory recursion (a symlink loop on a server must not run forever).
 const maxDepth = 64
 
-func walkRemote(ctx context.Context, c *ftpclient.Client, root string) (tree, error) {
+func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 	var t tree
 	var walk func(rel string, depth int) error
 	walk = func(rel string, depth int) error {
@@ -353,8 +541,9 @@ func walkRemote(ctx context.Context, c *ftpclient.Client, root string) (tree, er
 		if err != nil {
 			return fmt.Errorf("list %s: %w", path.Join(root, rel), err)
 		}
+		sort.Slice(entries, func(a, b int) bool { return entries[a].Name < entries[b].Name })
 		for _, e := range entries {
-			if e.Name == "." || e.Name == ".." || strings.Contains(e.Name, "/") {
+			if e.Name == "." || e.Name == ".." || strings.Contains(e.Name, "/") || (!e.IsDir && storage.IsPart(e.Name)) {
 				continue
 			}
 			r := path.Join(rel, e.Name)
@@ -365,7 +554,7 @@ func walkRemote(ctx context.Context, c *ftpclient.Client, root string) (tree, er
 				}
 				continue
 			}
-			t.files = append(t.files, treeFile{rel: r, size: e.Size})
+			t.files = append(t.files, treeFile{rel: r, size: e.Size, mtime: e.ModTime})
 			t.bytes += e.Size
 		}
 		return nil
@@ -389,12 +578,12 @@ func (j *job) walkLocal(root string) (tree, error) {
 		switch {
 		case d.IsDir():
 			t.dirs = append(t.dirs, rel)
-		case d.Type().IsRegular():
+		case d.Type().IsRegular() && !storage.IsPart(d.Name()):
 			fi, err := d.Info()
 			if err != nil {
 				return err
 			}
-			t.files = append(t.files, treeFile{rel: rel, size: fi.Size()})
+			t.files = append(t.files, treeFile{rel: rel, size: fi.Size(), mtime: fi.ModTime()})
 			t.bytes += fi.Size()
 		}
 		return nil // symlinks and special files are skipped

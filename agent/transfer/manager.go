@@ -1,57 +1,26 @@
 // Package transfer is Ferry's transfer engine: it parses endpoints, runs jobs (download and
 // upload of a file or a directory tree over FTP, in active, passive or auto mode), keeps their
-// state and fans progress out to watchers. It knows nothing of gRPC or of the CLI: the API edge
-// (agent/server) translates requests and errors, and reaches peer agents through the Peers
-// interface declared here.
+// state durable, resumes and retries them, and fans progress out to watchers. It knows nothing
+// of gRPC or of the CLI: it is handed its ports (ports.go) — the served Storage, a Store for
+// job records, Peers for other agents, an Observer — and the API edge (agent/server)
+// translates requests and maps the domain errors (errors.go) to gRPC codes.
 package transfer
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/storage"
 )
-
-// Grant is a one-time FTP credential from a peer agent, scoped to one path and direction.
-type Grant struct {
-	FTPAddr  string // host:port of the peer's FTP server (for LocalFTP: ":port")
-	User     string
-	Password string
-	// PassivePorts is the granting server's passive port range ("50000-50100"), if known.
-	PassivePorts string
-}
-
-// Peers reaches other Ferry agents (implemented over gRPC by the API layer).
-type Peers interface {
-	Grant(ctx context.Context, agentAddr, path string, write bool) (Grant, error)
-	// Reverse asks the peer at agentAddr to run the mirror image of a transfer against this
-	// agent's FTP server, and follows it: progress is called with each snapshot of the peer's
-	// transfer (the last one final). It returns when that transfer has ended, with an error
-	// unless it succeeded; when ctx ends it cancels the peer's transfer.
-	Reverse(ctx context.Context, agentAddr string, r ReverseRequest, progress func(Snapshot)) error
-}
-
-// ReverseRequest describes the transfer a peer runs against this agent's FTP server.
-type ReverseRequest struct {
-	PeerPath  string // path under the peer's root ("in/" with a trailing slash: into that directory)
-	PeerSends bool   // true: the peer uploads PeerPath to us; false: it downloads into PeerPath
-	FTPPort   int    // this agent's FTP port; the peer uses the address it sees the call from
-	User      string // one-time credential on this agent's FTP server, scoped to LocalPath
-	Password  string
-	LocalPath string // path under this agent's root, as the peer's FTP path
-}
-
-// LocalFTP issues one-time credentials on this agent's own FTP server, for reversed transfers.
-type LocalFTP interface {
-	LocalGrant(path string, write bool) (Grant, error)
-}
 
 // ClientOptions are the FTP client settings applied to every transfer.
 type ClientOptions struct {
@@ -63,83 +32,166 @@ type ClientOptions struct {
 	// ProbeTimeout bounds the first data connection of each auto-mode attempt (and the checks of
 	// Diagnose), so a blocked mode costs this long, not DataTimeout; default 3s.
 	ProbeTimeout time.Duration
+	// StallTimeout fails an attempt whose data connection moves no byte for this long; default 60s.
+	StallTimeout time.Duration
 }
 
 // Config configures a Manager.
 type Config struct {
-	Root        string // the agent's served directory; local endpoints are confined to it
+	// Storage is the served root, shared with the FTP server. If nil, Root is opened (and
+	// closed by Close).
+	Storage Storage
+	Root    string
+	// Store keeps jobs across restarts; nil keeps them in memory only.
+	Store       Store
 	Peers       Peers
 	Local       LocalFTP // nil: auto mode never reverses the direction
+	Observer    Observer // nil: no one is told
 	Client      ClientOptions
 	DefaultMode Mode // used when a request leaves the mode unspecified
 	// Tick is how often progress is sampled and published; default 250ms (4 per second).
 	Tick time.Duration
 	// Keep is how many finished transfers are remembered; default 1000.
-	Keep   int
-	Logger *slog.Logger
-}
-
-// Request asks for one transfer.
-type Request struct {
-	Source      string
-	Destination string
-	Mode        Mode
-	// ModeSet is false when the caller left the mode unspecified (DefaultMode applies).
-	ModeSet bool
+	Keep int
+	// History is how long finished transfers are kept in the store; default 7 days.
+	History time.Duration
+	// Retries is how many times a transient failure is retried; 0 means 5, < 0 none.
+	Retries int
+	// RetryBase is the first backoff delay (doubled each time, with jitter, up to RetryMax);
+	// defaults 1s and 30s.
+	RetryBase, RetryMax time.Duration
+	// MaxTransfers bounds running transfers (the rest wait in order); default 16.
+	MaxTransfers int
+	// MaxSessionsPerHost bounds FTP sessions open to one server; default 4.
+	MaxSessionsPerHost int
+	// PartTTL is how old a part file no job will resume must be before it is removed;
+	// default 24h.
+	PartTTL time.Duration
+	Logger  *slog.Logger
 }
 
 // Manager owns the jobs of one agent. No global state: tests run several in one process.
 type Manager struct {
 	cfg    Config
-	root   *os.Root
+	root   Storage
+	closer io.Closer // the root, when the manager opened it
+	store  Store
 	log    *slog.Logger
-	ctx    context.Context // parent of every job; cancelled by Close
-	cancel context.CancelFunc
+	obs    Observer
+	ctx    context.Context // parent of every job; cancelled with ErrShutdown by Close
+	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
-	modes  *modeMemory
+	dialer *dialer
+	sched  *slots
 
-	mu     sync.Mutex
-	jobs   map[string]*job
-	closed bool
+	mu        sync.Mutex
+	jobs      map[string]*job
+	byRequest map[string]*job       // request_id -> job
+	writers   map[string]*job       // destination key -> the unfinished job writing it
+	lastCheck map[string]checkpoint // job key -> checkpoint of the last failed job (resume by a new copy)
+	closed    bool
 }
 
-// NewManager opens the root and returns a manager ready to start transfers.
+// NewManager opens the root, recovers the jobs in the store (unfinished ones go on by
+// themselves) and returns a manager ready to start transfers.
 func NewManager(cfg Config) (*Manager, error) {
-	root, err := os.OpenRoot(cfg.Root)
-	if err != nil {
-		return nil, fmt.Errorf("open root: %w", err)
+	setDefaults(&cfg)
+	m := &Manager{
+		cfg: cfg, root: cfg.Storage, store: cfg.Store, log: cfg.Logger, obs: cfg.Observer,
+		jobs: make(map[string]*job), byRequest: make(map[string]*job),
+		writers: make(map[string]*job), lastCheck: make(map[string]checkpoint),
+		sched: newSlots(cfg.MaxTransfers),
 	}
+	if m.root == nil {
+		r, err := storage.Open(cfg.Root)
+		if err != nil {
+			return nil, fmt.Errorf("open root: %w", err)
+		}
+		m.root, m.closer = r, r
+	}
+	m.dialer = &dialer{
+		opts: cfg.Client, peers: cfg.Peers, connect: dialFTP,
+		routes: newModeMemory(10 * time.Minute), hosts: hostSlots{max: cfg.MaxSessionsPerHost},
+	}
+	m.ctx, m.cancel = context.WithCancelCause(context.Background())
+	if err := m.recover(); err != nil {
+		if m.closer != nil {
+			m.closer.Close()
+		}
+		return nil, err
+	}
+	m.wg.Add(1)
+	go m.housekeeping()
+	return m, nil
+}
+
+func setDefaults(cfg *Config) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 250 * time.Millisecond
 	}
 	if cfg.Keep <= 0 {
 		cfg.Keep = 1000
 	}
-	if cfg.Client.DataTimeout <= 0 {
-		cfg.Client.DataTimeout = 10 * time.Second
+	if cfg.History <= 0 {
+		cfg.History = 7 * 24 * time.Hour
 	}
-	if cfg.Client.ProbeTimeout <= 0 {
-		cfg.Client.ProbeTimeout = 3 * time.Second
+	switch {
+	case cfg.Retries == 0:
+		cfg.Retries = 5
+	case cfg.Retries < 0:
+		cfg.Retries = 0
 	}
-	if cfg.Client.ProbeTimeout > cfg.Client.DataTimeout {
-		cfg.Client.ProbeTimeout = cfg.Client.DataTimeout
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = time.Second
 	}
-	if cfg.Client.DialTimeout <= 0 {
-		cfg.Client.DialTimeout = 10 * time.Second
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.MaxTransfers <= 0 {
+		cfg.MaxTransfers = 16
+	}
+	if cfg.MaxSessionsPerHost <= 0 {
+		cfg.MaxSessionsPerHost = 4
+	}
+	if cfg.PartTTL <= 0 {
+		cfg.PartTTL = 24 * time.Hour
+	}
+	c := &cfg.Client
+	if c.DataTimeout <= 0 {
+		c.DataTimeout = 10 * time.Second
+	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = 3 * time.Second
+	}
+	if c.ProbeTimeout > c.DataTimeout {
+		c.ProbeTimeout = c.DataTimeout
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 60 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{
-		cfg: cfg, root: root, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		jobs: make(map[string]*job), modes: newModeMemory(10 * time.Minute),
-	}, nil
 }
 
-// Start validates the request, starts the job and returns its first snapshot.
-func (m *Manager) Start(req Request) (Snapshot, error) {
-	plan, err := m.plan(req)
+// Start validates the request and starts the job (it may wait in the queue) and returns its
+// first snapshot. A request_id seen before returns that job instead.
+func (m *Manager) Start(spec Spec) (Snapshot, error) {
+	if len(spec.RequestID) > maxRequestID {
+		return Snapshot{}, invalid("request_id", fmt.Sprintf("is %d bytes; at most %d", len(spec.RequestID), maxRequestID))
+	}
+	if spec.RequestID != "" {
+		m.mu.Lock()
+		j, ok := m.byRequest[spec.RequestID]
+		m.mu.Unlock()
+		if ok {
+			return j.b.snapshot(), nil
+		}
+	}
+	plan, err := m.plan(spec)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -148,26 +200,122 @@ func (m *Manager) Start(req Request) (Snapshot, error) {
 	if m.closed {
 		return Snapshot{}, ErrClosed
 	}
-	id := newID()
-	ctx, cancel := context.WithCancel(m.ctx)
-	j := &job{
-		m: m, plan: plan, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	if j, ok := m.byRequest[spec.RequestID]; ok && spec.RequestID != "" {
+		return j.b.snapshot(), nil // started meanwhile by a concurrent call
 	}
-	j.snap = Snapshot{
-		ID: id, Source: plan.src.String(), Destination: plan.dst.String(),
-		Direction: plan.dir, RequestedMode: plan.mode, State: StateQueued,
-		Created: time.Now(), ETA: -1,
+	if w, ok := m.writers[plan.destKey]; ok {
+		return Snapshot{}, WithKind(ErrConflict, fmt.Errorf("destination: %s is being written by transfer %s; wait for it or cancel it", plan.dst, w.id()))
 	}
-	j.b = newBroadcaster(j.snap)
-	m.jobs[id] = j
+	j := m.newJob(newID(), spec, plan, Snapshot{
+		Source: plan.src.String(), Destination: plan.dst.String(), Direction: plan.dir,
+		RequestedMode: plan.mode, State: StateQueued, Created: time.Now(), ETA: -1,
+		RequestID: spec.RequestID,
+	}, m.lastCheck[plan.key])
+	if spec.Restart {
+		j.check = checkpoint{}
+	}
+	if err := j.saveLocked(); err != nil {
+		return Snapshot{}, fmt.Errorf("job store: %w", err)
+	}
+	m.launchLocked(j)
 	m.forgetOldLocked()
-	first := j.snap // copied before the job starts writing its own
+	return j.snap, nil
+}
+
+// newJob registers a job (not started). The caller holds m.mu.
+func (m *Manager) newJob(id string, spec Spec, p plan, snap Snapshot, check checkpoint) *job {
+	ctx, cancel := context.WithCancelCause(m.ctx)
+	snap.ID = id
+	j := &job{m: m, spec: spec, plan: p, ctx: ctx, cancel: cancel, done: make(chan struct{}), snap: snap, check: check}
+	j.b = newBroadcaster(snap)
+	m.jobs[id] = j
+	if spec.RequestID != "" {
+		m.byRequest[spec.RequestID] = j
+	}
+	return j
+}
+
+func (m *Manager) launchLocked(j *job) {
+	m.writers[j.plan.destKey] = j
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		j.run()
 	}()
-	return first, nil
+}
+
+// ended is called by a job once it reached a final state (or was interrupted by shutdown).
+func (m *Manager) ended(j *job, failed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.writers[j.plan.destKey] == j {
+		delete(m.writers, j.plan.destKey)
+	}
+	if failed {
+		m.lastCheck[j.plan.key] = j.check
+	} else {
+		delete(m.lastCheck, j.plan.key)
+	}
+}
+
+// recover loads the store: finished jobs become history, unfinished ones start again.
+func (m *Manager) recover() error {
+	if m.store == nil {
+		return nil
+	}
+	var recs []record
+	var stale []string
+	err := m.store.List(func(id string, b []byte) error {
+		r, err := decodeRecord(b)
+		if err != nil {
+			m.log.Warn("job store: unreadable record skipped", "id", id, "err", err)
+			return nil
+		}
+		if r.Snap.State.Final() && time.Since(r.Snap.Finished) > m.cfg.History {
+			stale = append(stale, id)
+			return nil
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("job store: %w", err)
+	}
+	for _, id := range stale {
+		_ = m.store.Delete(id)
+	}
+	sort.Slice(recs, func(a, b int) bool { return recs[a].Snap.Created.Before(recs[b].Snap.Created) })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	resumed := 0
+	for _, r := range recs {
+		p, perr := m.plan(r.Spec)
+		if r.Snap.State.Final() || perr != nil {
+			if !r.Snap.State.Final() {
+				r.Snap.State, r.Snap.Finished = StateFailed, time.Now()
+				r.Snap.Err, r.Snap.ErrCode = "after a restart: "+oneLine(perr.Error()), ErrorCode(perr)
+			}
+			j := m.newJob(r.Snap.ID, r.Spec, p, r.Snap, r.Check)
+			j.b.publish(r.Snap) // final: watchers get it and the stream ends
+			close(j.done)
+			if r.Snap.State == StateFailed && p.key != "" {
+				m.lastCheck[p.key] = r.Check
+			}
+			if perr != nil {
+				_ = j.saveLocked()
+			}
+			continue
+		}
+		r.Snap.State, r.Snap.ETA, r.Snap.Rate = StateQueued, -1, 0
+		j := m.newJob(r.Snap.ID, r.Spec, p, r.Snap, r.Check)
+		j.restarted = true
+		m.launchLocked(j)
+		resumed++
+	}
+	if resumed > 0 {
+		m.log.Info("unfinished transfers resume after the restart", "count", resumed)
+	}
+	return nil
 }
 
 // Get returns the current snapshot of a transfer.
@@ -209,7 +357,8 @@ func containsState(states []State, s State) bool {
 
 // Watch returns a channel of snapshots: the current one at once, then the newest after each
 // change (intermediate values may be skipped for a slow reader). The channel is closed after
-// the final snapshot. stop releases the subscription early.
+// the final snapshot, or without one when the agent shuts down (the job goes on after the
+// restart). stop releases the subscription early.
 func (m *Manager) Watch(id string) (ch <-chan Snapshot, stop func(), err error) {
 	j, err := m.job(id)
 	if err != nil {
@@ -226,8 +375,7 @@ func (m *Manager) Cancel(id string, wait time.Duration) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	j.cancelled.Store(true)
-	j.cancel()
+	j.cancel(context.Canceled)
 	select {
 	case <-j.done:
 	case <-time.After(wait):
@@ -235,7 +383,8 @@ func (m *Manager) Cancel(id string, wait time.Duration) (Snapshot, error) {
 	return j.b.snapshot(), nil
 }
 
-// Close cancels every running transfer and waits for them to end.
+// Close stops accepting transfers and interrupts the running ones with ErrShutdown: they are
+// checkpointed in the store and go on after the restart (a shutdown is not a cancel).
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	already := m.closed
@@ -244,9 +393,12 @@ func (m *Manager) Close() error {
 	if already {
 		return nil
 	}
-	m.cancel()
+	m.cancel(ErrShutdown)
 	m.wg.Wait()
-	return m.root.Close()
+	if m.closer != nil {
+		return m.closer.Close()
+	}
+	return nil
 }
 
 func (m *Manager) job(id string) (*job, error) {
@@ -262,7 +414,8 @@ func (m *Manager) job(id string) (*job, error) {
 	return j, nil
 }
 
-// forgetOldLocked drops the oldest finished jobs beyond cfg.Keep.
+// forgetOldLocked drops the oldest finished jobs beyond cfg.Keep from memory (the store keeps
+// them for History).
 func (m *Manager) forgetOldLocked() {
 	if len(m.jobs) <= m.cfg.Keep {
 		return
@@ -277,7 +430,51 @@ func (m *Manager) forgetOldLocked() {
 		return finished[a].snap.Created.Before(finished[b].snap.Created)
 	})
 	for i := 0; i < len(finished) && len(m.jobs) > m.cfg.Keep; i++ {
-		delete(m.jobs, finished[i].snap.ID)
+		m.dropLocked(finished[i])
+	}
+}
+
+func (m *Manager) dropLocked(j *job) {
+	delete(m.jobs, j.id())
+	if j.spec.RequestID != "" && m.byRequest[j.spec.RequestID] == j {
+		delete(m.byRequest, j.spec.RequestID)
+	}
+}
+
+// housekeeping removes expired history and orphaned part files, at start and every hour.
+func (m *Manager) housekeeping() {
+	defer m.wg.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		m.expireHistory()
+		m.sweepParts()
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Manager) expireHistory() {
+	m.mu.Lock()
+	var old []*job
+	for _, j := range m.jobs {
+		s := j.b.snapshot()
+		if s.State.Final() && time.Since(s.Finished) > m.cfg.History {
+			old = append(old, j)
+			m.dropLocked(j)
+		}
+	}
+	m.mu.Unlock()
+	if m.store == nil {
+		return
+	}
+	for _, j := range old {
+		if err := m.store.Delete(j.id()); err != nil {
+			m.log.Warn("job store: could not delete expired transfer", "id", j.id(), "err", err)
+		}
 	}
 }
 
@@ -286,6 +483,23 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// backoff is the delay before attempt n+1: RetryBase doubled per attempt, capped at RetryMax,
+// with ±25% jitter so many jobs that failed together do not retry together.
+func (m *Manager) backoff(n int) time.Duration {
+	d := m.cfg.RetryBase
+	for i := 1; i < n && d < m.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, m.cfg.RetryMax)
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	jitter := (float64(int(b[0])<<8|int(b[1]))/65535 - 0.5) / 2 // -0.25 .. 0.25
+	return d + time.Duration(float64(d)*jitter)
+}
+
+// errShutdown reports whether ctx ended because the agent is shutting down.
+func errShutdown(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrShutdown) }
 
 // route is what worked with a peer: a mode from this agent, or the reversed direction.
 type route struct {

@@ -3,7 +3,6 @@ package transfer
 import (
 	"io"
 	"math"
-	"sync/atomic"
 	"time"
 )
 
@@ -11,23 +10,23 @@ import (
 // of progress (SFTPGo/rclone accounting pattern). A per-job ticker samples the counter.
 type countingWriter struct {
 	w io.Writer
-	n *atomic.Int64
+	j *job
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
+	c.j.add(n)
 	return n, err
 }
 
 type countingReader struct {
 	r io.Reader
-	n *atomic.Int64
+	j *job
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+	c.j.add(n)
 	return n, err
 }
 

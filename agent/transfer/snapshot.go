@@ -89,4 +89,9 @@ type Snapshot struct {
 	// FTP server; Mode is then the peer's mode and PeerTransfer its transfer ID.
 	Reversed     bool
 	PeerTransfer string
+	Attempt      int    // attempts made so far
+	LastError    string // cause of the last failed attempt
+	RequestID    string // the caller's idempotency key
+	ErrCode      string // ErrorCode of the final error
+	Resumed      int64  // bytes not sent again: resumed from part files or already complete
 }

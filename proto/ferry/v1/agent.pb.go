@@ -430,8 +430,19 @@ type Transfer struct {
 	Reversed bool `protobuf:"varint,16,opt,name=reversed,proto3" json:"reversed,omitempty"`
 	// The peer agent's transfer ID when reversed.
 	PeerTransferId string `protobuf:"bytes,17,opt,name=peer_transfer_id,json=peerTransferId,proto3" json:"peer_transfer_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Attempts made so far (1 for the first); transient faults are retried with backoff.
+	Attempt int32 `protobuf:"varint,18,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Cause of the last failed attempt, also while a retry is pending or after a later success.
+	LastError string `protobuf:"bytes,19,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// The caller's idempotency key from StartTransferRequest.request_id, if any.
+	RequestId string `protobuf:"bytes,20,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Machine-readable kind of error when FAILED: "not_found", "permission_denied",
+	// "unreachable", "no_space", "conflict", "invalid", "checksum" or "" (other).
+	ErrorCode string `protobuf:"bytes,21,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// Bytes not sent again because they were resumed from part files or already complete.
+	BytesResumed  int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Transfer) Reset() {
@@ -581,6 +592,41 @@ func (x *Transfer) GetPeerTransferId() string {
 		return x.PeerTransferId
 	}
 	return ""
+}
+
+func (x *Transfer) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Transfer) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Transfer) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Transfer) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *Transfer) GetBytesResumed() int64 {
+	if x != nil {
+		return x.BytesResumed
+	}
+	return 0
 }
 
 // PortRange is an inclusive range of TCP ports.
@@ -776,9 +822,15 @@ type StartTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A path under the agent's root ("incoming/a.bin"), ftp://user:pass@host:port/path or
 	// agent://host:grpcport/path. A trailing "/" on the destination means "into this directory".
-	Source        string       `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	Destination   string       `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
-	Mode          TransferMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	Source      string       `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Destination string       `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Mode        TransferMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	// Optional idempotency key (at most 128 bytes): a request with an id this agent has seen
+	// returns that transfer instead of starting another, also after a restart.
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Start over: ignore any part file a failed transfer with the same source and destination
+	// left (by default the new transfer resumes from it).
+	Restart       bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,6 +884,20 @@ func (x *StartTransferRequest) GetMode() TransferMode {
 		return x.Mode
 	}
 	return TransferMode_TRANSFER_MODE_UNSPECIFIED
+}
+
+func (x *StartTransferRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *StartTransferRequest) GetRestart() bool {
+	if x != nil {
+		return x.Restart
+	}
+	return false
 }
 
 type StartTransferResponse struct {
@@ -1759,7 +1825,9 @@ type ReverseTransferRequest struct {
 	// Path on the caller's FTP server.
 	RemotePath string `protobuf:"bytes,6,opt,name=remote_path,json=remotePath,proto3" json:"remote_path,omitempty"`
 	// Mode for this agent's data connections; unspecified means auto.
-	Mode          TransferMode `protobuf:"varint,7,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	Mode TransferMode `protobuf:"varint,7,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	// Idempotency key, as StartTransferRequest.request_id.
+	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1843,6 +1911,13 @@ func (x *ReverseTransferRequest) GetMode() TransferMode {
 	return TransferMode_TRANSFER_MODE_UNSPECIFIED
 }
 
+func (x *ReverseTransferRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ReverseTransferResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
@@ -1903,7 +1978,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xb5\x05\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xd1\x06\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -1926,7 +2001,15 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06sha256\x18\x0e \x01(\tR\x06sha256\x12\x1a\n" +
 	"\bverified\x18\x0f \x01(\bR\bverified\x12\x1a\n" +
 	"\breversed\x18\x10 \x01(\bR\breversed\x12(\n" +
-	"\x10peer_transfer_id\x18\x11 \x01(\tR\x0epeerTransferId\"1\n" +
+	"\x10peer_transfer_id\x18\x11 \x01(\tR\x0epeerTransferId\x12\x18\n" +
+	"\aattempt\x18\x12 \x01(\x05R\aattempt\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x13 \x01(\tR\tlastError\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x14 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x15 \x01(\tR\terrorCode\x12#\n" +
+	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
@@ -1942,11 +2025,14 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"publicHost\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
-	"\bhostname\x18\b \x01(\tR\bhostname\"|\n" +
+	"\bhostname\x18\b \x01(\tR\bhostname\"\xb5\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
-	"\x04mode\x18\x03 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\"G\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
+	"\arestart\x18\x05 \x01(\bR\arestart\"G\n" +
 	"\x15StartTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"$\n" +
 	"\x12GetTransferRequest\x12\x0e\n" +
@@ -2000,7 +2086,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06checks\x18\x03 \x03(\v2\x0f.ferry.v1.CheckR\x06checks\x12=\n" +
 	"\x0esuggested_mode\x18\x04 \x01(\x0e2\x16.ferry.v1.TransferModeR\rsuggestedMode\x12&\n" +
 	"\x0erecommendation\x18\x05 \x01(\tR\x0erecommendation\x12\x14\n" +
-	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xf7\x01\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\"\x96\x02\n" +
 	"\x16ReverseTransferRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.ferry.v1.DirectionR\tdirection\x12\x19\n" +
@@ -2009,7 +2095,9 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\bpassword\x18\x05 \x01(\tR\bpassword\x12\x1f\n" +
 	"\vremote_path\x18\x06 \x01(\tR\n" +
 	"remotePath\x12*\n" +
-	"\x04mode\x18\a \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\"I\n" +
+	"\x04mode\x18\a \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\"I\n" +
 	"\x17ReverseTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
 	"\fTransferMode\x12\x1d\n" +
