@@ -378,7 +378,7 @@ func (c *Client) ListFunc(ctx context.Context, dir string, fn func(Entry) error)
 		verb = "MLSD"
 	}
 	now := time.Now()
-	return c.readLines(ctx, verb, dir, func(line string) (bool, error) {
+	return c.readLines(ctx, verb, dir, func(line string) (func() error, error) {
 		var (
 			e   Entry
 			ok  bool
@@ -390,18 +390,19 @@ func (c *Client) ListFunc(ctx context.Context, dir string, fn func(Entry) error)
 			e, ok, err = parseLIST(line, now)
 		}
 		if err != nil || !ok || e.Name == "." || e.Name == ".." {
-			return false, err
+			return nil, err
 		}
-		return true, fn(e)
+		return func() error { return fn(e) }, nil
 	})
 }
 
 // readLines runs a command whose output comes over a data connection as
-// lines, calling fn for each line (without CR LF). fn reports whether the
-// line was an entry, for the MaxListEntries count. The listing is bounded
+// lines, calling parse for each line (without CR LF). For a line that is an
+// entry parse returns a function delivering it, called if the entry is within
+// MaxListEntries. The listing is bounded
 // (see ListFunc); it is read through a LimitedReader, so at most
 // MaxListBytes+1 bytes are ever read from the data connection.
-func (c *Client) readLines(ctx context.Context, verb, arg string, fn func(line string) (bool, error)) error {
+func (c *Client) readLines(ctx context.Context, verb, arg string, parse func(line string) (func() error, error)) error {
 	t, err := c.startData(ctx, verb, arg, 0)
 	if err != nil {
 		return err
@@ -426,17 +427,17 @@ func (c *Client) readLines(ctx context.Context, verb, arg string, fn func(line s
 			continue
 		}
 		if len(line) > 0 {
-			isEntry, ferr := fn(strings.TrimRight(string(line), "\r\n"))
-			if isEntry {
-				entries++
+			deliver, perr := parse(strings.TrimRight(string(line), "\r\n"))
+			if perr == nil && deliver != nil {
+				if entries++; entries > c.cfg.MaxListEntries {
+					lerr = fmt.Errorf("ftp %s: %w: more than %d entries from %s (MaxListEntries)",
+						t.what, ErrListTooLarge, c.cfg.MaxListEntries, c.cfg.Addr)
+					continue
+				}
+				perr = deliver()
 			}
-			switch {
-			case ferr != nil:
-				lerr = fmt.Errorf("ftp %s: %w", t.what, ferr)
-				continue
-			case entries > c.cfg.MaxListEntries:
-				lerr = fmt.Errorf("ftp %s: %w: more than %d entries from %s (MaxListEntries)",
-					t.what, ErrListTooLarge, c.cfg.MaxListEntries, c.cfg.Addr)
+			if perr != nil {
+				lerr = fmt.Errorf("ftp %s: %w", t.what, perr)
 				continue
 			}
 		}
@@ -457,12 +458,11 @@ func (c *Client) readLines(ctx context.Context, verb, arg string, fn func(line s
 // probes use it. It is bounded like ListFunc.
 func (c *Client) NameList(ctx context.Context, p string) ([]string, error) {
 	var names []string
-	err := c.readLines(ctx, "NLST", p, func(line string) (bool, error) {
+	err := c.readLines(ctx, "NLST", p, func(line string) (func() error, error) {
 		if line == "" {
-			return false, nil
+			return nil, nil
 		}
-		names = append(names, line)
-		return true, nil
+		return func() error { names = append(names, line); return nil }, nil
 	})
 	if err != nil {
 		return nil, err
