@@ -73,9 +73,11 @@ func (e *ReplyError) NoSpace() bool {
 //
 // True for: network timeouts (including ErrReplyTimeout and context
 // deadlines), refused, reset, aborted or closed connections, an unexpected
-// EOF on the control or a data connection, ErrStalled, *DataConnError, and
-// 4xx replies (421, 425, 426, 450, 451...) unless they say the server is
-// out of space (NoSpace).
+// EOF on the control or a data connection, ErrStalled, *DataConnError
+// (except an active-mode Refused one, which carries the server's 5xx refusal
+// of the announced address: retrying the same mode cannot help), and 4xx
+// replies (421, 425, 426, 450, 451...) unless they say the server is out of
+// space (NoSpace).
 //
 // False for: nil, context.Canceled, ErrUnsupported, ErrReplyTooLong,
 // ErrListTooLarge, 5xx replies (530 not logged in, 550 no such file, 553...)
