@@ -35,7 +35,9 @@ func TestNoSpace(t *testing.T) {
 }
 
 func TestTransient(t *testing.T) {
-	reply := func(code int, msg string) error { return fmt.Errorf("ftp STOR /f: %w", &ReplyError{Code: code, Msg: msg}) }
+	reply := func(code int, msg string) error {
+		return fmt.Errorf("ftp STOR /f: %w", &ReplyError{Code: code, Msg: msg})
+	}
 	opErr := func(errno syscall.Errno) error {
 		return &net.OpError{Op: "write", Net: "tcp", Err: &os.SyscallError{Syscall: "write", Err: errno}}
 	}
