@@ -192,6 +192,9 @@ func (t *transfer) finish(complete bool) error {
 		}
 		return nil
 	}
+	// The stall deadline may have passed while the caller paused before
+	// Close: it must not fail the TLS close_notify of a complete upload.
+	_ = t.conn.SetDeadline(time.Time{})
 	var cerr error
 	if t.upload && complete {
 		cerr = t.shutdownWrite()
