@@ -131,10 +131,18 @@ func (c *Client) hash(ctx context.Context, path string, timeout time.Duration) (
 		if err := checkArg(path); err != nil {
 			return fmt.Errorf("argument %w", err)
 		}
+		arg := path
 		for try := 0; ; try++ {
-			r, err := c.cmdTimeout("HASH "+path, timeout)
+			r, err := c.cmdTimeout("HASH "+arg, timeout)
 			if err != nil {
 				return err
+			}
+			if (r.Code == 550 || r.Code == 501) && arg == path && quoteParam(path) != path {
+				// ftpserverlib splits HASH's argument at spaces unless
+				// quoted (csv rules); the draft sends the path as is.
+				arg = quoteParam(path)
+				try--
+				continue
 			}
 			switch r.Code {
 			case 213:

@@ -169,6 +169,10 @@ func TestHashRangeFtpserverlib(t *testing.T) {
 	if got, err := c.HashSize(ctx, "/range.bin", size); err != nil || got != sum {
 		t.Fatalf("HashSize = %s, %v; want %s", got, err, sum)
 	}
+	// ftpserverlib splits HASH's argument at spaces unless it is quoted.
+	if got, err := c.Hash(ctx, `/with space "and" quotes.bin`); err != nil || got != sum {
+		t.Fatalf("Hash of a path with spaces = %s, %v; want %s", got, err, sum)
+	}
 	if _, err := c.HashRange(ctx, "/range.bin", 10, 5); err == nil {
 		t.Fatal("HashRange accepted end < start")
 	}
