@@ -68,7 +68,23 @@ type Config struct {
 	// instead of DataTimeout until one has been established: a quick probe
 	// (auto mode gives up on a blocked mode after it, not after DataTimeout).
 	FirstDataTimeout time.Duration
-	ReplyTimeout     time.Duration // waiting for a control reply; default 30s
+	// ReplyTimeout bounds waiting for a control reply, the whole reply (all
+	// lines of a multi-line reply, and preliminary 1xx replies before the
+	// final one); default 30s.
+	ReplyTimeout time.Duration
+	// StallTimeout fails a data connection (Retr's reader, Stor's writer,
+	// listings) on which no byte moved for this long, with an error
+	// wrapping ErrStalled. Default 60s; negative disables it.
+	StallTimeout time.Duration
+	// MaxListEntries and MaxListBytes bound a listing (List, ListFunc,
+	// NameList): beyond them it is aborted with ErrListTooLarge. Defaults
+	// 1,000,000 entries and 256 MiB.
+	MaxListEntries int
+	MaxListBytes   int64
+	// HashRate is the rate, in bytes per second, at which the server is
+	// assumed to hash at least: HashSize and HashRange wait ReplyTimeout +
+	// size/HashRate for the reply. Default 50 MB/s.
+	HashRate int64
 
 	// UsePASVHost makes the client connect to the IP the server announces in
 	// a PASV reply. By default that IP is ignored and the control
@@ -91,11 +107,22 @@ const (
 	defaultDialTimeout  = 10 * time.Second
 	defaultDataTimeout  = 10 * time.Second
 	defaultReplyTimeout = 30 * time.Second
+	defaultStallTimeout = 60 * time.Second
+	// defaultMaxListEntries and defaultMaxListBytes bound a listing.
+	defaultMaxListEntries = 1_000_000
+	defaultMaxListBytes   = 256 << 20
+	defaultHashRate       = 50_000_000 // bytes/s
 	// abortTimeout bounds the wait for the replies after an ABOR.
 	abortTimeout = 5 * time.Second
-	// maxLine bounds a control reply line, maxLines a multi-line reply.
-	maxLine  = 64 << 10
-	maxLines = 100000
+	// maxLine bounds a control reply line, maxReplyBytes a whole
+	// (multi-line) reply.
+	maxLine       = 8 << 10
+	maxReplyBytes = 1 << 20
+	// excerptLen bounds the remote text quoted in an error.
+	excerptLen = 120
+	// controlKeepAlive is the TCP keepalive idle time and interval on the
+	// control connection, which sits idle during long transfers.
+	controlKeepAlive = 30 * time.Second
 )
 
 // Client is a connection to an FTP server. See the package doc for the
@@ -113,6 +140,7 @@ type Client struct {
 	noEPSV     bool // server refused EPSV: use PASV
 	noEPRT     bool // server refused EPRT: use PORT
 	noHash     bool // server refused HASH
+	noXSHA256  bool // server refused XSHA256
 	info       DataInfo
 	inTransfer bool
 	dataOK     bool // a data connection has been established on this session
@@ -135,6 +163,18 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ReplyTimeout <= 0 {
 		cfg.ReplyTimeout = defaultReplyTimeout
 	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = defaultStallTimeout
+	}
+	if cfg.MaxListEntries <= 0 {
+		cfg.MaxListEntries = defaultMaxListEntries
+	}
+	if cfg.MaxListBytes <= 0 {
+		cfg.MaxListBytes = defaultMaxListBytes
+	}
+	if cfg.HashRate <= 0 {
+		cfg.HashRate = defaultHashRate
+	}
 	if cfg.Dialer == nil {
 		cfg.Dialer = &net.Dialer{}
 	}
@@ -153,6 +193,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	conn, err := cfg.Dialer.DialContext(dctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ftp dial %s: %w", cfg.Addr, err)
+	}
+	if ka, ok := conn.(interface {
+		SetKeepAliveConfig(net.KeepAliveConfig) error
+	}); ok {
+		// The control connection idles during long transfers: keepalives
+		// keep NAT and firewall state alive and detect a dead peer.
+		_ = ka.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true,
+			Idle: controlKeepAlive, Interval: controlKeepAlive, Count: 4})
 	}
 	c := &Client{cfg: cfg, conn: conn, r: bufio.NewReader(conn)}
 	c.remoteIP = addrIP(conn.RemoteAddr())
@@ -176,10 +224,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 func (c *Client) login(ctx context.Context) error {
-	r, err := c.readReply(c.cfg.ReplyTimeout)
-	for err == nil && r.Code/100 == 1 {
-		r, err = c.readReply(c.cfg.ReplyTimeout)
-	}
+	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err != nil {
 		return fmt.Errorf("greeting: %w", err)
 	}
@@ -422,15 +467,15 @@ func (c *Client) send(line string) error {
 // cmd sends a command and returns its final reply (1xx replies are skipped).
 // Only a broken connection is an error; any reply code is returned.
 func (c *Client) cmd(line string) (*reply, error) {
+	return c.cmdTimeout(line, c.cfg.ReplyTimeout)
+}
+
+// cmdTimeout is cmd with a reply timeout other than ReplyTimeout.
+func (c *Client) cmdTimeout(line string, timeout time.Duration) (*reply, error) {
 	if err := c.send(line); err != nil {
 		return nil, err
 	}
-	for {
-		r, err := c.readReply(c.cfg.ReplyTimeout)
-		if err != nil || r.Code >= 200 {
-			return r, err
-		}
-	}
+	return c.readFinal(timeout)
 }
 
 // expect is cmd that turns a reply with another code into a *ReplyError.
@@ -447,28 +492,51 @@ func (c *Client) expect(line string, codes ...int) (*reply, error) {
 	return r, r.err()
 }
 
-// readReply reads one reply, handling RFC 959 multi-line replies. 421 and
-// I/O or protocol errors mark the client broken.
+// readReply reads one reply within timeout; see readReplyBy.
 func (c *Client) readReply(timeout time.Duration) (*reply, error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
-	line, err := c.readLine()
+	return c.readReplyBy(time.Now().Add(timeout), timeout, false)
+}
+
+// readFinal reads replies until a final (non-1xx) one, all within timeout:
+// the deadline covers the whole sequence, so a server that keeps sending
+// preliminary replies cannot hold the client forever.
+func (c *Client) readFinal(timeout time.Duration) (*reply, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := c.readReplyBy(deadline, timeout, false)
+		if err != nil || r.Code >= 200 {
+			return r, err
+		}
+	}
+}
+
+// errNoReply is returned by readReplyBy with idleOK when no byte of a reply
+// arrived before the deadline; the client is not marked broken then.
+var errNoReply = errors.New("ftp: no reply yet")
+
+// readReplyBy reads one reply, handling RFC 959 multi-line replies. The
+// deadline applies to the whole reply, which is also bounded in size
+// (maxLine per line, maxReplyBytes in all): a server trickling an endless
+// multi-line reply fails at the deadline or at the size limit. timeout is
+// only used in the error message. 421 and I/O or protocol errors mark the
+// client broken, except, with idleOK, a deadline reached before the first
+// byte (errNoReply).
+func (c *Client) readReplyBy(deadline time.Time, timeout time.Duration, idleOK bool) (*reply, error) {
+	_ = c.conn.SetReadDeadline(deadline)
+	st := &replyState{timeout: timeout, idleOK: idleOK}
+	line, err := c.readLine(st)
 	if err != nil {
 		return nil, err
 	}
 	code, sep, ok := parseCodeLine(line)
 	if !ok {
-		err := fmt.Errorf("ftp: malformed reply %q", truncate(line, 80))
+		err := fmt.Errorf("ftp: malformed reply from %s: %q", c.cfg.Addr, excerpt(line, excerptLen))
 		c.fail(err)
 		return nil, err
 	}
 	r := &reply{Code: code, Lines: []string{textOf(line)}}
 	for sep == '-' {
-		if len(r.Lines) > maxLines {
-			err := errors.New("ftp: multi-line reply too long")
-			c.fail(err)
-			return nil, err
-		}
-		if line, err = c.readLine(); err != nil {
+		if line, err = c.readLine(st); err != nil {
 			return nil, err
 		}
 		if code2, sep2, ok := parseCodeLine(line); ok && code2 == code && sep2 == ' ' {
@@ -486,29 +554,57 @@ func (c *Client) readReply(timeout time.Duration) (*reply, error) {
 	return r, nil
 }
 
-func (c *Client) readLine() (string, error) {
+// replyState tracks one reply being read.
+type replyState struct {
+	n       int // bytes read so far
+	first   string
+	timeout time.Duration
+	idleOK  bool
+}
+
+// readLine reads one line of a reply, without its CR LF.
+func (c *Client) readLine(st *replyState) (string, error) {
 	var b []byte
 	for {
 		frag, err := c.r.ReadSlice('\n')
+		st.n += len(frag)
+		if len(b)+len(frag) > maxLine+2 { // +2: CR LF
+			err := fmt.Errorf("%w: a reply line from %s is longer than %d bytes: %q",
+				ErrReplyTooLong, c.cfg.Addr, maxLine, excerpt(string(append(b, frag...)), excerptLen))
+			c.fail(err)
+			return "", err
+		}
+		if st.n > maxReplyBytes {
+			err := fmt.Errorf("%w: a reply from %s is longer than %d bytes: %q",
+				ErrReplyTooLong, c.cfg.Addr, maxReplyBytes, excerpt(st.first, excerptLen))
+			c.fail(err)
+			return "", err
+		}
 		b = append(b, frag...)
 		if err == nil {
 			break
 		}
 		if err != bufio.ErrBufferFull {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+			var ne net.Error
+			switch {
+			case st.idleOK && st.n == 0 && errors.As(err, &ne) && ne.Timeout():
+				return "", errNoReply
+			case errors.As(err, &ne) && ne.Timeout():
+				err = fmt.Errorf("%w: no complete reply from %s within %s: %w", ErrReplyTimeout, c.cfg.Addr, st.timeout, err)
+			case err == io.EOF:
+				err = fmt.Errorf("reading reply: %w", io.ErrUnexpectedEOF)
+			default:
+				err = fmt.Errorf("reading reply: %w", err)
 			}
-			err = fmt.Errorf("reading reply: %w", err)
-			c.fail(err)
-			return "", err
-		}
-		if len(b) > maxLine {
-			err := errors.New("ftp: reply line too long")
 			c.fail(err)
 			return "", err
 		}
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	line := strings.TrimRight(string(b), "\r\n")
+	if st.first == "" {
+		st.first = line
+	}
+	return line, nil
 }
 
 // parseCodeLine parses "123 text", "123-text" or "123".
@@ -541,11 +637,27 @@ func textOf(line string) string {
 	return line[4:]
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
+// truncate is excerpt: remote text for an error message.
+func truncate(s string, n int) string { return excerpt(s, n) }
+
+// excerpt returns s as printable ASCII (other bytes become '?'), cut to n
+// bytes with "..." appended when longer: remote text may be quoted in an
+// error only this way.
+func excerpt(s string, n int) string {
+	cut := len(s) > n
+	if cut {
+		s = s[:n]
 	}
-	return s
+	b := []byte(s)
+	for i, ch := range b {
+		if ch < 0x20 || ch > 0x7e {
+			b[i] = '?'
+		}
+	}
+	if cut {
+		return string(b) + "..."
+	}
+	return string(b)
 }
 
 // checkArg rejects arguments that would inject extra commands.

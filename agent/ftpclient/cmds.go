@@ -1,6 +1,7 @@
 package ftpclient
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -99,8 +100,29 @@ func (c *Client) Delete(ctx context.Context, path string) error {
 // Hash returns the SHA-256 of the file at path, in lower-case hex, using the
 // HASH command (draft-bryan-ftpext-hash). The command is tried even if FEAT
 // does not list it; if the server does not know it, the error wraps
-// ErrUnsupported.
+// ErrUnsupported. The reply is awaited for ReplyTimeout: for a large file
+// use HashSize.
 func (c *Client) Hash(ctx context.Context, path string) (string, error) {
+	return c.hash(ctx, path, c.cfg.ReplyTimeout)
+}
+
+// HashSize is Hash for a file of size bytes: the server reads the whole file
+// before it answers, so the reply is awaited for ReplyTimeout +
+// size/HashRate (a 10 GB file at the default 50 MB/s: 230s).
+func (c *Client) HashSize(ctx context.Context, path string, size int64) (string, error) {
+	return c.hash(ctx, path, c.hashTimeout(size))
+}
+
+// hashTimeout is the reply timeout for hashing n bytes.
+func (c *Client) hashTimeout(n int64) time.Duration {
+	if n <= 0 {
+		return c.cfg.ReplyTimeout
+	}
+	extra := time.Duration(float64(n) / float64(c.cfg.HashRate) * float64(time.Second))
+	return c.cfg.ReplyTimeout + extra
+}
+
+func (c *Client) hash(ctx context.Context, path string, timeout time.Duration) (string, error) {
 	if c.noHash {
 		return "", fmt.Errorf("ftp HASH %s: %w", path, ErrUnsupported)
 	}
@@ -109,10 +131,18 @@ func (c *Client) Hash(ctx context.Context, path string) (string, error) {
 		if err := checkArg(path); err != nil {
 			return fmt.Errorf("argument %w", err)
 		}
+		arg := path
 		for try := 0; ; try++ {
-			r, err := c.cmd("HASH " + path)
+			r, err := c.cmdTimeout("HASH "+arg, timeout)
 			if err != nil {
 				return err
+			}
+			if (r.Code == 550 || r.Code == 501) && arg == path && quoteParam(path) != path {
+				// ftpserverlib splits HASH's argument at spaces unless
+				// quoted (csv rules); the draft sends the path as is.
+				arg = quoteParam(path)
+				try--
+				continue
 			}
 			switch r.Code {
 			case 213:
@@ -143,6 +173,59 @@ func (c *Client) Hash(ctx context.Context, path string) (string, error) {
 		}
 	})
 	return sum, err
+}
+
+// HashRange returns the SHA-256, in lower-case hex, of the bytes [start,end)
+// of the file at path, using the XSHA256 command of ftpserverlib (Ferry's
+// own server): "XSHA256 <path> <start> <end>", answered "250-Computing
+// SHA-256 digest" / "250 <hex>". ftpserverlib hashes up to the end of the
+// file when end is beyond it. The reply is awaited for ReplyTimeout +
+// (end-start)/HashRate. A server without the command (500, 502, 504) gives
+// an error wrapping ErrUnsupported.
+func (c *Client) HashRange(ctx context.Context, path string, start, end int64) (string, error) {
+	line := fmt.Sprintf("XSHA256 %s %d %d", quoteParam(path), start, end)
+	if start < 0 || end < start {
+		return "", fmt.Errorf("ftp %s: invalid range", line)
+	}
+	if c.noXSHA256 {
+		return "", fmt.Errorf("ftp %s: %w", line, ErrUnsupported)
+	}
+	var sum string
+	err := c.do(ctx, line, func() error {
+		if err := checkArg(path); err != nil {
+			return fmt.Errorf("argument %w", err)
+		}
+		r, err := c.cmdTimeout(line, c.hashTimeout(end-start))
+		if err != nil {
+			return err
+		}
+		switch r.Code {
+		case 250, 213:
+		case 500, 502, 504:
+			c.noXSHA256 = true
+			return fmt.Errorf("%w (%w)", ErrUnsupported, r.err())
+		default:
+			return r.err()
+		}
+		for _, f := range strings.Fields(r.Lines[len(r.Lines)-1]) {
+			if _, err := hex.DecodeString(f); err == nil && len(f) == 64 {
+				sum = strings.ToLower(f)
+				return nil
+			}
+		}
+		return fmt.Errorf("ftp: malformed XSHA256 reply from %s: %q", c.cfg.Addr, excerpt(r.msg(), excerptLen))
+	})
+	return sum, err
+}
+
+// quoteParam quotes a path for ftpserverlib's space-separated parameters
+// (encoding/csv rules: double quotes, inner quotes doubled) when it holds a
+// space or a quote.
+func quoteParam(p string) string {
+	if !strings.ContainsAny(p, " \"") && p != "" {
+		return p
+	}
+	return `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
 }
 
 // parseHash parses the last line of a HASH reply:
@@ -270,88 +353,127 @@ func parsePWD(msg string) (string, error) {
 	return "", fmt.Errorf("ftp: malformed PWD reply %q", truncate(msg, 80))
 }
 
+// maxListLine bounds one line of a listing.
+const maxListLine = 64 << 10
+
 // List lists the directory dir: MLSD when the server has it, else LIST in
-// the unix "ls -l" format. "." and ".." are omitted.
+// the unix "ls -l" format. "." and ".." are omitted. The listing is bounded
+// like ListFunc's.
 func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
+	var entries []Entry
+	err := c.ListFunc(ctx, dir, func(e Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// ListFunc lists the directory dir like List, calling fn for each entry as
+// the listing streams in. The listing is bounded: more than
+// Config.MaxListEntries entries, more than Config.MaxListBytes bytes or a
+// line longer than 64 KiB abort it with an error wrapping ErrListTooLarge;
+// no byte for Config.StallTimeout fails it with ErrStalled. An error from fn
+// aborts the listing too and is returned wrapped. After an abort the session
+// stays usable when the server answers ABOR properly, and is broken
+// otherwise.
+func (c *Client) ListFunc(ctx context.Context, dir string, fn func(Entry) error) error {
 	_, mlsd := c.features["MLST"]
 	verb := "LIST"
 	if mlsd {
 		verb = "MLSD"
 	}
-	data, err := c.readData(ctx, verb, dir)
-	if err != nil {
-		return nil, err
-	}
-	var entries []Entry
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, "\r")
+	now := time.Now()
+	return c.readLines(ctx, verb, dir, func(line string) (func() error, error) {
 		var (
-			e  Entry
-			ok bool
+			e   Entry
+			ok  bool
+			err error
 		)
 		if mlsd {
 			e, ok, err = parseMLSx(line)
 		} else {
-			e, ok, err = parseLIST(line, time.Now())
+			e, ok, err = parseLIST(line, now)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ftp %s %s: %w", verb, dir, err)
+		if err != nil || !ok || e.Name == "." || e.Name == ".." {
+			return nil, err
 		}
-		if ok && e.Name != "." && e.Name != ".." {
-			entries = append(entries, e)
-		}
-	}
-	return entries, nil
+		return func() error { return fn(e) }, nil
+	})
 }
 
-// readData runs a command whose output comes over a data connection and
-// returns that output.
-func (c *Client) readData(ctx context.Context, verb, arg string) ([]byte, error) {
-	line := verb
-	if arg != "" {
-		line += " " + arg
+// readLines runs a command whose output comes over a data connection as
+// lines, calling parse for each line (without CR LF). For a line that is an
+// entry parse returns a function delivering it, called if the entry is within
+// MaxListEntries. The listing is bounded
+// (see ListFunc); it is read through a LimitedReader, so at most
+// MaxListBytes+1 bytes are ever read from the data connection.
+func (c *Client) readLines(ctx context.Context, verb, arg string, parse func(line string) (func() error, error)) error {
+	t, err := c.startData(ctx, verb, arg, 0)
+	if err != nil {
+		return err
 	}
-	var data []byte
-	err := c.do(ctx, line, func() error {
-		if err := checkArg(arg); err != nil {
-			return fmt.Errorf("argument %w", err)
+	lr := &io.LimitedReader{R: &reader{t}, N: c.cfg.MaxListBytes + 1}
+	br := bufio.NewReaderSize(lr, maxListLine)
+	entries := 0
+	var lerr error
+	for lerr == nil {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case lr.N == 0:
+			lerr = fmt.Errorf("ftp %s: %w: more than %d bytes from %s (MaxListBytes)",
+				t.what, ErrListTooLarge, c.cfg.MaxListBytes, c.cfg.Addr)
+			continue
+		case err == bufio.ErrBufferFull:
+			lerr = fmt.Errorf("ftp %s: %w: a line longer than %d bytes from %s: %q",
+				t.what, ErrListTooLarge, maxListLine, c.cfg.Addr, excerpt(string(line), excerptLen))
+			continue
+		case err != nil && err != io.EOF:
+			lerr = err // already "ftp VERB arg: ..."
+			continue
 		}
-		conn, err := c.openTransfer(ctx, line, 0)
-		if err != nil {
-			return err
+		if len(line) > 0 {
+			deliver, perr := parse(strings.TrimRight(string(line), "\r\n"))
+			if perr == nil && deliver != nil {
+				if entries++; entries > c.cfg.MaxListEntries {
+					lerr = fmt.Errorf("ftp %s: %w: more than %d entries from %s (MaxListEntries)",
+						t.what, ErrListTooLarge, c.cfg.MaxListEntries, c.cfg.Addr)
+					continue
+				}
+				perr = deliver()
+			}
+			if perr != nil {
+				lerr = fmt.Errorf("ftp %s: %w", t.what, perr)
+				continue
+			}
 		}
-		data, err = io.ReadAll(conn)
-		conn.Close()
-		c.setData(nil)
-		if err != nil {
-			c.fail(err)
-			return err
+		if err == io.EOF {
+			break
 		}
-		r, err := c.readReply(c.cfg.ReplyTimeout)
-		if err != nil {
-			return err
-		}
-		if r.Code != 226 && r.Code != 250 {
-			return r.err()
-		}
-		return nil
-	})
-	return data, err
+	}
+	if lerr != nil {
+		// Abort; whether the session survives is recorded in the client.
+		_ = t.finish(false)
+		return lerr
+	}
+	return t.finish(true)
 }
 
 // NameList lists the names at p (NLST), a directory or a file. It is the
 // cheapest command that opens a data connection, which is why connectivity
-// probes use it.
+// probes use it. It is bounded like ListFunc.
 func (c *Client) NameList(ctx context.Context, p string) ([]string, error) {
-	data, err := c.readData(ctx, "NLST", p)
+	var names []string
+	err := c.readLines(ctx, "NLST", p, func(line string) (func() error, error) {
+		if line == "" {
+			return nil, nil
+		}
+		return func() error { names = append(names, line); return nil }, nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	var names []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if line = strings.TrimRight(line, "\r"); line != "" {
-			names = append(names, line)
-		}
 	}
 	return names, nil
 }

@@ -17,7 +17,15 @@
 //   - resumable transfers (REST), MLST/MLSD with SIZE/MDTM/LIST fallbacks,
 //     and the HASH command (SHA-256);
 //   - context cancellation closes the data and control connections at once,
-//     so blocked reads and writes return promptly.
+//     so blocked reads and writes return promptly;
+//   - bounded against hostile or broken servers: a control reply is capped
+//     (8 KiB a line, 1 MiB in all, ReplyTimeout for the whole reply:
+//     ErrReplyTooLong, ErrReplyTimeout), listings are streamed and capped
+//     (MaxListEntries, MaxListBytes: ErrListTooLarge), and a data connection
+//     on which nothing moves for StallTimeout fails (ErrStalled);
+//   - when a data connection fails, the server's reply (452 disk full,
+//     426...) is read for a few seconds and returned with the I/O error;
+//     Transient classifies errors for retries.
 //
 // A Client runs one command at a time and must not be used concurrently.
 // While the reader returned by Retr or the writer returned by Stor is open,
@@ -25,7 +33,8 @@
 // timeout or a protocol error the Client is broken: every later call fails and
 // the caller should Dial again.
 //
-// Errors from the server are *ReplyError; failures to establish a data
+// Errors from the server are *ReplyError (remote text is quoted only as a
+// short printable excerpt); failures to establish a data
 // connection are *DataConnError, whose message names the likely cause and
 // the fix. Passwords never appear in errors.
 package ftpclient

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,6 +133,55 @@ func TestHashFtpserverlib(t *testing.T) {
 				t.Fatalf("download: %v", err)
 			}
 		})
+	}
+}
+
+// TestHashRangeFtpserverlib: XSHA256 range hashes equal the SHA-256 of the
+// byte range, also for a path with spaces and quotes; HashSize equals Hash.
+func TestHashRangeFtpserverlib(t *testing.T) {
+	addr, dir := startLib(t, nil)
+	const size = 1 << 20
+	local, sum := randomFile(t, size)
+	data, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 30*time.Second)
+	c := dial(t, libConfig(addr, ModePassive))
+	for _, remote := range []string{"/range.bin", `/with space "and" quotes.bin`} {
+		if err := upload(ctx, c, local, remote, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := sha256File(t, filepath.Join(dir, remote)); got != sum {
+			t.Fatal("uploaded file differs")
+		}
+		for _, r := range [][2]int64{{0, size}, {0, 0}, {1000, 500_001}, {size - 1, size}, {12345, 12346}} {
+			got, err := c.HashRange(ctx, remote, r[0], r[1])
+			if err != nil {
+				t.Fatalf("HashRange(%q, %d, %d): %v", remote, r[0], r[1], err)
+			}
+			want := sha256.Sum256(data[r[0]:r[1]])
+			if got != hex.EncodeToString(want[:]) {
+				t.Fatalf("HashRange(%q, %d, %d) = %s, want %x", remote, r[0], r[1], got, want)
+			}
+		}
+	}
+	if got, err := c.HashSize(ctx, "/range.bin", size); err != nil || got != sum {
+		t.Fatalf("HashSize = %s, %v; want %s", got, err, sum)
+	}
+	// ftpserverlib splits HASH's argument at spaces unless it is quoted.
+	if got, err := c.Hash(ctx, `/with space "and" quotes.bin`); err != nil || got != sum {
+		t.Fatalf("Hash of a path with spaces = %s, %v; want %s", got, err, sum)
+	}
+	if _, err := c.HashRange(ctx, "/range.bin", 10, 5); err == nil {
+		t.Fatal("HashRange accepted end < start")
+	}
+	_, err = c.HashRange(ctx, "/missing", 0, 10)
+	if err == nil || errors.Is(err, ErrUnsupported) || IsPermanent(err) == false {
+		t.Fatalf("HashRange(missing) = %v, want a 5xx reply error", err)
+	}
+	if _, err := c.Size(ctx, "/range.bin"); err != nil {
+		t.Fatalf("session unusable: %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,6 +77,29 @@ func TestReplyParsing(t *testing.T) {
 	}
 	if len(seen) == 0 || seen[0] != "USER anonymous" {
 		t.Fatalf("commands = %q, want USER anonymous first", seen)
+	}
+}
+
+// TestControlKeepAlive: the control connection has TCP keepalive on, so it
+// survives (and notices the loss of) long transfers during which it idles.
+func TestControlKeepAlive(t *testing.T) {
+	srv := startScripted(t, &scriptedServer{Replies: loginReplies()})
+	c := dial(t, Config{Addr: srv.Addr})
+	rc, err := c.conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on, idle int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		if on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); serr == nil {
+			idle, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
+		}
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if on == 0 || idle != int(controlKeepAlive/time.Second) {
+		t.Fatalf("SO_KEEPALIVE = %d, TCP_KEEPIDLE = %d; want on, %v", on, idle, controlKeepAlive)
 	}
 }
 

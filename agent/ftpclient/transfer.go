@@ -7,7 +7,21 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync"
 	"time"
+)
+
+const (
+	// failReplyTimeout bounds the wait for the server's reply after a data
+	// connection failed: it usually says why (452 disk full, 426...).
+	failReplyTimeout = 3 * time.Second
+	// sendfileChunk is the most a sendfile/splice call may move between two
+	// refreshes of the stall deadline: at the default StallTimeout a
+	// transfer slower than 4 KiB/s would count as stalled.
+	sendfileChunk = 256 << 10
+	// copyBufSize is the buffer of Stor's ReadFrom for other readers.
+	copyBufSize = 1 << 20
 )
 
 // Retr downloads path starting at offset (REST when offset > 0). The
@@ -45,12 +59,22 @@ type transfer struct {
 	what   string // "RETR /path", for errors
 	upload bool   // STOR
 	eof    bool   // reader saw EOF
-	ioErr  error  // first data I/O error
+	ioErr  error  // first data I/O error (cause)
+	failed error  // the error returned for ioErr, repeated by later calls
 	closed bool
+
+	stall time.Duration // Config.StallTimeout
+	armed time.Time     // when the stall deadline was last pushed back
+	// final is the transfer command's final reply when it was read after
+	// a data connection failure (it usually tells the real cause).
+	final *reply
 }
 
 func (c *Client) startData(ctx context.Context, verb, path string, offset int64) (*transfer, error) {
-	what := verb + " " + path
+	what := verb
+	if path != "" {
+		what += " " + path
+	}
 	if err := checkArg(path); err != nil {
 		return nil, fmt.Errorf("ftp %s: path %w", what, err)
 	}
@@ -66,24 +90,79 @@ func (c *Client) startData(ctx context.Context, verb, path string, offset int64)
 	if err != nil {
 		return nil, err
 	}
-	t := &transfer{c: c, ctx: ctx, conn: conn, what: what, upload: verb == "STOR"}
+	t := &transfer{c: c, ctx: ctx, conn: conn, what: what, upload: verb == "STOR", stall: c.cfg.StallTimeout}
 	c.inTransfer = true
 	t.stop = context.AfterFunc(ctx, func() { c.fail(context.Cause(ctx)) })
 	return t, nil
 }
 
-// ioError maps an I/O error caused by cancellation to the context's error.
+// arm pushes the stall deadline back before a read or write. To save work
+// it does so only when a quarter of StallTimeout has passed since the last
+// time, so a stall is detected after 3/4 to 4/4 of StallTimeout.
+func (t *transfer) arm(write bool) {
+	if t.stall <= 0 {
+		return
+	}
+	now := time.Now()
+	if !t.armed.IsZero() && now.Sub(t.armed) < t.stall/4 {
+		return
+	}
+	t.armed = now
+	if write {
+		_ = t.conn.SetWriteDeadline(now.Add(t.stall))
+	} else {
+		_ = t.conn.SetReadDeadline(now.Add(t.stall))
+	}
+}
+
+// ioError maps a data I/O error to the error returned: the context's error
+// after a cancellation, ErrStalled after the stall deadline, and otherwise
+// (reset, broken pipe...) the server's 4xx/5xx reply, when it sends one
+// within failReplyTimeout, together with the I/O error.
 func (t *transfer) ioError(err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	if t.ctx.Err() != nil {
-		err = t.ctx.Err()
+	if t.failed != nil {
+		return t.failed
 	}
-	if t.ioErr == nil {
-		t.ioErr = err
+	t.ioErr = err
+	switch {
+	case t.ctx.Err() != nil:
+		t.ioErr = t.ctx.Err()
+		t.failed = fmt.Errorf("ftp %s: %w", t.what, t.ioErr)
+	case t.stall > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+		t.failed = fmt.Errorf("ftp %s: %w: no data for %s", t.what, ErrStalled, t.stall)
+	default:
+		if r := t.failReply(); r != nil && r.Code >= 400 {
+			t.failed = fmt.Errorf("ftp %s: %w (data connection: %w)", t.what, r.err(), err)
+		} else {
+			t.failed = fmt.Errorf("ftp %s: %w", t.what, err)
+		}
 	}
-	return fmt.Errorf("ftp %s: %w", t.what, err)
+	return t.failed
+}
+
+// failReply reads the transfer command's final reply after the data
+// connection failed, waiting at most failReplyTimeout. It returns nil when
+// no reply came (the client stays usable: the reply is still due and Close
+// aborts the transfer) or when the control connection failed too.
+func (t *transfer) failReply() *reply {
+	c := t.c
+	if t.final != nil || c.alive() != nil {
+		return t.final
+	}
+	deadline := time.Now().Add(failReplyTimeout)
+	for {
+		r, err := c.readReplyBy(deadline, failReplyTimeout, true)
+		if err != nil {
+			return nil
+		}
+		if r.Code >= 200 {
+			t.final = r
+			return r
+		}
+	}
 }
 
 // finish closes the data connection and reads the final reply. complete
@@ -99,6 +178,23 @@ func (t *transfer) finish(complete bool) error {
 		c.setData(nil)
 		c.inTransfer = false
 	}()
+	if t.final != nil {
+		// The server has answered already (after a data failure).
+		t.conn.Close()
+		if t.ctx.Err() != nil {
+			return fmt.Errorf("ftp %s: %w", t.what, t.ctx.Err())
+		}
+		if t.failed != nil {
+			return t.failed
+		}
+		if t.final.Code != 226 && t.final.Code != 250 {
+			return fmt.Errorf("ftp %s: %w", t.what, t.final.err())
+		}
+		return nil
+	}
+	// The stall deadline may have passed while the caller paused before
+	// Close: it must not fail the TLS close_notify of a complete upload.
+	_ = t.conn.SetDeadline(time.Time{})
 	var cerr error
 	if t.upload && complete {
 		cerr = t.shutdownWrite()
@@ -115,10 +211,9 @@ func (t *transfer) finish(complete bool) error {
 	if !complete {
 		return t.abort()
 	}
-	r, err := c.readReply(c.cfg.ReplyTimeout)
-	for err == nil && r.Code/100 == 1 {
-		r, err = c.readReply(c.cfg.ReplyTimeout)
-	}
+	// The data is all sent: ReplyTimeout is for the server to confirm it
+	// (its own closing and flushing), however long the transfer took.
+	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err == nil && r.Code != 226 && r.Code != 250 {
 		err = r.err()
 	}
@@ -166,10 +261,7 @@ func (t *transfer) abort() error {
 	// The transfer command's reply (226 if it had completed, else 426/451)
 	// comes first, then ABOR's (225/226). Servers that had already finished
 	// may answer ABOR alone with 225/226 right after the transfer's 226.
-	first, err := c.readReply(abortTimeout)
-	for err == nil && first.Code/100 == 1 {
-		first, err = c.readReply(abortTimeout)
-	}
+	first, err := c.readFinal(abortTimeout)
 	if err != nil {
 		c.fail(err)
 		return fmt.Errorf("ftp %s: aborted: %w", t.what, err)
@@ -195,9 +287,13 @@ func (r *reader) Read(p []byte) (int, error) {
 	if r.t.closed {
 		return 0, errors.New("ftp: read after Close")
 	}
+	if r.t.failed != nil {
+		return 0, r.t.failed
+	}
 	if r.t.eof {
 		return 0, io.EOF
 	}
+	r.t.arm(false)
 	n, err := r.t.conn.Read(p)
 	if err == io.EOF {
 		r.t.eof = true
@@ -206,7 +302,13 @@ func (r *reader) Read(p []byte) (int, error) {
 }
 
 // Close ends the download; see Retr.
-func (r *reader) Close() error { return r.t.finish(r.t.eof && r.t.ioErr == nil) }
+func (r *reader) Close() error {
+	err := r.t.finish(r.t.eof && r.t.ioErr == nil)
+	if r.t.failed != nil && err == nil {
+		err = r.t.failed
+	}
+	return err
+}
 
 type writer struct{ t *transfer }
 
@@ -214,35 +316,66 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.t.closed {
 		return 0, errors.New("ftp: write after Close")
 	}
+	if w.t.failed != nil {
+		return 0, w.t.failed
+	}
+	w.t.arm(true)
 	n, err := w.t.conn.Write(p)
 	return n, w.t.ioError(err)
 }
 
-// ReadFrom copies from src to the data connection; on a plain TCP data
-// connection this uses sendfile/splice when src is an *os.File.
+var copyBufs = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+// ReadFrom copies from src to the data connection. On a plain TCP data
+// connection, when src is an *os.File or a TCP connection, it uses
+// sendfile/splice, a chunk at a time so that the stall deadline moves on
+// with the data; other readers are copied through Write with a 1 MiB
+// buffer.
 func (w *writer) ReadFrom(src io.Reader) (int64, error) {
-	if w.t.closed {
+	t := w.t
+	if t.closed {
 		return 0, errors.New("ftp: write after Close")
 	}
-	var (
-		n   int64
-		err error
-	)
-	if tc, ok := w.t.conn.(*net.TCPConn); ok {
-		n, err = tc.ReadFrom(src)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.t.conn}, src)
+	if t.failed != nil {
+		return 0, t.failed
 	}
-	return n, w.t.ioError(err)
+	tc, ok := t.conn.(*net.TCPConn)
+	switch src.(type) {
+	case *os.File, *net.TCPConn:
+	default:
+		ok = false
+	}
+	if !ok {
+		buf := copyBufs.Get().(*[copyBufSize]byte)
+		defer copyBufs.Put(buf)
+		return io.CopyBuffer(writerOnly{w}, src, buf[:])
+	}
+	if t.stall <= 0 {
+		n, err := tc.ReadFrom(src)
+		return n, t.ioError(err)
+	}
+	var total int64
+	for {
+		t.armed = time.Time{} // a fresh deadline for every chunk
+		t.arm(true)
+		n, err := tc.ReadFrom(&io.LimitedReader{R: src, N: sendfileChunk})
+		total += n
+		if err != nil || n < sendfileChunk {
+			return total, t.ioError(err)
+		}
+	}
 }
+
+// writerOnly hides writer's ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
 
 // Close ends the upload; see Stor. After a write error the transfer is
 // aborted and an error is returned.
 func (w *writer) Close() error {
 	err := w.t.finish(w.t.ioErr == nil)
-	if w.t.ioErr != nil && err == nil {
+	if w.t.failed != nil && err == nil {
 		// The server may well answer 226 to a truncated upload.
-		err = fmt.Errorf("ftp %s: %w", w.t.what, w.t.ioErr)
+		err = w.t.failed
 	}
 	return err
 }

@@ -244,6 +244,14 @@ func TestVsftpd(t *testing.T) {
 				if _, err := c.Size(ctx, remote); err != nil {
 					t.Fatalf("client unusable after HASH: %v", err)
 				}
+				_, err = c.HashRange(ctx, remote, 0, 10)
+				if !errors.Is(err, ErrUnsupported) {
+					t.Fatalf("HashRange on vsftpd: %v, want ErrUnsupported", err)
+				}
+				wantReplyCode(t, err, 500)
+				if _, err := c.Size(ctx, remote); err != nil {
+					t.Fatalf("client unusable after XSHA256: %v", err)
+				}
 			})
 		})
 	}
