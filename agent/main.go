@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,7 +64,13 @@ func run(args []string) error {
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", "127.0.0.1:7070", "gRPC API address (host:port or unix:///path)")
 	fs.StringVar(&cfg.FTPListen, "ftp-listen", ":2121", "FTP server address")
 	fs.StringVar(&cfg.Root, "root", "", "served directory (required); local transfer paths are confined to it")
-	fs.StringVar(&cfg.StateDir, "state-dir", "", "directory for the agent's state (created if missing)")
+	fs.StringVar(&cfg.StateDir, "state-dir", defaultStateDir(), "directory for the agent's state: the job store (created if missing; one agent per directory)")
+	fs.IntVar(&cfg.Retries, "retries", 5, "retries of a transfer after a transient failure (0: none), with exponential backoff")
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 60*time.Second, "client: fail an attempt whose data connection moves no byte for this long")
+	fs.IntVar(&cfg.MaxTransfers, "max-transfers", 16, "transfers running at once; the rest wait in order (QUEUED)")
+	fs.IntVar(&cfg.MaxSessionsPerHost, "max-sessions-per-host", 4, "FTP sessions open at once to one server")
+	fs.DurationVar(&cfg.History, "history", 7*24*time.Hour, "how long finished transfers are kept in the job store")
+	fs.DurationVar(&cfg.PartTTL, "part-ttl", 24*time.Hour, "remove part files that no transfer will resume once they are this old")
 	fs.StringVar(&passive, "passive-ports", passive, "FTP server passive port range LO-HI")
 	fs.StringVar(&cfg.PublicHost, "public-host", "", "address announced in PASV replies (server behind NAT)")
 	fs.Var(&hostOverride, "public-host-for", "CIDR=HOST: announce HOST in PASV replies to clients in CIDR (repeatable)")
@@ -80,6 +87,24 @@ func run(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = -1 // the daemon reads 0 as "the default"
+	} else if cfg.Retries < 0 {
+		return fmt.Errorf("--retries: want 0 or more, got %d", cfg.Retries)
+	}
+	for name, v := range map[string]int{"max-transfers": cfg.MaxTransfers, "max-sessions-per-host": cfg.MaxSessionsPerHost} {
+		if v < 1 {
+			return fmt.Errorf("--%s: want 1 or more, got %d", name, v)
+		}
+	}
+	for name, v := range map[string]time.Duration{"stall-timeout": cfg.StallTimeout, "history": cfg.History, "part-ttl": cfg.PartTTL} {
+		if v <= 0 {
+			return fmt.Errorf("--%s: want a positive duration, got %s", name, v)
+		}
+	}
+	if cfg.StateDir == "" {
+		return errors.New("--state-dir: required (no home directory to put a default in)")
 	}
 	var err error
 	if cfg.PassivePorts.Lo, cfg.PassivePorts.Hi, err = parseRange(passive); err != nil {
@@ -133,6 +158,21 @@ func run(args []string) error {
 	// One line on stdout that scripts can wait for.
 	fmt.Printf("ferry-agent ready grpc=%s ftp=%s\n", a.GRPC, a.FTP)
 	return d.Run(ctx)
+}
+
+// defaultStateDir is /var/lib/ferry-agent for root, else $XDG_STATE_HOME/ferry-agent
+// (~/.local/state/ferry-agent); "" if neither can be found.
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/ferry-agent"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ferry-agent")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "ferry-agent")
+	}
+	return ""
 }
 
 // multiFlag collects a repeatable flag.

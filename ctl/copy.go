@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,9 +19,12 @@ import (
 // cancelWait bounds how long an interrupted copy waits for its transfer's final state.
 const cancelWait = 5 * time.Second
 
+// reattachWait is how long a watch waits for an agent that said it is restarting.
+const reattachWait = 2 * time.Minute
+
 func (a *app) newCopyCmd() *cobra.Command {
-	var mode string
-	var detach bool
+	var mode, requestID string
+	var detach, restart bool
 	cmd := &cobra.Command{
 		Use:   "copy SRC DST",
 		Short: "Start a transfer and watch it to the end",
@@ -36,21 +40,36 @@ JSON output: {"event":"update","transfer":{...}} per snapshot, then
 {"event":"result","ok":true|false,"transfer":{...},"error":"..."}.
 
 Ctrl-C cancels the transfer, waits up to 5s for its final state and exits 130.
-With --detach, prints the transfer ID (or the transfer as JSON) and exits at once.`,
+With --detach, prints the transfer ID (or the transfer as JSON) and exits at once.
+
+Transient faults (a reset connection, a stalled data connection, a peer agent restarting) are
+retried by the agent with backoff, resuming from the part file; each attempt and its cause show
+in the progress. A copy with the same SRC and DST as a failed one resumes its part file
+(--restart starts over). --request-id makes the start idempotent: the same ID again (also after
+the agent restarted) returns the transfer it started instead of a new one. If the agent restarts
+while copy watches, copy re-attaches to the transfer, which goes on.`,
 		Example: `  ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin --mode active -o json
   ferryctl copy ftp://user:secret@files.example:21/pub/a.tar incoming/
-  ferryctl copy outgoing/report.csv agent://10.0.0.7:7070/incoming/ --detach`,
+  ferryctl copy outgoing/report.csv agent://10.0.0.7:7070/incoming/ --detach
+  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --request-id nightly-2026-12-01 -o json`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			m, err := parseMode(cmd.Flags(), mode)
 			if err != nil {
 				return err
 			}
-			return a.copy(ctx, &ferryv1.StartTransferRequest{Source: args[0], Destination: args[1], Mode: m}, detach)
+			if len(requestID) > 128 {
+				return usageErrorf("--request-id: at most 128 bytes")
+			}
+			return a.copy(ctx, &ferryv1.StartTransferRequest{
+				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
+			}, detach)
 		}),
 	}
 	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the transfer ID and exit without watching")
+	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same ID returns the transfer it started")
+	cmd.Flags().BoolVar(&restart, "restart", false, "start over, ignoring a part file a failed copy left")
 	return cmd
 }
 
@@ -132,6 +151,7 @@ func (a *app) follow(ctx context.Context, id string, w *render.Watcher) (*ferryv
 	}
 	var retryUntil time.Time
 	backoff := 100 * time.Millisecond
+	restarting := false
 	for {
 		final, got, err := a.followOnce(ctx, c, id, w)
 		if final != nil || err == nil {
@@ -156,6 +176,15 @@ func (a *app) follow(ctx context.Context, id string, w *render.Watcher) (*ferryv
 		}
 		if status.Code(err) != codes.Unavailable || !a.reached.Load() {
 			return nil, err
+		}
+		if strings.Contains(status.Convert(err).Message(), "shutting down") && !restarting {
+			// The agent checkpointed the transfer and will resume it when it is back: wait for
+			// it longer than for an agent that merely dropped the stream.
+			restarting = true
+			retryUntil = a.now().Add(max(a.timeout, reattachWait))
+			if a.format == render.Text {
+				fmt.Fprintf(a.stderr, "ferryctl: the agent is restarting; re-attaching to transfer %s\n", id)
+			}
 		}
 		if retryUntil.IsZero() {
 			retryUntil = a.now().Add(max(a.timeout, time.Second))

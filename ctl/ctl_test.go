@@ -468,8 +468,10 @@ func TestCopyFails(t *testing.T) {
 	a, b := newPair(t)
 	r := ferryctl(t, "--agent", a.GRPC, "copy", b.URL("missing.bin"), "x.bin")
 	switch r.code {
-	case exitNotFound: // refused at StartTransfer
-		wantCode(t, r, exitNotFound)
+	case exitNotFound: // the transfer ran and failed: the peer's file is missing
+		if lines := r.lines(); !strings.HasPrefix(lines[len(lines)-1], "failed: ") {
+			t.Errorf("last line should be \"failed: <cause>\": %q", lines[len(lines)-1])
+		}
 	case exitFailure: // the transfer ran and failed
 		if lines := r.lines(); !strings.HasPrefix(lines[len(lines)-1], "failed: ") {
 			t.Errorf("last line should be \"failed: <cause>\": %q", lines[len(lines)-1])
@@ -494,7 +496,10 @@ func TestCopyFails(t *testing.T) {
 	}
 
 	r = ferryctl(t, "--agent", a.GRPC, "copy", b.URL("missing.bin"), "x.bin", "-o", "json")
-	if r.code == exitFailure {
+	if r.code != exitNotFound {
+		t.Errorf("copy of a missing file -o json: exit %d, want %d", r.code, exitNotFound)
+	}
+	{
 		evs, ts := parseEvents(t, r)
 		if res := evs[len(evs)-1]; *res.OK || *res.Error == "" || ts[len(ts)-1].GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED {
 			t.Errorf("result: %s", r.lines()[len(evs)-1])

@@ -59,7 +59,11 @@ func (a *app) classify(ctx context.Context, err error) *exitError {
 	}
 	var fe *render.FinalError
 	if errors.As(err, &fe) {
-		return &exitError{code: exitFailure, err: err, silent: true}
+		code := exitFailure
+		if fe.Transfer.GetErrorCode() == "not_found" {
+			code = exitNotFound // the same code however the not-found reached the agent
+		}
+		return &exitError{code: code, err: err, silent: true}
 	}
 	if interrupted(ctx) {
 		return &exitError{code: exitInterrupted, err: errInterrupted}

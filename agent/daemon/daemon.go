@@ -110,9 +110,10 @@ func New(cfg Config) (d *Daemon, err error) {
 		}
 	}
 	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	opened := d // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
-			d.Close()
+			opened.Close()
 		}
 	}()
 	if d.root, err = storage.Open(cfg.Root); err != nil {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
 	"syscall"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
@@ -73,7 +70,7 @@ func classify(err error) error {
 	var ce *controlError
 	var dce *ftpclient.DataConnError
 	switch {
-	case errors.As(err, &re) && noSpace(re):
+	case errors.As(err, &re) && re.NoSpace():
 		return WithKind(ErrNoSpace, err)
 	case errors.As(err, &re) && (re.Code == 530 || re.Code == 532):
 		return WithKind(ErrAuth, err)
@@ -85,10 +82,6 @@ func classify(err error) error {
 		return WithKind(ErrUnreachable, err)
 	}
 	return err
-}
-
-func noSpace(re *ftpclient.ReplyError) bool {
-	return re.Code == 452 || re.Code == 552 || (re.Code >= 400 && strings.Contains(strings.ToLower(re.Msg), "no space left"))
 }
 
 // ErrorCode is the machine-readable kind of err ("not_found"...), "" for other errors.
@@ -116,26 +109,23 @@ func ErrorCode(err error) string {
 }
 
 // transient reports whether another attempt may succeed: network faults, timeouts, stalls,
-// FTP's 4xx "try again" replies, a peer agent that is down. Refused logins, missing files, a
-// full disk, a conflict, invalid requests and cancellation are permanent.
+// FTP's 4xx "try again" replies, a peer agent that is down (ftpclient.Transient decides for the
+// FTP session's errors). Refused logins, missing files, a full disk, a conflict, invalid
+// requests and cancellation are permanent.
 func transient(err error) bool {
 	var inv *InvalidError
 	var re *ftpclient.ReplyError
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &inv),
 		errors.Is(err, ErrAuth), errors.Is(err, ErrNotFound), errors.Is(err, ErrNoSpace),
-		errors.Is(err, ErrConflict), errors.Is(err, ftpclient.ErrUnsupported):
+		errors.Is(err, ErrConflict):
 		return false
-	case errors.Is(err, ErrChecksum), errors.Is(err, ErrUnreachable):
-		return true // a checksum mismatch gets one clean retry (see job.run)
-	case errors.As(err, &re):
-		return re.Code == 421 || re.Code == 425 || re.Code == 426 || re.Code == 450 || re.Code == 451
+	case ftpclient.Transient(err):
+		return true
+	case errors.Is(err, ErrChecksum):
+		return true // one clean retry (see job.started)
+	case errors.Is(err, ErrUnreachable):
+		return !errors.As(err, &re) // unless the server said no (an active-mode PORT refused)
 	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "stalled") || strings.Contains(err.Error(), "no data for")
+	return false
 }

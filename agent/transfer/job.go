@@ -73,7 +73,7 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 	if err := m.canReach(fieldOf(p, p.remote()), p.remote()); err != nil {
 		return plan{}, err
 	}
-	p.key = src.String() + "\x00" + dst.String()
+	p.key = jobKey(src, dst)
 	// The destination as it will be written: a directory destination takes the source's name.
 	final := dst.Path
 	if dst.Dir || dst.Path == "." || (p.dir == Download && m.localIsDir(dst.Path)) {
@@ -85,6 +85,23 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 		p.destKey = "remote:" + dst.Host + ":" + final
 	}
 	return p, nil
+}
+
+// jobKey names a pair of endpoints (passwords redacted: a changed password is the same job).
+func jobKey(src, dst Endpoint) string { return src.String() + "\x00" + dst.String() }
+
+// PartFile is the part file name under which a transfer from source to destination writes
+// final (a root-relative path on the receiving side): what a resume looks for.
+func PartFile(source, destination, final string) (string, error) {
+	src, err := ParseEndpoint("source", source)
+	if err != nil {
+		return "", err
+	}
+	dst, err := ParseEndpoint("destination", destination)
+	if err != nil {
+		return "", err
+	}
+	return storage.PartName(final, jobKey(src, dst)), nil
 }
 
 func fieldOf(p plan, e Endpoint) string {
@@ -199,6 +216,7 @@ func (j *job) run() {
 func (j *job) started() error {
 	j.update(func(s *Snapshot) {
 		s.State = StateRunning
+		s.Attempt++
 		if s.Started.IsZero() {
 			s.Started = time.Now()
 		}
@@ -211,15 +229,18 @@ func (j *job) started() error {
 	}
 	stop := j.sample()
 	defer stop()
-	for {
+	// Each run (a restart counts as a new one) gets the whole retry budget.
+	for tries := 1; ; tries++ {
 		j.sent.Store(0)
-		j.update(func(s *Snapshot) { s.Attempt++ })
+		if tries > 1 {
+			j.update(func(s *Snapshot) { s.Attempt++ })
+		}
 		err := classify(j.protect(j.execute))
 		if err == nil || j.ctx.Err() != nil {
 			return err
 		}
 		n := j.b.snapshot().Attempt
-		retry := transient(err) && n <= j.m.cfg.Retries
+		retry := transient(err) && tries <= j.m.cfg.Retries
 		if errors.Is(err, ErrChecksum) {
 			// One clean retry from byte 0; a mismatch it reproduces is permanent.
 			retry = retry && !j.badHash
@@ -228,7 +249,7 @@ func (j *job) started() error {
 		if !retry {
 			return err
 		}
-		delay := j.m.backoff(n)
+		delay := j.m.backoff(tries)
 		j.update(func(s *Snapshot) {
 			s.LastError = oneLine(err.Error())
 			s.Rate, s.ETA = 0, -1

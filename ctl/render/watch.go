@@ -188,9 +188,16 @@ func (wt *Watcher) setErr(err error) {
 // "running  52.4 MiB / 100.0 MiB  52%  48.1 MiB/s  eta 1s  files 0/1".
 func ProgressLine(t *ferryv1.Transfer) string {
 	p := t.GetProgress()
-	return fmt.Sprintf("%s  %s / %s  %s  %s  eta %s  files %d/%d",
+	line := fmt.Sprintf("%s  %s / %s  %s  %s  eta %s  files %d/%d",
 		StateName(t.GetState()), Bytes(p.GetBytesDone()), total(p), percent(p),
 		Rate(p.GetBytesPerSecond()), eta(p), p.GetFilesDone(), p.GetFilesTotal())
+	if t.GetAttempt() > 1 || t.GetLastError() != "" {
+		line += fmt.Sprintf("  attempt %d", max(t.GetAttempt(), 1))
+		if t.GetLastError() != "" {
+			line += " (last error: " + t.GetLastError() + ")"
+		}
+	}
+	return line
 }
 
 // ResultLine is the one line that ends a watched transfer:
@@ -224,6 +231,12 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	}
 	if t.GetSha256() != "" {
 		fmt.Fprintf(&b, " sha256=%s", t.GetSha256())
+	}
+	if t.GetAttempt() > 1 {
+		fmt.Fprintf(&b, " attempts=%d", t.GetAttempt())
+	}
+	if r := t.GetBytesResumed(); r > 0 {
+		fmt.Fprintf(&b, " resumed=%s", Bytes(r))
 	}
 	return b.String()
 }

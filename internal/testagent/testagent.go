@@ -39,6 +39,7 @@ func Start(t testing.TB, mods ...func(*daemon.Config)) *Agent {
 		Root:        t.TempDir(),
 		Users:       []ftpserver.User{{Name: User, Password: Password}},
 		DataTimeout: 5 * time.Second,
+		RetryBase:   50 * time.Millisecond, // retries come quickly in tests
 	}
 	for _, m := range mods {
 		m(&cfg)
