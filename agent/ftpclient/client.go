@@ -112,6 +112,8 @@ const (
 	defaultMaxListEntries = 1_000_000
 	defaultMaxListBytes   = 256 << 20
 	defaultHashRate       = 50_000_000 // bytes/s
+	// quitTimeout bounds the wait for QUIT's reply in Close.
+	quitTimeout = time.Second
 	// abortTimeout bounds the wait for the replies after an ABOR.
 	abortTimeout = 5 * time.Second
 	// maxLine bounds a control reply line, maxReplyBytes a whole
@@ -364,9 +366,11 @@ func (c *Client) Close() error {
 		data.Close()
 	}
 	if broken == nil && !c.inTransfer {
-		_ = c.conn.SetWriteDeadline(time.Now().Add(abortTimeout))
+		// A polite QUIT, but a server still busy with an aborted transfer may answer late:
+		// closing must not wait long for it.
+		_ = c.conn.SetWriteDeadline(time.Now().Add(quitTimeout))
 		if _, err := io.WriteString(c.conn, "QUIT\r\n"); err == nil {
-			_, _ = c.readReply(abortTimeout)
+			_, _ = c.readReply(quitTimeout)
 		}
 	}
 	c.fail(errors.New("ftp: client closed"))

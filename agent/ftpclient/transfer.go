@@ -209,7 +209,13 @@ func (t *transfer) finish(complete bool) error {
 		return fmt.Errorf("ftp %s: %w", t.what, err)
 	}
 	if !complete {
-		return t.abort()
+		wait := abortTimeout
+		if errors.Is(t.failed, ErrStalled) {
+			// A server that stopped moving data may not answer ABOR either: the abort gets
+			// a short wait, so a stall costs little more than StallTimeout.
+			wait = min(abortTimeout, max(t.stall/2, 500*time.Millisecond))
+		}
+		return t.abort(wait)
 	}
 	// The data is all sent: ReplyTimeout is for the server to confirm it
 	// (its own closing and flushing), however long the transfer took.
@@ -253,7 +259,7 @@ func (t *transfer) shutdownWrite() error {
 // abort handles a transfer closed before its end: ABOR, then the reply to
 // the transfer command and the reply to ABOR. Without a prompt, sane answer
 // the control connection is marked broken.
-func (t *transfer) abort() error {
+func (t *transfer) abort(wait time.Duration) error {
 	c := t.c
 	if err := c.send("ABOR"); err != nil {
 		return fmt.Errorf("ftp %s: aborted: %w", t.what, err)
@@ -261,12 +267,12 @@ func (t *transfer) abort() error {
 	// The transfer command's reply (226 if it had completed, else 426/451)
 	// comes first, then ABOR's (225/226). Servers that had already finished
 	// may answer ABOR alone with 225/226 right after the transfer's 226.
-	first, err := c.readFinal(abortTimeout)
+	first, err := c.readFinal(wait)
 	if err != nil {
 		c.fail(err)
 		return fmt.Errorf("ftp %s: aborted: %w", t.what, err)
 	}
-	second, err := c.readReply(abortTimeout)
+	second, err := c.readReply(wait)
 	if err != nil {
 		c.fail(err)
 		return fmt.Errorf("ftp %s: aborted: %w", t.what, err)

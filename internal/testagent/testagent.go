@@ -4,6 +4,7 @@ package testagent
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +29,13 @@ type Agent struct {
 	Root   string
 	D      *daemon.Daemon
 	Client ferryv1.AgentServiceClient
+	Config daemon.Config // as started (addresses as given)
+
+	stop func()
 }
+
+// Stop shuts the agent down now (as SIGTERM would) and waits for it; Cleanup does it otherwise.
+func (a *Agent) Stop() { a.stop() }
 
 // Start runs an agent; mods adjust the configuration before New.
 func Start(t testing.TB, mods ...func(*daemon.Config)) *Agent {
@@ -60,19 +67,33 @@ func Start(t testing.TB, mods ...func(*daemon.Config)) *Agent {
 	if err != nil {
 		t.Fatalf("dial agent: %v", err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("agent did not stop within 15s")
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			conn.Close()
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Errorf("agent did not stop within 15s")
+			}
+		})
+	}
+	t.Cleanup(stop)
 	return &Agent{
 		GRPC: d.Addr().GRPC, FTP: d.Addr().FTP, Root: cfg.Root, D: d,
-		Client: ferryv1.NewAgentServiceClient(conn),
+		Client: ferryv1.NewAgentServiceClient(conn), Config: cfg, stop: stop,
 	}
+}
+
+// Restart stops the agent and starts a new one on the same root, state directory and
+// addresses (the gRPC and FTP ports it had), as a restarted process would.
+func (a *Agent) Restart(t testing.TB) *Agent {
+	t.Helper()
+	a.Stop()
+	cfg := a.Config
+	cfg.GRPCListen, cfg.FTPListen = a.GRPC, a.FTP
+	return Start(t, func(c *daemon.Config) { *c = cfg })
 }
 
 // URL returns agent://<grpc addr>/<path> for this agent.
