@@ -2,7 +2,15 @@ package ftpserver
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"io"
+	"math/big"
 	"net"
 	"net/textproto"
 	"os"
@@ -31,6 +39,7 @@ type conformTarget struct {
 	pass    string
 	badPass string
 	pub     string                // writable FTP directory
+	tls     bool                  // explicit FTPS (AUTH TLS, PROT P)
 	local   func(p string) string // local path of FTP path p
 }
 
@@ -371,17 +380,29 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformancePython runs the strict client of the issue, Python's
-// ftplib, through one session on each server.
+// ftplib, through one session on each server, and on Ferry over explicit
+// FTPS too (AUTH TLS, PROT P: the filter must work above TLS).
 func TestConformancePython(t *testing.T) {
 	const py = "/usr/bin/python3"
 	requireTool(t, py)
-	for _, tg := range conformTargets(t) {
+	tls := startServer(t, func(c *Config) { c.TLS = testTLSConfig(t) })
+	if err := os.Mkdir(filepath.Join(tls.root, "pub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	targets := append(conformTargets(t), &conformTarget{
+		name: "ferry-ftps", addr: tls.Addr().String(), user: testUser, pass: testPass, badPass: "wrong-" + testPass,
+		pub: "/pub", tls: true,
+	})
+	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			host, port, _ := net.SplitHostPort(tg.addr)
+			args := []string{filepath.Join("testdata", "conform.py"), host, port, tg.user, tg.pass, tg.badPass, tg.pub}
+			if tg.tls {
+				args = append([]string{args[0], "--tls"}, args[1:]...)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), clientDeadline)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, py, filepath.Join("testdata", "conform.py"),
-				host, port, tg.user, tg.pass, tg.badPass, tg.pub)
+			cmd := exec.CommandContext(ctx, py, args...)
 			cmd.WaitDelay = 5 * time.Second
 			out, err := cmd.Output()
 			if err != nil {
@@ -420,11 +441,90 @@ func TestConformancePython(t *testing.T) {
 				"rmd":          regexp.MustCompile(`^250`),
 				"quit":         regexp.MustCompile(`^221`),
 			}
+			if tg.tls {
+				want["auth"] = regexp.MustCompile(`^234`)
+				want["prot"] = regexp.MustCompile(`^200`)
+			}
 			for step, re := range want {
 				if !re.MatchString(got[step]) {
 					t.Errorf("%s: got %q, want %s", step, got[step], re)
 				}
 			}
 		})
+	}
+}
+
+// testTLSConfig returns a server configuration with a fresh self-signed
+// certificate for 127.0.0.1.
+func testTLSConfig(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "ferry.test"},
+		DNSNames:     []string{"ferry.test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// TestFTPSThroughFilter: after AUTH TLS, answered by the control filter,
+// commands still get the filter's replies, and a PROT P data connection
+// (ftpserverlib's TLS) resumes the control connection's TLS session.
+func TestFTPSThroughFilter(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.TLS = testTLSConfig(t) })
+	want := writeRandom(t, ts.root, "f.bin", 256<<10)
+	f := dialRaw(t, ts)
+	f.expect(234, "AUTH TLS")
+	ccfg := &tls.Config{ServerName: "ferry.test", InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(4)} //nolint:gosec // test certificate
+	tc := tls.Client(f.conn, ccfg)
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	f.conn, f.tp = tc, textproto.NewConn(tc)
+	f.expect(331, "USER %s", testUser)
+	f.expect(530, "PASS wrong")
+	if code := f.login(testUser, testPass); code != 230 {
+		t.Fatalf("login: %d", code)
+	}
+	f.expect(200, "PBSZ 0")
+	f.expect(200, "PROT P")
+	f.expect(200, "STRU F")
+	if msg := f.expect(257, "MKD /d"); !strings.HasPrefix(msg, `"/d"`) {
+		t.Fatalf("MKD reply %q", msg)
+	}
+	f.expect(225, "ABOR")
+	f.expect(425, "RETR /f.bin")
+	f.expect(200, "TYPE I")
+	d := f.openData()
+	f.expect(150, "RETR /f.bin")
+	dc := tls.Client(d, ccfg)
+	b, err := io.ReadAll(dc)
+	if err != nil {
+		t.Fatalf("read data: %v", err)
+	}
+	dc.Close()
+	if code, msg := f.read(); code != 226 {
+		t.Fatalf("RETR: %d %q", code, msg)
+	}
+	if sha256Hex(b) != want {
+		t.Fatal("downloaded data differs")
+	}
+	if !dc.ConnectionState().DidResume {
+		t.Fatal("the data connection did not resume the control connection's TLS session")
 	}
 }

@@ -1,16 +1,21 @@
 """Conformance steps with Python's ftplib, a strict client (used by the Go tests).
 
-usage: conform.py HOST PORT USER PASSWORD BADPASSWORD DIR
+usage: conform.py [--tls] HOST PORT USER PASSWORD BADPASSWORD DIR
 Prints one JSON object: step name -> the reply (or "error: <reply>").
 """
 import ftplib
 import io
 import json
+import ssl
 import sys
 
 
 def main():
-    host, port, user, password, bad, wdir = sys.argv[1:]
+    args = sys.argv[1:]
+    use_tls = args[:1] == ["--tls"]
+    if use_tls:
+        args = args[1:]
+    host, port, user, password, bad, wdir = args
     out = {}
 
     def step(name, fn):
@@ -20,10 +25,20 @@ def main():
         except ftplib.all_errors as e:
             out[name] = "error: " + str(e)
 
-    ftp = ftplib.FTP()
+    if use_tls:  # explicit FTPS, test certificate not verified
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ftp = ftplib.FTP_TLS(context=ctx)
+    else:
+        ftp = ftplib.FTP()
     ftp.connect(host, int(port), timeout=30)
+    if use_tls:
+        step("auth", ftp.auth)
     step("login-bad", lambda: ftp.login(user, bad))
     step("login", lambda: ftp.login(user, password))  # same connection
+    if use_tls:
+        step("prot", ftp.prot_p)
     step("pwd", ftp.pwd)
     step("mkd", lambda: ftp.mkd(wdir + "/py"))
     step("cwd", lambda: ftp.cwd(wdir + "/py"))
