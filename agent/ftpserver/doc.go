@@ -16,6 +16,33 @@
 // Passive data connections must come from the control connection's IP too.
 // SITE is disabled. Transfers default to TYPE I (binary).
 //
+// # Conformance: the control-connection filter
+//
+// Strict clients (RFC 959, 2428, 3659) get the replies vsftpd gives; the
+// suite in conform_test.go runs the same cases on both. Where ftpserverlib
+// asks the driver, the driver answers: DELE refuses directories (Remove;
+// RMD goes to RemoveDir) and MDTM refuses them (Stat, knowing the command
+// from ClientContext.GetLastCommand). The other replies are hard-coded in
+// the library and no extension point reaches them, so each accepted control
+// connection is wrapped in a small filter (control.go), a net.Conn between
+// the socket and the library. It answers STRU, ALLO (202, a no-op), EPSV
+// with a foreign protocol (522) or ALL (200), RNTO without a pending
+// accepted RNFR (503), transfers before PORT/PASV (425, so STOR cannot
+// truncate a file it will not write) and PASS (a refused login gets 530
+// and may be retried; the third failure closes the connection); it
+// rewrites MKD's 257 to put the quoted path first and ABOR's 226 to 225
+// when no transfer was aborted. It also sets SO_OOBINLINE, so an ABOR sent
+// as urgent data (Python's ftplib) reaches the library whole. Everything
+// else passes through a line at a time. The filter does AUTH TLS itself so
+// that it still reads commands after the upgrade; the library sees a plain
+// connection (HasTLSForControl is false: were TLS ever made mandatory, the
+// filter would have to enforce it), while PBSZ/PROT and the TLS of data
+// connections stay with the library, on the same tls.Config, so data
+// connections resume the control session. Data connections never pass
+// through the filter: throughput is untouched. Forking or copying
+// ftpserverlib was the alternative; a filter on the public net.Conn seam
+// keeps the library a plain dependency.
+//
 // # Why a file system over os.Root
 //
 // The files handed to ftpserverlib come from rootFs, an afero.Fs built on

@@ -182,6 +182,9 @@ type sessionFs struct {
 	// passes the raw argument; relative names are resolved here so that
 	// "CWD /in" + "HASH big.bin" works. nil: relative to the root.
 	cwd func() string
+	// lastCmd returns the command being served (ClientContext's
+	// GetLastCommand), so that MDTM can refuse directories. nil: unknown.
+	lastCmd func() string
 }
 
 var (
@@ -248,10 +251,19 @@ func (s *sessionFs) MkdirAll(name string, _ os.FileMode) error {
 	return s.fs.MkdirAll(rel, uploadDirMode)
 }
 
+// Remove serves DELE (RMD goes to RemoveDir): files only, as RFC 959 has
+// it; a directory is refused (550).
 func (s *sessionFs) Remove(name string) error {
 	rel, err := s.check(opWrite, "remove", name)
 	if err != nil {
 		return err
+	}
+	fi, _, err := s.fs.LstatIfPossible(rel)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return &os.PathError{Op: "remove", Path: ftpPath(rel), Err: errors.New("is a directory (use RMD)")}
 	}
 	return s.fs.Remove(rel)
 }
@@ -297,7 +309,13 @@ func (s *sessionFs) Stat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.fs.Stat(rel)
+	fi, err := s.fs.Stat(rel)
+	if err == nil && fi.IsDir() && s.lastCmd != nil && s.lastCmd() == "MDTM" {
+		// RFC 3659 section 3.1: MDTM is for files; ftpserverlib's MDTM
+		// answers with the Stat of whatever the name is.
+		return nil, &os.PathError{Op: "mdtm", Path: ftpPath(rel), Err: errors.New("not a plain file")}
+	}
+	return fi, err
 }
 
 func (s *sessionFs) LstatIfPossible(name string) (os.FileInfo, bool, error) {

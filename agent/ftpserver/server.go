@@ -178,8 +178,9 @@ func connKey(remote, local net.Addr) string {
 	return remote.String() + "|" + local.String()
 }
 
-// trackingListener records control connections so Close can end them.
-// ftpserverlib's own Stop only closes the listener.
+// trackingListener records control connections so Close can end them
+// (ftpserverlib's own Stop only closes the listener) and hands each to the
+// library behind the conformance filter, controlConn.
 type trackingListener struct {
 	net.Listener
 	s *Server
@@ -190,16 +191,17 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	cc := newControlConn(l.s, c)
 	s := l.s
 	s.mu.Lock()
 	s.live++ // matched by ClientDisconnected, which ftpserverlib always calls
 	if s.closed {
 		_ = c.Close()
 	} else {
-		s.conns[connKey(c.RemoteAddr(), c.LocalAddr())] = c
+		s.conns[connKey(c.RemoteAddr(), c.LocalAddr())] = cc
 	}
 	s.mu.Unlock()
-	return c, nil
+	return cc, nil
 }
 
 // mainDriver implements ftpserverlib.MainDriver for a Server.
@@ -245,19 +247,13 @@ func (d *mainDriver) ClientDisconnected(cc ftplib.ClientContext) {
 
 var errAuth = errors.New("authentication failed")
 
-func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, pass string) (ftplib.ClientDriver, error) {
-	s := d.s
-	pol, reason := s.authenticate(user, pass)
-	logUser := user
-	if len(logUser) > 64 {
-		logUser = logUser[:64] + "..."
+func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.ClientDriver, error) {
+	// The control connection filter checked the password (see controlConn.pass).
+	pol, ok := d.s.acceptedLogin(cc, user)
+	if !ok {
+		return nil, errAuth
 	}
-	if reason != nil {
-		s.log.Warn("ftp login refused", "user", logUser, "remote", cc.RemoteAddr().String(), "reason", reason.Error())
-		return nil, errAuth // same answer whatever the reason
-	}
-	s.log.Info("ftp login", "user", logUser, "remote", cc.RemoteAddr().String(), "access", pol.String())
-	return &sessionFs{fs: s.fs, pol: pol, cwd: cc.Path}, nil
+	return &sessionFs{fs: d.s.fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {

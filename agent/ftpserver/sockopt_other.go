@@ -1,0 +1,7 @@
+//go:build !unix
+
+package ftpserver
+
+import "net"
+
+func setOOBInline(net.Conn) {}
