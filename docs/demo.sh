@@ -21,10 +21,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir -p "$work/a" "$work/b"
-"$BIN/ferry-agent" --root "$work/a" --grpc-listen 127.0.0.1:17070 --ftp-listen 127.0.0.1:17021 \
+"$BIN/ferry-agent" --root "$work/a" --state-dir "$work/a-state" --grpc-listen 127.0.0.1:17070 --ftp-listen 127.0.0.1:17021 \
   --passive-ports 17100-17149 >"$work/a.log" 2>&1 &
 pids+=($!)
-"$BIN/ferry-agent" --root "$work/b" --grpc-listen 127.0.0.1:17071 --ftp-listen 127.0.0.1:17022 \
+"$BIN/ferry-agent" --root "$work/b" --state-dir "$work/b-state" --grpc-listen 127.0.0.1:17071 --ftp-listen 127.0.0.1:17022 \
   --passive-ports 17150-17199 >"$work/b.log" 2>&1 &
 pids+=($!)
 for log in "$work/a.log" "$work/b.log"; do
