@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var jobsBucket = []byte("jobs")
@@ -33,7 +34,7 @@ func Open(dir string) (*Store, error) {
 	p := filepath.Join(dir, FileName)
 	db, err := bolt.Open(p, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("job store %s is locked: another ferry-agent uses this state directory", p)
 		}
 		return nil, fmt.Errorf("job store %s: %w", p, err)
