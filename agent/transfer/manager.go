@@ -217,9 +217,10 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	if err := j.saveLocked(); err != nil {
 		return Snapshot{}, fmt.Errorf("job store: %w", err)
 	}
+	first := j.snap // copied before the job starts writing its own
 	m.launchLocked(j)
 	m.forgetOldLocked()
-	return j.snap, nil
+	return first, nil
 }
 
 // newJob registers a job (not started). The caller holds m.mu.
@@ -427,7 +428,7 @@ func (m *Manager) forgetOldLocked() {
 		}
 	}
 	sort.Slice(finished, func(a, b int) bool {
-		return finished[a].snap.Created.Before(finished[b].snap.Created)
+		return finished[a].b.snapshot().Created.Before(finished[b].b.snapshot().Created)
 	})
 	for i := 0; i < len(finished) && len(m.jobs) > m.cfg.Keep; i++ {
 		m.dropLocked(finished[i])

@@ -143,6 +143,7 @@ func startAgent(t *testing.T, h *testbed.Host, addr netip.Addr, o agentOpts) *ag
 	root := t.TempDir()
 	args := []string{
 		"--root", root,
+		"--state-dir", t.TempDir(),
 		"--grpc-listen", fmt.Sprintf(":%d", o.grpcPort),
 		"--ftp-listen", fmt.Sprintf(":%d", o.ftpPort),
 		"--passive-ports", fmt.Sprintf("%d-%d", o.passive.First, o.passive.Last),
