@@ -487,6 +487,17 @@ func (a *agent) detection(id string, t0 time.Time) string {
 	return fmt.Sprintf("%v (%s)", f.at.Sub(t0).Round(10*time.Millisecond), excerpt(f.err, 100))
 }
 
+// heldAfterFailure waits (at most timeout) until the agent logs the first failed attempt of id
+// after t0 and returns the size of the part file under dir then: what the receiver held when the
+// fault was detected, which the next attempt can resume.
+func (a *agent) heldAfterFailure(id string, t0 time.Time, dir string, timeout time.Duration) int64 {
+	deadline := time.Now().Add(timeout)
+	for a.firstFailureAfter(id, t0).at.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return partSize(dir)
+}
+
 func excerpt(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -94,8 +94,8 @@ func TestKillSender(t *testing.T) {
 
 	b.kill9()
 	killed := time.Now()
-	time.Sleep(3 * time.Second)
-	held := partSize(filepath.Join(a.root, "in"))
+	held := a.heldAfterFailure(id, killed, filepath.Join(a.root, "in"), 10*time.Second)
+	time.Sleep(3*time.Second - time.Since(killed))
 	b.start()
 	tr := a.waitFinal(id, 2*time.Minute)
 	got := a.get(id)
