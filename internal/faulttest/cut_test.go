@@ -89,7 +89,7 @@ func TestLinkCut(t *testing.T) {
 			held := partSize(partDir)
 			restore()
 			restoredAt := time.Now()
-			tr := a.waitFinal(id, 3*time.Minute)
+			a.waitFinal(id, 3*time.Minute)
 			took := time.Since(restoredAt)
 			got := a.get(id)
 			t.Logf("ferryctl transfers get: %s", brief(got))
@@ -98,7 +98,6 @@ func TestLinkCut(t *testing.T) {
 			if parts := partFiles(partDir); len(parts) > 0 {
 				t.Errorf("part files left after success: %v", parts)
 			}
-			_ = tr
 			figure(t, "link cut %v at %.0f%%: detected in %s; done %v after restore; attempts %d; %s",
 				c.down, 100*float64(held)/size, a.detection(id, cutAt), took.Round(100*time.Millisecond),
 				got.GetAttempt(), resent(held, got.GetBytesResumed(), size))

@@ -42,7 +42,7 @@ func TestDiskFull(t *testing.T) {
 	rroot := mountTmpfs(t, "32m")
 	a := startAgent(t, p.a, p.addrA, "")
 	r := startAgent(t, p.b, p.addrB, rroot)
-	sha := writeRandom(t, filepath.Join(a.root, "big.bin"), size)
+	writeRandom(t, filepath.Join(a.root, "big.bin"), size)
 
 	cases := []struct {
 		name  string
@@ -103,5 +103,4 @@ func TestDiskFull(t *testing.T) {
 			t.Errorf("%s on R: sha256 %q, want %s", f, got, small)
 		}
 	}
-	_ = sha
 }
