@@ -145,8 +145,8 @@ func (s *hostileServer) serve(c net.Conn) {
 			}
 			pasv, err = s.host.Listen(context.Background(), "tcp", "127.0.0.1:0")
 			if err != nil {
-				reply("425 cannot listen")
-				continue
+				ok = reply("425 cannot listen")
+				break
 			}
 			s.track(pasv)
 			port := pasv.Addr().(*net.TCPAddr).Port
@@ -158,9 +158,11 @@ func (s *hostileServer) serve(c net.Conn) {
 		case "LIST", "NLST", "MLSD":
 			if pasv == nil {
 				ok = reply("425 use PASV first")
-				continue
+				break
 			}
-			ok = reply("150 here comes a very long listing")
+			if ok = reply("150 here comes a very long listing"); !ok {
+				return
+			}
 			_ = pasv.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
 			d, err := pasv.Accept()
 			if err != nil {
