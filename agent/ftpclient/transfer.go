@@ -213,7 +213,7 @@ func (t *transfer) finish(complete bool) error {
 		if errors.Is(t.failed, ErrStalled) {
 			// A server that stopped moving data may not answer ABOR either: the abort gets
 			// a short wait, so a stall costs little more than StallTimeout.
-			wait = min(abortTimeout, max(t.stall/2, 500*time.Millisecond))
+			wait = min(time.Second, max(t.stall/4, 250*time.Millisecond))
 		}
 		return t.abort(wait)
 	}

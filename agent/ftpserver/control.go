@@ -307,6 +307,12 @@ func (c *controlConn) Write(p []byte) (int, error) {
 // reply tracks the library's state from one reply line and returns the line
 // to send. Called with c.mu held.
 func (c *controlConn) reply(line []byte) []byte {
+	// The library quotes file errors whole; their paths name the served directory on this
+	// host, which is no client's business: it is shown as the FTP root.
+	if dir := c.s.fs.root.Dir(); dir != "" && bytes.Contains(line, []byte(dir)) {
+		line = bytes.ReplaceAll(line, []byte(strings.TrimSuffix(dir, "/")+"/"), []byte("/"))
+		line = bytes.ReplaceAll(line, []byte(dir), []byte("/"))
+	}
 	if len(line) < 4 || line[3] != ' ' { // continuation lines pass as they are
 		return line
 	}
@@ -315,6 +321,11 @@ func (c *controlConn) reply(line []byte) []byte {
 		return line
 	}
 	text := strings.TrimRight(string(line[4:]), "\r\n")
+	if (code == 550 || code == 451 || code == 426) && strings.Contains(strings.ToLower(text), "no space left on device") {
+		// A full disk is 452 (RFC 959: insufficient storage space), which clients know not to
+		// retry blindly; the library answers a generic code.
+		return []byte("452 Insufficient storage space: " + text + "\r\n")
+	}
 	switch {
 	case code == 125 || code == 150:
 		c.dataOK = false // the data connection is in use, then closed

@@ -49,8 +49,13 @@ func TestResumeWithVsftpd(t *testing.T) {
 				t.Fatal("a partial file stands under the final name")
 			}
 			if tc.change {
-				time.Sleep(10 * time.Millisecond) // a different modification time
+				// FTP reports modification times to the second: the rewrite gets a later one.
+				// (A same-size rewrite within the same second is what this check cannot see.)
 				want = writeRandom(t, srcPath, size)
+				later := time.Now().Add(2 * time.Second)
+				if err := os.Chtimes(srcPath, later, later); err != nil {
+					t.Fatal(err)
+				}
 			}
 			a2 := a.Restart(t)
 			final := waitFor(t, a2, tr.GetId(), 30*time.Second, "a final state", func(x *ferryv1.Transfer) bool {

@@ -122,10 +122,10 @@ func (e *controlError) Error() string { return fmt.Sprintf("ftp %s: %v", e.addr,
 func (e *controlError) Unwrap() error { return e.err }
 
 // unreachable reports whether the control connection failed at the network level (not a
-// refused login): the FTP port cannot be reached from here at all.
+// refused login, not a server that answered nonsense): the FTP port cannot be reached.
 func (e *controlError) unreachable() bool {
 	var re *ftpclient.ReplyError
-	return !errors.As(e.err, &re)
+	return !errors.As(e.err, &re) && !errors.Is(e.err, ftpclient.ErrReplyTooLong)
 }
 
 // canReach refuses an agent:// endpoint when this manager has no way to reach peer agents.

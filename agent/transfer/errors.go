@@ -70,14 +70,12 @@ func classify(err error) error {
 	var ce *controlError
 	var dce *ftpclient.DataConnError
 	switch {
-	case errors.As(err, &re) && re.NoSpace():
-		return WithKind(ErrNoSpace, err)
+	case errors.As(err, &re) && re.NoSpace(), errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
 	case errors.As(err, &re) && (re.Code == 530 || re.Code == 532):
 		return WithKind(ErrAuth, err)
 	case errors.As(err, &re) && re.Code == 550:
 		return WithKind(ErrNotFound, err)
-	case errors.Is(err, syscall.ENOSPC):
-		return WithKind(ErrNoSpace, err)
 	case errors.As(err, &ce) && ce.unreachable(), errors.As(err, &dce):
 		return WithKind(ErrUnreachable, err)
 	}
@@ -118,8 +116,9 @@ func transient(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &inv),
 		errors.Is(err, ErrAuth), errors.Is(err, ErrNotFound), errors.Is(err, ErrNoSpace),
-		errors.Is(err, ErrConflict):
-		return false
+		errors.Is(err, ErrConflict), errors.Is(err, ftpclient.ErrReplyTooLong),
+		errors.Is(err, ftpclient.ErrListTooLarge), errors.Is(err, ftpclient.ErrUnsupported):
+		return false // the server answered, and will answer the same again
 	case ftpclient.Transient(err):
 		return true
 	case errors.Is(err, ErrChecksum):

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/storage"
 )
 
@@ -133,6 +134,9 @@ type job struct {
 	// remotePart is the remote part file of the upload under way (removed on cancel).
 	remotePart string
 	badHash    bool // a checksum mismatch was seen: the next attempt starts over, the one after fails
+	// dataSeen: a data connection of this job has carried data, so one that fails now is a
+	// fault of the moment, worth a retry, not a blocked port.
+	dataSeen bool
 }
 
 func (j *job) id() string { return j.snap.ID }
@@ -241,6 +245,15 @@ func (j *job) started() error {
 		}
 		n := j.b.snapshot().Attempt
 		retry := transient(err) && tries <= j.m.cfg.Retries
+		if j.sent.Load() > 0 {
+			j.dataSeen = true
+		}
+		var dce *ftpclient.DataConnError
+		if errors.As(err, &dce) && !j.dataSeen {
+			// No data connection ever worked for this job: a firewall or NAT, not a passing
+			// fault. Fail fast with the cause and its fix (auto mode already tried the rest).
+			retry = false
+		}
 		if errors.Is(err, ErrChecksum) {
 			// One clean retry from byte 0; a mismatch it reproduces is permanent.
 			retry = retry && !j.badHash
@@ -558,25 +571,34 @@ func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 		if depth > maxDepth {
 			return fmt.Errorf("source %s: directory tree deeper than %d levels", root, maxDepth)
 		}
-		entries, err := c.List(ctx, path.Join(root, rel))
+		// Streamed: only what the tree keeps is held, not the listing as well.
+		var files []treeFile
+		var dirs []string
+		err := c.ListFunc(ctx, path.Join(root, rel), func(e ftpclient.Entry) error {
+			if e.Name == "." || e.Name == ".." || strings.Contains(e.Name, "/") || (!e.IsDir && storage.IsPart(e.Name)) {
+				return nil
+			}
+			if e.IsDir {
+				dirs = append(dirs, path.Join(rel, e.Name))
+			} else {
+				files = append(files, treeFile{rel: path.Join(rel, e.Name), size: e.Size, mtime: e.ModTime})
+			}
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("list %s: %w", path.Join(root, rel), err)
 		}
-		sort.Slice(entries, func(a, b int) bool { return entries[a].Name < entries[b].Name })
-		for _, e := range entries {
-			if e.Name == "." || e.Name == ".." || strings.Contains(e.Name, "/") || (!e.IsDir && storage.IsPart(e.Name)) {
-				continue
+		sort.Slice(files, func(a, b int) bool { return files[a].rel < files[b].rel })
+		sort.Strings(dirs)
+		for _, f := range files {
+			t.files = append(t.files, f)
+			t.bytes += f.size
+		}
+		for _, d := range dirs {
+			t.dirs = append(t.dirs, d)
+			if err := walk(d, depth+1); err != nil {
+				return err
 			}
-			r := path.Join(rel, e.Name)
-			if e.IsDir {
-				t.dirs = append(t.dirs, r)
-				if err := walk(r, depth+1); err != nil {
-					return err
-				}
-				continue
-			}
-			t.files = append(t.files, treeFile{rel: r, size: e.Size, mtime: e.ModTime})
-			t.bytes += e.Size
 		}
 		return nil
 	}

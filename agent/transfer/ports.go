@@ -37,6 +37,8 @@ type Store interface {
 type Session interface {
 	Stat(ctx context.Context, p string) (ftpclient.Entry, error)
 	List(ctx context.Context, dir string) ([]ftpclient.Entry, error)
+	// ListFunc streams a directory's entries to fn (bounded by the client's caps).
+	ListFunc(ctx context.Context, dir string, fn func(ftpclient.Entry) error) error
 	Size(ctx context.Context, p string) (int64, error)
 	Retr(ctx context.Context, p string, offset int64) (io.ReadCloser, error)
 	Stor(ctx context.Context, p string, offset int64) (io.WriteCloser, error)
