@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/daemon"
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/transfer"
 )
 
@@ -29,9 +30,16 @@ const usage = `ferry-agent: serve a directory over FTP and run transfers started
 Usage:
   ferry-agent --root DIR [flags]
 
+       ferry-agent token          (print a new random API token)
+
+Every gRPC call is authenticated: with a bearer token from --token-file ("ROLE TOKEN" lines;
+roles admin, peer, viewer), or a client certificate (--tls-client-ca). Without --token-file the
+agent creates an admin token in <state-dir>/admin.token on first start.
+
 Example:
-  ferry-agent --root /srv/ferry --grpc-listen 127.0.0.1:7070 --ftp-listen :2121 \
-      --passive-ports 50000-50100 --ftp-user alice:s3cret
+  ferry-agent --root /srv/ferry --state-dir /var/lib/ferry --grpc-listen 127.0.0.1:7070 \
+      --ftp-listen :2121 --passive-ports 50000-50100
+  ferryctl --token-file /var/lib/ferry/admin.token agent info
 
 Flags:
 `
@@ -47,6 +55,14 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) == 1 && args[0] == "token" {
+		tok, err := security.NewTokenValue()
+		if err != nil {
+			return err
+		}
+		fmt.Println(tok)
+		return nil
+	}
 	fs := flag.NewFlagSet("ferry-agent", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -60,6 +76,7 @@ func run(args []string) error {
 		logLevel     = "info"
 		users        multiFlag
 		hostOverride multiFlag
+		certRules    multiFlag
 	)
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", "127.0.0.1:7070", "gRPC API address (host:port or unix:///path)")
 	fs.StringVar(&cfg.FTPListen, "ftp-listen", ":2121", "FTP server address")
@@ -82,6 +99,17 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 3*time.Second, "client: in auto mode and diagnostics, time after which a data connection counts as blocked (at most --data-timeout)")
 	fs.StringVar(&defaultMode, "default-mode", defaultMode, "mode for transfers that do not ask for one: auto, passive or active")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", `API tokens, one "ROLE TOKEN" per line (roles admin, peer, viewer; mode 0600); default: an admin token created in <state-dir>/admin.token`)
+	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "no API authentication: for experiments on a loopback address or unix socket only")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext gRPC on a non-loopback --grpc-listen (tokens cross the network in clear)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "gRPC API TLS certificate (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "gRPC API TLS private key (PEM)")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "verify client certificates against this CA (PEM); they map to roles by their OU or --tls-client-role")
+	fs.Var(&certRules, "tls-client-role", "ROLE=CN-GLOB: client certificates whose CN matches get ROLE (repeatable; first match wins)")
+	fs.StringVar(&cfg.PeerTokenFile, "peer-token-file", "", "token this agent presents to other agents (their token files list it as peer)")
+	fs.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM) that other agents' API certificates are verified against; set, calls to peers use TLS")
+	fs.StringVar(&cfg.PeerCert, "peer-cert", "", "client certificate (PEM) presented to other agents")
+	fs.StringVar(&cfg.PeerKey, "peer-key", "", "private key of --peer-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +133,13 @@ func run(args []string) error {
 	}
 	if cfg.StateDir == "" {
 		return errors.New("--state-dir: required (no home directory to put a default in)")
+	}
+	for _, r := range certRules {
+		rule, err := security.ParseCertRule(r)
+		if err != nil {
+			return fmt.Errorf("--tls-client-role: %w", err)
+		}
+		cfg.CertRules = append(cfg.CertRules, rule)
 	}
 	var err error
 	if cfg.PassivePorts.Lo, cfg.PassivePorts.Hi, err = parseRange(passive); err != nil {

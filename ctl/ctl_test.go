@@ -72,7 +72,7 @@ func (r result) String() string {
 func startFerryctl(ctx context.Context, t *testing.T, args ...string) (*exec.Cmd, *bufio.Scanner, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, ferryctlBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_AGENT=")
+	cmd.Env = append(os.Environ(), "FERRY_AGENT=", "FERRY_TOKEN="+testagent.AdminToken)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func ferryctl(t *testing.T, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferryctlBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_AGENT=")
+	cmd.Env = append(os.Environ(), "FERRY_AGENT=", "FERRY_TOKEN="+testagent.AdminToken)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -385,7 +385,7 @@ func TestAgentInfo(t *testing.T) {
 
 	// FERRY_AGENT is the default for --agent.
 	cmd := exec.Command(ferryctlBin, "agent", "info")
-	cmd.Env = append(os.Environ(), "FERRY_AGENT="+a.GRPC)
+	cmd.Env = append(os.Environ(), "FERRY_AGENT="+a.GRPC, "FERRY_TOKEN="+testagent.AdminToken)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), a.FTP) {
 		t.Errorf("FERRY_AGENT: %v\n%s", err, out)
 	}

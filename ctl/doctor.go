@@ -169,7 +169,11 @@ func (a *app) diagnose(ctx context.Context, p probe, probeTimeout time.Duration)
 		}
 		return resp, err
 	}
-	conn, err := grpc.NewClient(p.agent, dialOptions()...)
+	opts, err := a.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(p.agent, opts...)
 	if err != nil {
 		return nil, usageErrorf("agent %q: %v", p.agent, err)
 	}

@@ -91,6 +91,10 @@ func (a *app) classify(ctx context.Context, err error) *exitError {
 		return &exitError{code: exitFailure, err: fmt.Errorf("no answer from agent within %s (--timeout)", a.timeout)}
 	case codes.Canceled:
 		return &exitError{code: exitFailure, err: errors.New("request cancelled")}
+	case codes.Unauthenticated:
+		return &exitError{code: exitFailure, err: fmt.Errorf("the agent refused the call: %s; an agent started without --token-file keeps its admin token in <state-dir>/admin.token", msg)}
+	case codes.PermissionDenied:
+		return &exitError{code: exitFailure, err: fmt.Errorf("the agent refused the call: %s", msg)}
 	}
 	return &exitError{code: exitFailure, err: errors.New(msg)}
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/ctl/render"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -27,6 +29,10 @@ const defaultAgent = "127.0.0.1:7070"
 // writers and the lazily dialled agent connection.
 type app struct {
 	agent     string
+	tokenFile string
+	caFile    string
+	certFile  string
+	keyFile   string
 	output    string
 	timeout   time.Duration
 	format    render.Format
@@ -102,8 +108,15 @@ Exit codes:
   4    not found (transfer, file or directory)
   130  interrupted (Ctrl-C or SIGTERM; copy cancels its transfer first)
 
+Authentication: every call carries the token in FERRY_TOKEN, or the one in --token-file
+(FERRY_TOKEN_FILE; a bare token or a "ROLE TOKEN" line, such as the admin.token an agent
+creates in its state directory). --ca (FERRY_CA) turns on TLS and verifies the agent against
+that CA; --cert/--key (FERRY_CERT, FERRY_KEY) present a client certificate.
+
 Errors are one line on stderr: "ferryctl: <cause>".`,
-		Example: `  ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin --mode active -o json
+		Example: `  ferryctl --token-file /var/lib/ferry-agent/admin.token agent info
+  FERRY_TOKEN=$(cat admin.token) ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin -o json
+  ferryctl --agent agent1.example:7070 --ca fleet-ca.pem --cert ops.pem --key ops.key transfers list
   FERRY_AGENT=unix:///run/ferry/agent.sock ferryctl transfers list --state running
   ferryctl agent info`,
 		SilenceUsage:  true,
@@ -132,6 +145,10 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 		"agent gRPC address, host:port or unix:///path/to.sock (env FERRY_AGENT)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "timeout of each request to the agent (0: none)")
+	pf.StringVar(&a.tokenFile, "token-file", os.Getenv("FERRY_TOKEN_FILE"), "file holding the API token (env FERRY_TOKEN_FILE; FERRY_TOKEN gives the token itself)")
+	pf.StringVar(&a.caFile, "ca", os.Getenv("FERRY_CA"), "CA certificate (PEM) to verify the agent with; turns on TLS (env FERRY_CA)")
+	pf.StringVar(&a.certFile, "cert", os.Getenv("FERRY_CERT"), "client certificate (PEM) for mutual TLS (env FERRY_CERT)")
+	pf.StringVar(&a.keyFile, "key", os.Getenv("FERRY_KEY"), "private key of --cert (env FERRY_KEY)")
 
 	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
 	return root
@@ -175,13 +192,31 @@ func (a *app) runE(fn func(ctx context.Context, cmd *cobra.Command, args []strin
 	}
 }
 
-// dialOptions are the gRPC options for reaching the agent. TLS goes here (a later issue):
-// replace insecure credentials with credentials.NewTLS built from new global flags.
-func dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUserAgent("ferryctl"),
+// dialOptions are the gRPC options for reaching the agent: TLS when --ca or --cert is given,
+// and the bearer token (FERRY_TOKEN, else --token-file) with every call.
+func (a *app) dialOptions() ([]grpc.DialOption, error) {
+	opts := []grpc.DialOption{grpc.WithUserAgent("ferryctl")}
+	if a.caFile != "" || a.certFile != "" {
+		tc, err := security.ClientTLS(a.caFile, a.certFile, a.keyFile)
+		if err != nil {
+			return nil, usageErrorf("--ca/--cert/--key: %v", err)
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	} else {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
+	token := os.Getenv("FERRY_TOKEN")
+	if token == "" && a.tokenFile != "" {
+		t, err := security.ReadClientToken(a.tokenFile)
+		if err != nil {
+			return nil, usageErrorf("--token-file: %v", err)
+		}
+		token = t
+	}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(security.BearerToken(strings.TrimSpace(token))))
+	}
+	return opts, nil
 }
 
 // api returns the agent client, creating the connection on first use. grpc.NewClient does not
@@ -190,7 +225,11 @@ func (a *app) api() (ferryv1.AgentServiceClient, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
-	conn, err := grpc.NewClient(a.agent, dialOptions()...)
+	opts, err := a.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(a.agent, opts...)
 	if err != nil {
 		return nil, usageErrorf("--agent %q: %v", a.agent, err)
 	}

@@ -21,10 +21,17 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir -p "$work/a" "$work/b"
-"$BIN/ferry-agent" --root "$work/a" --state-dir "$work/a-state" --grpc-listen 127.0.0.1:17070 --ftp-listen 127.0.0.1:17021 \
+# Authentication is on: one token file for both agents (admin for ferryctl, peer for the agents
+# calling each other), each agent presenting the peer token to the other.
+umask 077
+printf 'admin %s\npeer %s\n' "$("$BIN/ferry-agent" token)" "$("$BIN/ferry-agent" token)" >"$work/tokens"
+awk '$1 == "peer" {print $2}' "$work/tokens" >"$work/peer.token"
+export FERRY_TOKEN_FILE="$work/tokens"   # ferryctl uses the first (admin) line
+auth=(--token-file "$work/tokens" --peer-token-file "$work/peer.token")
+"$BIN/ferry-agent" --root "$work/a" --state-dir "$work/a-state" "${auth[@]}" --grpc-listen 127.0.0.1:17070 --ftp-listen 127.0.0.1:17021 \
   --passive-ports 17100-17149 >"$work/a.log" 2>&1 &
 pids+=($!)
-"$BIN/ferry-agent" --root "$work/b" --state-dir "$work/b-state" --grpc-listen 127.0.0.1:17071 --ftp-listen 127.0.0.1:17022 \
+"$BIN/ferry-agent" --root "$work/b" --state-dir "$work/b-state" "${auth[@]}" --grpc-listen 127.0.0.1:17071 --ftp-listen 127.0.0.1:17022 \
   --passive-ports 17150-17199 >"$work/b.log" 2>&1 &
 pids+=($!)
 for log in "$work/a.log" "$work/b.log"; do
@@ -48,6 +55,11 @@ echo "== the same pull as a pipeline runs it: -o json, one object per event, the
 tail -n 1 "$work/events.json" | cut -c1-200
 grep -q '"event":"result","ok":true' "$work/events.json" || { echo "JSON result not ok"; exit 1; }
 [ "$(sha256sum "$work/a/in/big.bin" | cut -d' ' -f1)" = "$want" ] || { echo "SHA-256 MISMATCH (json)"; exit 1; }
+echo "== without a token the agent refuses the call"
+if FERRY_TOKEN_FILE= "$BIN/ferryctl" --agent 127.0.0.1:17070 transfers list 2>"$work/noauth.err"; then
+  echo "an unauthenticated call was accepted"; exit 1
+fi
+cat "$work/noauth.err"
 echo "== transfers on agent A"
 "$BIN/ferryctl" --agent 127.0.0.1:17070 transfers list
 echo "demo ok"

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/server"
 	"github.com/ferry-dev/ferry/agent/storage"
 	"github.com/ferry-dev/ferry/agent/store"
@@ -58,7 +60,25 @@ type Config struct {
 	History            time.Duration // how long finished transfers are kept
 	PartTTL            time.Duration // age at which part files no job will resume are removed
 	RetryBase          time.Duration // first retry delay (tests shorten it)
-	Logger             *slog.Logger
+
+	// API security. Without TokenFile or Tokens (and without NoAuth) the agent creates an admin
+	// token in StateDir/admin.token.
+	TokenFile   string           // "ROLE TOKEN" lines
+	Tokens      []security.Token // accepted besides TokenFile's (tests)
+	NoAuth      bool             // no authentication: loopback or unix socket only
+	Insecure    bool             // allow plaintext gRPC on a non-loopback address
+	TLSCert     string           // API TLS certificate and key (PEM files)
+	TLSKey      string
+	TLSClientCA string // verify client certificates against this CA; they map to roles
+	CertRules   []security.CertRule
+	// Calls to other agents: the token presented (PeerToken, or read from PeerTokenFile) and
+	// TLS toward them (PeerCA to verify them; PeerCert/PeerKey for mutual TLS).
+	PeerToken     string
+	PeerTokenFile string
+	PeerCA        string
+	PeerCert      string
+	PeerKey       string
+	Logger        *slog.Logger
 }
 
 // Addrs are the bound addresses, usable to dial.
@@ -132,6 +152,10 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)
 	}
+	serverOpts, peers, err := d.security()
+	if err != nil {
+		return nil, err
+	}
 	// The gRPC listener is opened before the engine starts: recovered jobs must not run on an
 	// agent that cannot serve its API.
 	d.grpcLis, err = listen(cfg.GRPCListen)
@@ -140,7 +164,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	}
 	tcfg := transfer.Config{
 		Storage: d.root,
-		Peers:   &server.Peers{},
+		Peers:   peers,
 		Local:   granter{d},
 		Client: transfer.ClientOptions{
 			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
@@ -157,11 +181,90 @@ func New(cfg Config) (d *Daemon, err error) {
 	if d.mgr, err = transfer.NewManager(tcfg); err != nil {
 		return nil, err
 	}
-	d.grpc = grpc.NewServer()
+	d.grpc = grpc.NewServer(serverOpts...)
 	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
 		Manager: d.mgr, Granter: granter{d}, Info: d.info,
 	}))
 	return d, nil
+}
+
+// security builds the API's credentials and interceptors and the client side toward peers. It
+// refuses what would expose the API: plaintext beyond loopback without Insecure, NoAuth beyond
+// loopback.
+func (d *Daemon) security() ([]grpc.ServerOption, *server.Peers, error) {
+	cfg := d.cfg
+	local := security.LocalOnly(cfg.GRPCListen)
+	auth := &security.Authenticator{CertRules: cfg.CertRules}
+	switch {
+	case cfg.NoAuth && !local:
+		return nil, nil, fmt.Errorf("no-auth: only on a loopback address or a unix socket, not on %s", cfg.GRPCListen)
+	case cfg.NoAuth:
+		auth.Disabled = true
+		d.log.Warn("AUTHENTICATION IS OFF (--no-auth): anyone on this host can start transfers and read or write the served root through this agent; for experiments only", "grpc", cfg.GRPCListen)
+	default:
+		tokens := append([]security.Token(nil), cfg.Tokens...)
+		if cfg.TokenFile != "" {
+			list, err := security.LoadTokenFile(cfg.TokenFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("token-file: %w", err)
+			}
+			tokens = append(tokens, list...)
+		}
+		if len(tokens) == 0 && cfg.TLSClientCA == "" {
+			if cfg.StateDir == "" {
+				return nil, nil, errors.New("token-file: required without a state directory (or give --no-auth on loopback)")
+			}
+			tok, path, created, err := security.EnsureAdminToken(cfg.StateDir)
+			if err != nil {
+				return nil, nil, fmt.Errorf("admin token: %w", err)
+			}
+			tokens = append(tokens, security.Token{Role: security.RoleAdmin, Value: tok})
+			verb := "uses"
+			if created {
+				verb = "created"
+			}
+			d.log.Info(fmt.Sprintf("no --token-file: %s the admin token in %s (ferryctl --token-file %s)", verb, path, path))
+		}
+		t, err := security.NewTokens(tokens)
+		if err != nil {
+			return nil, nil, fmt.Errorf("token-file: %w", err)
+		}
+		auth.Tokens = t
+	}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(auth.Unary()),
+		grpc.ChainStreamInterceptor(auth.Stream()),
+	}
+	switch {
+	case cfg.TLSCert != "" || cfg.TLSKey != "":
+		tc, err := security.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	case cfg.TLSClientCA != "":
+		return nil, nil, errors.New("tls-client-ca: needs --tls-cert and --tls-key")
+	case !local && !cfg.Insecure:
+		return nil, nil, fmt.Errorf("grpc-listen: plaintext gRPC on %s would expose the API and its tokens to the network: give --tls-cert and --tls-key, or --insecure to accept it", cfg.GRPCListen)
+	case !local:
+		d.log.Warn("the gRPC API is plaintext on a network address (--insecure): tokens and one-time FTP credentials cross the network in clear", "grpc", cfg.GRPCListen)
+	}
+	peers := &server.Peers{Token: cfg.PeerToken}
+	if cfg.PeerTokenFile != "" {
+		tok, err := security.ReadClientToken(cfg.PeerTokenFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("peer-token-file: %w", err)
+		}
+		peers.Token = tok
+	}
+	if cfg.PeerCA != "" || cfg.PeerCert != "" {
+		tc, err := security.ClientTLS(cfg.PeerCA, cfg.PeerCert, cfg.PeerKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("peer-ca/peer-cert: %w", err)
+		}
+		peers.TLS = tc
+	}
+	return opts, peers, nil
 }
 
 // listen opens a TCP listener, or a unix socket for "unix:///path" (replacing a stale socket).

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/transfer"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -20,7 +23,12 @@ import (
 // Peers implements transfer.Peers by calling GrantAccess on the peer agent. The FTP address is
 // the host the peer was reached at, with the FTP port the peer announces.
 type Peers struct {
-	// DialOptions are added to every peer connection (TLS comes with the security issue).
+	// Token is presented to peers (their token file lists it with the role peer).
+	Token string
+	// TLS, when set, secures peer connections (--peer-ca, --peer-cert/--peer-key); nil is
+	// plaintext.
+	TLS *tls.Config
+	// DialOptions are added to every peer connection.
 	DialOptions []grpc.DialOption
 }
 
@@ -57,8 +65,15 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 }
 
 func (p *Peers) dial(agentAddr string) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, p.DialOptions...)
-	return grpc.NewClient(agentAddr, opts...)
+	creds := insecure.NewCredentials()
+	if p.TLS != nil {
+		creds = credentials.NewTLS(p.TLS)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if p.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(security.BearerToken(p.Token)))
+	}
+	return grpc.NewClient(agentAddr, append(opts, p.DialOptions...)...)
 }
 
 // Reverse starts the mirrored transfer on the peer (ReverseTransfer) and returns its first

@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/ferry-dev/ferry/agent/daemon"
@@ -129,10 +127,7 @@ func TestResumeAfterShutdown(t *testing.T) {
 	fed := fifoFeed(t, filepath.Join(b.Root, "big.bin"), data, 10*time.Millisecond, len(data))
 	tr := start(t, a, &ferryv1.StartTransferRequest{Source: b.URL("big.bin"), Destination: "in/big.bin", Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
 	id := tr.GetId()
-	conn, err := grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testagent.Dial(t, a.GRPC, testagent.AdminToken) // its own connection: Stop closes a.Client's
 	defer conn.Close()
 	stream, err := ferryv1.NewAgentServiceClient(conn).WatchTransfer(context.Background(), &ferryv1.WatchTransferRequest{Id: id})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/transfer"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -58,14 +59,14 @@ func (s *Service) GetAgentInfo(context.Context, *ferryv1.GetAgentInfoRequest) (*
 	return s.cfg.Info(), nil
 }
 
-func (s *Service) StartTransfer(_ context.Context, req *ferryv1.StartTransferRequest) (*ferryv1.StartTransferResponse, error) {
+func (s *Service) StartTransfer(ctx context.Context, req *ferryv1.StartTransferRequest) (*ferryv1.StartTransferResponse, error) {
 	mode, set, ok := modeFromProto(req.GetMode())
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
 	}
 	snap, err := s.cfg.Manager.Start(transfer.Spec{
 		Source: req.GetSource(), Destination: req.GetDestination(), Mode: mode, ModeSet: set,
-		RequestID: req.GetRequestId(), Restart: req.GetRestart(),
+		RequestID: req.GetRequestId(), Restart: req.GetRestart(), Owner: security.FromContext(ctx).Name,
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -73,10 +74,10 @@ func (s *Service) StartTransfer(_ context.Context, req *ferryv1.StartTransferReq
 	return &ferryv1.StartTransferResponse{Transfer: transferToProto(snap)}, nil
 }
 
-func (s *Service) GetTransfer(_ context.Context, req *ferryv1.GetTransferRequest) (*ferryv1.GetTransferResponse, error) {
-	snap, err := s.cfg.Manager.Get(req.GetId())
+func (s *Service) GetTransfer(ctx context.Context, req *ferryv1.GetTransferRequest) (*ferryv1.GetTransferResponse, error) {
+	snap, err := s.own(ctx, req.GetId())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &ferryv1.GetTransferResponse{Transfer: transferToProto(snap)}, nil
 }
@@ -97,9 +98,25 @@ func (s *Service) ListTransfers(_ context.Context, req *ferryv1.ListTransfersReq
 	return resp, nil
 }
 
+// own returns the transfer's snapshot if the caller may reach it: a peer agent only the
+// transfers it started itself.
+func (s *Service) own(ctx context.Context, id string) (transfer.Snapshot, error) {
+	snap, err := s.cfg.Manager.Get(id)
+	if err != nil {
+		return transfer.Snapshot{}, toStatus(err)
+	}
+	if who := security.FromContext(ctx); security.OwnOnly(who) && snap.Owner != who.Name {
+		return transfer.Snapshot{}, status.Errorf(codes.PermissionDenied, "id: transfer %s was not started by this peer", id)
+	}
+	return snap, nil
+}
+
 // WatchTransfer sends the current snapshot, then the newest one after each change, and returns
 // once the final state is sent. A watcher that goes away only drops its own subscription.
 func (s *Service) WatchTransfer(req *ferryv1.WatchTransferRequest, stream ferryv1.AgentService_WatchTransferServer) error {
+	if _, err := s.own(stream.Context(), req.GetId()); err != nil {
+		return err
+	}
 	ch, stop, err := s.cfg.Manager.Watch(req.GetId())
 	if err != nil {
 		return toStatus(err)
@@ -126,7 +143,10 @@ func (s *Service) WatchTransfer(req *ferryv1.WatchTransferRequest, stream ferryv
 	}
 }
 
-func (s *Service) CancelTransfer(_ context.Context, req *ferryv1.CancelTransferRequest) (*ferryv1.CancelTransferResponse, error) {
+func (s *Service) CancelTransfer(ctx context.Context, req *ferryv1.CancelTransferRequest) (*ferryv1.CancelTransferResponse, error) {
+	if _, err := s.own(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	snap, err := s.cfg.Manager.Cancel(req.GetId(), s.cfg.CancelWait)
 	if err != nil {
 		return nil, toStatus(err)
@@ -250,7 +270,7 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		Host:   net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(req.GetFtpPort()))),
 		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
 	}
-	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId()}
+	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name}
 	switch req.GetDirection() {
 	case ferryv1.Direction_DIRECTION_UPLOAD:
 		r.Source, r.Destination = req.GetPath(), u.String()

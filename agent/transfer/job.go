@@ -300,6 +300,9 @@ func (j *job) finish(err error) {
 	if cancelled {
 		j.removeParts()
 	}
+	// The destination is free before anyone sees the final state: a caller that starts the
+	// next transfer to it on that news must not be refused.
+	j.m.ended(j, err != nil && !cancelled)
 	j.update(func(s *Snapshot) {
 		s.Finished = time.Now()
 		s.Rate, s.ETA, s.CurrentFile = 0, -1, ""
@@ -317,7 +320,6 @@ func (j *job) finish(err error) {
 			s.ErrCode = ErrorCode(err)
 		}
 	})
-	j.m.ended(j, err != nil && !cancelled)
 	s := j.b.snapshot()
 	switch s.State {
 	case StateSucceeded:

@@ -185,7 +185,7 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	}
 	if spec.RequestID != "" {
 		m.mu.Lock()
-		j, ok := m.byRequest[spec.RequestID]
+		j, ok := m.byRequest[requestKey(spec)]
 		m.mu.Unlock()
 		if ok {
 			return j.b.snapshot(), nil
@@ -200,7 +200,7 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	if m.closed {
 		return Snapshot{}, ErrClosed
 	}
-	if j, ok := m.byRequest[spec.RequestID]; ok && spec.RequestID != "" {
+	if j, ok := m.byRequest[requestKey(spec)]; ok && spec.RequestID != "" {
 		return j.b.snapshot(), nil // started meanwhile by a concurrent call
 	}
 	if w, ok := m.writers[plan.destKey]; ok {
@@ -209,7 +209,7 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	j := m.newJob(newID(), spec, plan, Snapshot{
 		Source: plan.src.String(), Destination: plan.dst.String(), Direction: plan.dir,
 		RequestedMode: plan.mode, State: StateQueued, Created: time.Now(), ETA: -1,
-		RequestID: spec.RequestID,
+		RequestID: spec.RequestID, Owner: spec.Owner,
 	}, m.lastCheck[plan.key])
 	if spec.Restart {
 		j.check = checkpoint{}
@@ -231,10 +231,14 @@ func (m *Manager) newJob(id string, spec Spec, p plan, snap Snapshot, check chec
 	j.b = newBroadcaster(snap)
 	m.jobs[id] = j
 	if spec.RequestID != "" {
-		m.byRequest[spec.RequestID] = j
+		m.byRequest[requestKey(spec)] = j
 	}
 	return j
 }
+
+// requestKey scopes a request_id to its caller: one caller cannot reach another's job by
+// guessing its key.
+func requestKey(s Spec) string { return s.Owner + "\x00" + s.RequestID }
 
 func (m *Manager) launchLocked(j *job) {
 	m.writers[j.plan.destKey] = j
@@ -437,8 +441,8 @@ func (m *Manager) forgetOldLocked() {
 
 func (m *Manager) dropLocked(j *job) {
 	delete(m.jobs, j.id())
-	if j.spec.RequestID != "" && m.byRequest[j.spec.RequestID] == j {
-		delete(m.byRequest, j.spec.RequestID)
+	if k := requestKey(j.spec); j.spec.RequestID != "" && m.byRequest[k] == j {
+		delete(m.byRequest, k)
 	}
 }
 

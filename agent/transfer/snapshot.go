@@ -94,4 +94,5 @@ type Snapshot struct {
 	RequestID    string // the caller's idempotency key
 	ErrCode      string // ErrorCode of the final error
 	Resumed      int64  // bytes not sent again: resumed from part files or already complete
+	Owner        string // the caller that started it (Spec.Owner)
 }

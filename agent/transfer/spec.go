@@ -19,6 +19,8 @@ type Spec struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Restart ignores a part file left by an earlier transfer with the same endpoints.
 	Restart bool `json:"restart,omitempty"`
+	// Owner names the caller that started the job (a peer agent may reach only its own).
+	Owner string `json:"owner,omitempty"`
 }
 
 // Request is the former name of Spec.

@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/ferry-dev/ferry/agent/security"
+	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testbed"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -153,6 +155,9 @@ func startAgent(t *testing.T, h *testbed.Host, addr netip.Addr, root string, fla
 	a := &agent{t: t, name: h.Name, host: h, addr: addr, root: root, state: t.TempDir()}
 	a.args = append([]string{
 		"--root", root,
+		"--token-file", testagent.TokenFile(t),
+		"--peer-token-file", testagent.PeerTokenFile(t),
+		"--insecure", // plaintext gRPC on the test hosts' network: authenticated, not encrypted
 		"--state-dir", a.state,
 		"--grpc-listen", fmt.Sprintf(":%d", grpcPort),
 		"--ftp-listen", fmt.Sprintf(":%d", ftpPort),
@@ -163,6 +168,7 @@ func startAgent(t *testing.T, h *testbed.Host, addr netip.Addr, root string, fla
 	}, flags...)
 	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(security.BearerToken(testagent.AdminToken)),
 		grpc.WithContextDialer(func(ctx context.Context, s string) (net.Conn, error) { return h.Dial(ctx, "tcp", s) }))
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +293,7 @@ func (a *agent) ctl(timeout time.Duration, args ...string) ctlResult {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	argv := append([]string{"--agent", net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort))}, args...)
+	argv := append([]string{"--agent", net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)), "--token-file", testagent.TokenFile(a.t)}, args...)
 	out, err := a.host.Exec(ctx, filepath.Join(binDir(a.t), "ferryctl"), argv...)
 	r := ctlResult{out: string(out)}
 	if err != nil {

@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/ferry-dev/ferry/agent/security"
+	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testbed"
 	"github.com/ferry-dev/ferry/internal/testftp"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
@@ -143,6 +145,9 @@ func startAgent(t *testing.T, h *testbed.Host, addr netip.Addr, o agentOpts) *ag
 	root := t.TempDir()
 	args := []string{
 		"--root", root,
+		"--token-file", testagent.TokenFile(t),
+		"--peer-token-file", testagent.PeerTokenFile(t),
+		"--insecure", // plaintext gRPC on the test hosts' network: authenticated, not encrypted
 		"--state-dir", t.TempDir(),
 		"--grpc-listen", fmt.Sprintf(":%d", o.grpcPort),
 		"--ftp-listen", fmt.Sprintf(":%d", o.ftpPort),
@@ -163,6 +168,7 @@ func startAgent(t *testing.T, h *testbed.Host, addr netip.Addr, o agentOpts) *ag
 	local := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.grpcPort))
 	conn, err := grpc.NewClient("passthrough:///"+local,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(security.BearerToken(testagent.AdminToken)),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return h.Dial(ctx, "tcp", a) }))
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +311,7 @@ func mustFail(t *testing.T, tr *ferryv1.Transfer, took, min, max time.Duration, 
 func doctor(t *testing.T, h *testbed.Host, args ...string) ([]*ferryv1.DiagnoseResponse, int, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	out, err := h.Exec(t.Context(), filepath.Join(binDir(t), "ferryctl"), append([]string{"doctor", "-o", "json"}, args...)...)
+	out, err := h.Exec(t.Context(), filepath.Join(binDir(t), "ferryctl"), append([]string{"--token-file", testagent.TokenFile(t), "doctor", "-o", "json"}, args...)...)
 	took := time.Since(start)
 	code := 0
 	if err != nil {

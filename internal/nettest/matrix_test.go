@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testbed"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -422,7 +423,7 @@ func TestAutoReversesBetweenAgents(t *testing.T) {
 		if code != 0 {
 			t.Errorf("doctor exit %d, want 0 (B reaches A)", code)
 		}
-		out, err := ha.Exec(t.Context(), filepath.Join(binDir(t), "ferryctl"), "doctor", a.url(""), pb.url(""))
+		out, err := ha.Exec(t.Context(), filepath.Join(binDir(t), "ferryctl"), "--token-file", testagent.TokenFile(t), "doctor", a.url(""), pb.url(""))
 		t.Logf("doctor text output:\n%s", out)
 		if err != nil || !strings.Contains(string(out), "CHECK") || !strings.Contains(string(out), "Between the agents: --mode auto works: "+
 			net.JoinHostPort(addrB.String(), strconv.Itoa(grpcPort))+" connects to") {

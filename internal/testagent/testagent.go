@@ -4,6 +4,8 @@ package testagent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/daemon"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/security"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
@@ -21,6 +24,55 @@ const (
 	User     = "ferry"
 	Password = "ferry-test-pw"
 )
+
+// The API tokens every test agent accepts (random per test process): tests run with
+// authentication on, as agents do. Agents call each other with PeerToken.
+var (
+	AdminToken  = mustToken()
+	PeerToken   = mustToken()
+	ViewerToken = mustToken()
+)
+
+func mustToken() string {
+	t, err := security.NewTokenValue()
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// TokenFile writes an agent token file (mode 0600) accepting the three test tokens, and
+// returns its path; PeerTokenFile one holding PeerToken, for --peer-token-file.
+func TokenFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tokens")
+	body := "# test tokens\nadmin " + AdminToken + "\npeer " + PeerToken + "\nviewer " + ViewerToken + "\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// PeerTokenFile writes PeerToken to a file for --peer-token-file.
+func PeerTokenFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "peer.token")
+	if err := os.WriteFile(p, []byte(PeerToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Dial connects to a test agent's API presenting token.
+func Dial(t testing.TB, addr, token string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(security.BearerToken(token)))
+	if err != nil {
+		t.Fatalf("dial agent: %v", err)
+	}
+	return conn
+}
 
 // Agent is a running test agent.
 type Agent struct {
@@ -47,6 +99,12 @@ func Start(t testing.TB, mods ...func(*daemon.Config)) *Agent {
 		Users:       []ftpserver.User{{Name: User, Password: Password}},
 		DataTimeout: 5 * time.Second,
 		RetryBase:   50 * time.Millisecond, // retries come quickly in tests
+		Tokens: []security.Token{
+			{Role: security.RoleAdmin, Value: AdminToken},
+			{Role: security.RolePeer, Value: PeerToken},
+			{Role: security.RoleViewer, Value: ViewerToken},
+		},
+		PeerToken: PeerToken,
 	}
 	for _, m := range mods {
 		m(&cfg)
@@ -63,10 +121,7 @@ func Start(t testing.TB, mods ...func(*daemon.Config)) *Agent {
 			t.Logf("agent run: %v", err)
 		}
 	}()
-	conn, err := grpc.NewClient(d.Addr().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("dial agent: %v", err)
-	}
+	conn := Dial(t, d.Addr().GRPC, AdminToken)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
