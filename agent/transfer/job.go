@@ -432,7 +432,8 @@ func (j *job) download(c Session) error {
 		}
 		return fi.Size(), true
 	}, func(f treeFile) (bool, error) {
-		_, verified, err := j.getFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, f.mtime, f.rel)
+		// A tree file's part is resumed only when the server proves its prefix (range hash).
+		_, verified, err := j.getFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, time.Time{}, f.rel)
 		return verified, err
 	})
 }
@@ -558,13 +559,16 @@ type tree struct {
 }
 
 type treeFile struct {
-	rel   string
-	size  int64
-	mtime time.Time
+	rel  string
+	size int64
 }
 
 // maxDepth bounds directory recursion (a symlink loop on a server must not run forever).
 const maxDepth = 64
+
+// maxTreeEntries bounds the files and directories of one tree transfer, whatever the server
+// lists: the tree is held in memory (about 100 bytes an entry).
+const maxTreeEntries = 1_000_000
 
 func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 	var t tree
@@ -573,29 +577,31 @@ func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 		if depth > maxDepth {
 			return fmt.Errorf("source %s: directory tree deeper than %d levels", root, maxDepth)
 		}
-		// Streamed: only what the tree keeps is held, not the listing as well.
-		var files []treeFile
+		// Streamed: only what the tree keeps is held, not the listing as well; this
+		// directory's files are appended in place, then put in name order.
+		first := len(t.files)
 		var dirs []string
 		err := c.ListFunc(ctx, path.Join(root, rel), func(e ftpclient.Entry) error {
 			if e.Name == "." || e.Name == ".." || strings.Contains(e.Name, "/") || (!e.IsDir && storage.IsPart(e.Name)) {
 				return nil
 			}
+			if len(t.files)+len(t.dirs)+len(dirs) >= maxTreeEntries {
+				return fmt.Errorf("source %s: more than %d files and directories in one transfer; copy its subdirectories separately", root, maxTreeEntries)
+			}
 			if e.IsDir {
 				dirs = append(dirs, path.Join(rel, e.Name))
 			} else {
-				files = append(files, treeFile{rel: path.Join(rel, e.Name), size: e.Size, mtime: e.ModTime})
+				t.files = append(t.files, treeFile{rel: path.Join(rel, e.Name), size: e.Size})
+				t.bytes += e.Size
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("list %s: %w", path.Join(root, rel), err)
 		}
-		sort.Slice(files, func(a, b int) bool { return files[a].rel < files[b].rel })
+		mine := t.files[first:]
+		sort.Slice(mine, func(a, b int) bool { return mine[a].rel < mine[b].rel })
 		sort.Strings(dirs)
-		for _, f := range files {
-			t.files = append(t.files, f)
-			t.bytes += f.size
-		}
 		for _, d := range dirs {
 			t.dirs = append(t.dirs, d)
 			if err := walk(d, depth+1); err != nil {
@@ -628,7 +634,7 @@ func (j *job) walkLocal(root string) (tree, error) {
 			if err != nil {
 				return err
 			}
-			t.files = append(t.files, treeFile{rel: rel, size: fi.Size(), mtime: fi.ModTime()})
+			t.files = append(t.files, treeFile{rel: rel, size: fi.Size()})
 			t.bytes += fi.Size()
 		}
 		return nil // symlinks and special files are skipped
