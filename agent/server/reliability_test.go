@@ -398,3 +398,26 @@ func TestPermanentFailuresAreNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSessionsPerHost: with --max-sessions-per-host 1, a second transfer from the same server
+// waits for the first one's session: it moves nothing until the first has ended.
+func TestSessionsPerHost(t *testing.T) {
+	b := testagent.Start(t)
+	a := testagent.Start(t, func(c *daemon.Config) { c.MaxSessionsPerHost = 1 })
+	data, _ := randomBytes(t, 1<<20)
+	fifoFeed(t, filepath.Join(b.Root, "slow.bin"), data, 20*time.Millisecond, len(data))
+	writeRandom(t, filepath.Join(b.Root, "small.bin"), 1000)
+	first := start(t, a, &ferryv1.StartTransferRequest{Source: b.URL("slow.bin"), Destination: "slow.bin", Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+	waitFor(t, a, first.GetId(), 5*time.Second, "moving", func(x *ferryv1.Transfer) bool { return x.GetProgress().GetBytesDone() > 0 })
+	second := start(t, a, &ferryv1.StartTransferRequest{Source: b.URL("small.bin"), Destination: "small.bin", Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+	time.Sleep(500 * time.Millisecond)
+	if x := waitFor(t, a, second.GetId(), time.Second, "known", func(*ferryv1.Transfer) bool { return true }); x.GetState() != ferryv1.TransferState_TRANSFER_STATE_RUNNING || x.GetProgress().GetFilesDone() != 0 {
+		t.Fatalf("second transfer %v with %d files done while the only session to the server is taken", x.GetState(), x.GetProgress().GetFilesDone())
+	}
+	if _, err := a.Client.CancelTransfer(context.Background(), &ferryv1.CancelTransferRequest{Id: first.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, second.GetId(), 10*time.Second, "success once the session is free", func(x *ferryv1.Transfer) bool {
+		return x.GetState() == ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED
+	})
+}
