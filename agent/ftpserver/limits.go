@@ -27,7 +27,7 @@ func sourceKey(a net.Addr) string {
 // replyTooMany is sent to control connections beyond Config.MaxConns/MaxConnsPerIP.
 const replyTooMany = "421 Too many connections, try again later.\r\n"
 
-// admit counts a new control connection from key, or refuses it (the caller answers 421 and
+// admitLocked counts a new control connection from key, or refuses it (the caller answers 421 and
 // closes it). Called with s.mu held; released by release.
 func (s *Server) admitLocked(key string) bool {
 	if s.v.maxConns > 0 && s.live >= s.v.maxConns {
