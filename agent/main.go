@@ -38,7 +38,7 @@ agent creates an admin token in <state-dir>/admin.token on first start.
 
 Example:
   ferry-agent --root /srv/ferry --state-dir /var/lib/ferry --grpc-listen 127.0.0.1:7070 \
-      --ftp-listen :2121 --passive-ports 50000-50100
+      --ftp-listen :2121 --passive-ports 50000-50100 --ftp-users-file /etc/ferry/ftp-users
   ferryctl --token-file /var/lib/ferry/admin.token agent info
 
 Flags:
@@ -91,7 +91,10 @@ func run(args []string) error {
 	fs.StringVar(&passive, "passive-ports", passive, "FTP server passive port range LO-HI")
 	fs.StringVar(&cfg.PublicHost, "public-host", "", "address announced in PASV replies (server behind NAT)")
 	fs.Var(&hostOverride, "public-host-for", "CIDR=HOST: announce HOST in PASV replies to clients in CIDR (repeatable)")
-	fs.Var(&users, "ftp-user", "NAME:PASSWORD FTP account with read/write access (repeatable)")
+	fs.Var(&users, "ftp-user", "NAME:PASSWORD FTP account with read/write access (repeatable; for quick tests: the password shows in ps, prefer --ftp-users-file)")
+	fs.StringVar(&cfg.FTPUsersFile, "ftp-users-file", "", "FTP accounts, one per line NAME:BCRYPT-HASH[:HOME[:ro|rw]] (htpasswd -nbB NAME PASSWORD writes the first two fields)")
+	fs.IntVar(&cfg.FTPMaxConns, "ftp-max-conns", 256, "FTP control connections at once; more get 421 (0: no limit)")
+	fs.IntVar(&cfg.FTPMaxConnsPerIP, "ftp-max-conns-per-ip", 16, "FTP control connections at once from one address (IPv6: one /64); more get 421 (0: no limit)")
 	fs.BoolVar(&cfg.AnonymousRead, "anonymous-read", false, "allow anonymous read-only FTP logins")
 	fs.StringVar(&cfg.ActiveAddr, "active-addr", "", "client: address announced in PORT/EPRT (client behind NAT)")
 	fs.StringVar(&activePorts, "active-ports", "", "client: local port range LO-HI for active-mode data connections")
@@ -124,6 +127,14 @@ func run(args []string) error {
 	for name, v := range map[string]int{"max-transfers": cfg.MaxTransfers, "max-sessions-per-host": cfg.MaxSessionsPerHost} {
 		if v < 1 {
 			return fmt.Errorf("--%s: want 1 or more, got %d", name, v)
+		}
+	}
+	for name, v := range map[string]*int{"ftp-max-conns": &cfg.FTPMaxConns, "ftp-max-conns-per-ip": &cfg.FTPMaxConnsPerIP} {
+		switch {
+		case *v < 0:
+			return fmt.Errorf("--%s: want 0 (no limit) or more, got %d", name, *v)
+		case *v == 0:
+			*v = -1 // the daemon reads 0 as "the default"
 		}
 	}
 	for name, v := range map[string]time.Duration{"stall-timeout": cfg.StallTimeout, "history": cfg.History, "part-ttl": cfg.PartTTL} {
@@ -182,6 +193,9 @@ func run(args []string) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(users) > 0 {
+		cfg.Logger.Warn("--ftp-user puts the password in the process list (ps) of every user of this host; use --ftp-users-file for anything but a quick test")
+	}
 
 	d, err := daemon.New(cfg)
 	if err != nil {

@@ -43,6 +43,12 @@ type Config struct {
 	HostOverrides []ftpserver.HostOverride
 	Users         []ftpserver.User
 	AnonymousRead bool
+	// FTPUsersFile holds FTP accounts, one per line name:bcrypt-hash[:home[:ro|rw]] (see
+	// ftpserver.ReadUsersFile); "" = none.
+	FTPUsersFile string
+	// FTP server flood limits (see ftpserver.Config): 0 = the defaults, negative = none.
+	FTPMaxConns      int
+	FTPMaxConnsPerIP int
 	// FTP client settings for transfers this agent runs.
 	ActiveAddr  string
 	ActiveBind  string
@@ -144,10 +150,17 @@ func New(cfg Config) (d *Daemon, err error) {
 			return nil, fmt.Errorf("state-dir: %w", err)
 		}
 	}
+	var accounts []ftpserver.Account
+	if cfg.FTPUsersFile != "" {
+		if accounts, err = ftpserver.ReadUsersFile(cfg.FTPUsersFile); err != nil {
+			return nil, fmt.Errorf("ftp-users-file: %w", err)
+		}
+	}
 	d.ftp, err = ftpserver.New(ftpserver.Config{
 		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
 		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
+		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)

@@ -41,14 +41,31 @@ type Config struct {
 	PublicHost    string         // IPv4 announced in PASV replies ("" = the control connection's local address)
 	HostOverrides []HostOverride // per-client-network override of PublicHost (most specific network wins)
 	Users         []User         // static accounts (full read/write under Root)
+	Accounts      []Account      // accounts with bcrypt hashes, homes and rights (see ReadUsersFile)
 	AnonymousRead bool           // allow anonymous/ftp login, read-only; never writable
 	TLS           *tls.Config    // optional: explicit FTPS (AUTH TLS) offered when set
 	IdleTimeout   time.Duration  // control connection idle timeout; 0 = 5 min
 	Logger        *slog.Logger   // nil = discard; passwords are never logged
+
+	// Floods (see limits.go). New control connections beyond MaxConns in all, or beyond
+	// MaxConnsPerIP from one source address (IPv6: one /64), get "421 Too many connections" and
+	// are closed. 0 = the default (256 and 16); negative = no limit.
+	MaxConns      int
+	MaxConnsPerIP int
+	// A failed login makes the next login attempt from its source address wait: LoginDelay
+	// after the first failure, doubling with each further one up to LoginMaxDelay; one step is
+	// forgiven per minute without failures. 0 = the defaults (500ms and 8s); a negative
+	// LoginDelay turns the delay off.
+	LoginDelay    time.Duration
+	LoginMaxDelay time.Duration
 }
 
 const (
 	defaultIdleTimeout   = 5 * time.Minute
+	defaultMaxConns      = 256
+	defaultMaxConnsPerIP = 16
+	defaultLoginDelay    = 500 * time.Millisecond
+	defaultLoginMaxDelay = 8 * time.Second
 	defaultCredentialTTL = 5 * time.Minute
 	welcomeBanner        = "Ferry FTP server ready"
 )
@@ -59,6 +76,12 @@ type validated struct {
 	publicHost  string         // canonical IPv4 or ""
 	idleSeconds int
 	users       map[string][32]byte // name -> SHA-256(password)
+	accounts    map[string]*account // Config.Accounts by name
+	homes       map[string]string   // cleaned home -> the Source (or field) that named it first
+	maxConns    int                 // 0 = no limit
+	maxPerIP    int                 // 0 = no limit
+	loginDelay  time.Duration       // 0 = off
+	loginMax    time.Duration
 }
 
 func fieldErr(field string, format string, args ...any) error {
@@ -149,6 +172,48 @@ func (c *Config) validate() (*validated, error) {
 		v.users[u.Name] = digest(u.Password)
 	}
 
+	v.accounts = make(map[string]*account, len(c.Accounts))
+	v.homes = map[string]string{}
+	for i, a := range c.Accounts {
+		where := fmt.Sprintf("ftpserver: Config.Accounts[%d]", i)
+		if a.Source != "" {
+			where = a.Source
+		}
+		if err := checkAccount(a); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if _, dup := v.users[a.Name]; dup {
+			return nil, fmt.Errorf("%s: user %q is also a static user (Users)", where, a.Name)
+		}
+		if _, dup := v.accounts[a.Name]; dup {
+			return nil, fmt.Errorf("%s: duplicate user %q", where, a.Name)
+		}
+		home, _ := cleanHome(a.Home)
+		v.accounts[a.Name] = &account{hash: []byte(a.Hash), home: home, readOnly: a.ReadOnly}
+		if _, ok := v.homes[home]; !ok && home != "." {
+			v.homes[home] = where
+		}
+	}
+
+	v.maxConns = limitOrDefault(c.MaxConns, defaultMaxConns)
+	v.maxPerIP = limitOrDefault(c.MaxConnsPerIP, defaultMaxConnsPerIP)
+	switch {
+	case c.LoginDelay == 0:
+		v.loginDelay = defaultLoginDelay
+	case c.LoginDelay > 0:
+		v.loginDelay = c.LoginDelay
+	}
+	switch {
+	case c.LoginMaxDelay < 0:
+		return nil, fieldErr("LoginMaxDelay", "negative (%v)", c.LoginMaxDelay)
+	case c.LoginMaxDelay == 0:
+		v.loginMax = max(defaultLoginMaxDelay, v.loginDelay)
+	case c.LoginMaxDelay < v.loginDelay:
+		return nil, fieldErr("LoginMaxDelay", "%v is below LoginDelay (%v)", c.LoginMaxDelay, v.loginDelay)
+	default:
+		v.loginMax = c.LoginMaxDelay
+	}
+
 	switch {
 	case c.IdleTimeout < 0:
 		return nil, fieldErr("IdleTimeout", "negative (%v)", c.IdleTimeout)
@@ -160,6 +225,17 @@ func (c *Config) validate() (*validated, error) {
 	}
 
 	return v, nil
+}
+
+// limitOrDefault maps a configured limit to its value: 0 = def, negative = none (0).
+func limitOrDefault(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 var errNoTLS = errors.New("TLS is not configured on this server")

@@ -49,6 +49,10 @@ type controlConn struct {
 	epsvAll  bool    // EPSV ALL was accepted (RFC 2428 section 4)
 	abor     bool    // ABOR handed to the library, its reply not yet written
 	abor426  bool    // the library aborted a running transfer (426) for that ABOR
+	homeDir  string  // host directory of the logged-in account's home, hidden in replies
+
+	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
+	quitOnce sync.Once
 }
 
 // maxLoginFails is the number of refused PASS commands after which the
@@ -65,7 +69,7 @@ const (
 
 func newControlConn(s *Server, raw net.Conn) *controlConn {
 	setOOBInline(raw)
-	return &controlConn{raw: raw, s: s, r: bufio.NewReaderSize(raw, 4096), w: raw}
+	return &controlConn{raw: raw, s: s, r: bufio.NewReaderSize(raw, 4096), w: raw, quit: make(chan struct{})}
 }
 
 // transferVerbs open a data connection.
@@ -185,6 +189,9 @@ func (c *controlConn) decide(verb, param string) (reply string, forward bool, er
 			return "500 " + verb + " not allowed after EPSV ALL.", false, nil
 		}
 		c.dataOK = false // replaced, or lost if the new one fails
+		if reply := refuseDataPort(verb, param); reply != "" {
+			return reply, false, nil // a privileged port (the library refuses foreign hosts)
+		}
 		return "", true, nil
 	case "ABOR":
 		c.abor, c.abor426 = true, false
@@ -227,8 +234,19 @@ func (c *controlConn) pass(pw string) (string, bool, error) {
 	case c.user == "":
 		return "503 Login with USER first.", false, nil
 	}
-	pol, err := c.s.checkLogin(c.user, pw, c.raw.RemoteAddr())
-	if err != nil {
+	user := c.user
+	// A login delay (limits.go) and a bcrypt check take time: c.mu is released meanwhile. Only
+	// this goroutine reads commands, and the library writes nothing before a login.
+	c.mu.Unlock()
+	pol, err := c.s.checkLogin(c.quit, user, pw, c.raw.RemoteAddr())
+	c.mu.Lock()
+	switch {
+	case errors.Is(err, errLoginFlood):
+		_ = c.writeLocked([]byte(replyLoginFlood + "\r\n"))
+		return "", false, io.EOF
+	case errors.Is(err, net.ErrClosed):
+		return "", false, io.EOF
+	case err != nil:
 		c.user = ""
 		c.fails++
 		if c.fails >= maxLoginFails {
@@ -237,6 +255,9 @@ func (c *controlConn) pass(pw string) (string, bool, error) {
 			return "", false, io.EOF
 		}
 		return replyLoginFailed, false, nil
+	}
+	if h := c.s.homes[pol.home]; h != nil {
+		c.homeDir = h.root.Dir()
 	}
 	c.login = &pol
 	c.loggedIn = true
@@ -309,10 +330,9 @@ func (c *controlConn) Write(p []byte) (int, error) {
 func (c *controlConn) reply(line []byte) []byte {
 	// The library quotes file errors whole; their paths name the served directory on this
 	// host, which is no client's business: it is shown as the FTP root.
-	if dir := c.s.fs.root.Dir(); dir != "" && bytes.Contains(line, []byte(dir)) {
-		line = bytes.ReplaceAll(line, []byte(strings.TrimSuffix(dir, "/")+"/"), []byte("/"))
-		line = bytes.ReplaceAll(line, []byte(dir), []byte("/"))
-	}
+	// An account confined to a home sees that as the root.
+	line = hideDir(line, c.homeDir)
+	line = hideDir(line, c.s.fs.root.Dir())
 	if len(line) < 4 || line[3] != ' ' { // continuation lines pass as they are
 		return line
 	}
@@ -359,6 +379,15 @@ func (c *controlConn) reply(line []byte) []byte {
 	return line
 }
 
+// hideDir shows the host directory dir as "/" in a reply line.
+func hideDir(line []byte, dir string) []byte {
+	if dir != "" && bytes.Contains(line, []byte(dir)) {
+		line = bytes.ReplaceAll(line, []byte(strings.TrimSuffix(dir, "/")+"/"), []byte("/"))
+		line = bytes.ReplaceAll(line, []byte(dir), []byte("/"))
+	}
+	return line
+}
+
 func (c *controlConn) writeLocked(b []byte) error {
 	_, err := c.w.Write(b)
 	return err
@@ -366,10 +395,16 @@ func (c *controlConn) writeLocked(b []byte) error {
 
 // Close closes the TCP connection (no TLS close_notify: a client that
 // stopped reading must not block it).
-func (c *controlConn) Close() error { return c.raw.Close() }
+func (c *controlConn) Close() error {
+	c.stop()
+	return c.raw.Close()
+}
+
+func (c *controlConn) stop() { c.quitOnce.Do(func() { close(c.quit) }) }
 
 // CloseRead half-closes the TCP connection (see Server.Close).
 func (c *controlConn) CloseRead() error {
+	c.stop()
 	if cr, ok := c.raw.(interface{ CloseRead() error }); ok {
 		return cr.CloseRead()
 	}
@@ -392,22 +427,6 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-// checkLogin authenticates user/pass and logs the outcome (never the
-// password; the reason for a refusal goes to the log only).
-func (s *Server) checkLogin(user, pass string, remote net.Addr) (policy, error) {
-	pol, reason := s.authenticate(user, pass)
-	logUser := user
-	if len(logUser) > 64 {
-		logUser = logUser[:64] + "..."
-	}
-	if reason != nil {
-		s.log.Warn("ftp login refused", "user", logUser, "remote", remote.String(), "reason", reason.Error())
-		return policy{}, errAuth // same answer whatever the reason
-	}
-	s.log.Info("ftp login", "user", logUser, "remote", remote.String(), "access", pol.String())
-	return pol, nil
-}
 
 // acceptedLogin returns the login the control connection of cc accepted
 // for user (see controlConn.pass).

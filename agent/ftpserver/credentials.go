@@ -107,15 +107,21 @@ func (s *Server) authenticate(user, pass string) (policy, error) {
 	}
 	s.mu.Unlock()
 
-	want, known := s.v.users[user]
-	if !known {
-		want = digest("\x00unknown user") // same work as for a known user
-	}
-	if !passwordOK(want, pass) || !known {
-		if !known {
-			return policy{}, errors.New("unknown user")
+	if want, known := s.v.users[user]; known {
+		if !passwordOK(want, pass) {
+			return policy{}, errors.New("wrong password")
 		}
+		return policy{kind: policyFull}, nil
+	}
+	// Accounts (bcrypt): unknown names are checked against a dummy hash, so that they take as
+	// long as known ones.
+	a, known, ok := s.accounts.verify(user, pass)
+	if !known {
+		passwordOK(digest("\x00unknown user"), pass) // same work as for a static user
+		return policy{}, errors.New("unknown user")
+	}
+	if !ok {
 		return policy{}, errors.New("wrong password")
 	}
-	return policy{kind: policyFull}, nil
+	return a.policy(), nil
 }

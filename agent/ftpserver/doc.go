@@ -12,8 +12,11 @@
 // and the PASV address resolver. Active mode is enabled, dials from an
 // ephemeral port (not 20, the agent is not necessarily root) and only to the
 // IP address of the control connection: PORT/EPRT naming any other host is
-// answered with 501 (FTP bounce protection, ftpserverlib's IPMatchRequired).
-// Passive data connections must come from the control connection's IP too.
+// answered with 501 (FTP bounce protection, ftpserverlib's IPMatchRequired),
+// and so is one naming a port below 1024 (the filter, portcheck.go).
+// Passive data connections must come from the control connection's IP too,
+// and passive listeners bind the control listener's IP when it is a specific
+// one (pasvbind.go; ftpserverlib binds every interface).
 // SITE is disabled. Transfers default to TYPE I (binary).
 //
 // # Conformance: the control-connection filter
@@ -73,12 +76,24 @@
 // RMD, HASH) is covered without per-command code:
 //
 //   - static users (Config.Users): full read/write under Root;
+//   - accounts (Config.Accounts, ReadUsersFile): bcrypt hashes, read-only or
+//     read-write, each confined to its home, which is opened as a root of its
+//     own and seen as "/";
 //   - anonymous/ftp (only with Config.AnonymousRead): read-only everywhere,
 //     writes fail with 550 permission denied;
 //   - one-time credentials: see [Scope] and [InScope].
 //
 // Passwords are compared in constant time (SHA-256 digests with
-// crypto/subtle) and are never logged.
+// crypto/subtle, or bcrypt for accounts) and are never logged.
+//
+// # Floods
+//
+// Control connections beyond Config.MaxConns, or beyond Config.MaxConnsPerIP
+// from one source, get 421 and are closed by the accepting listener before the
+// library sees them. A failed login delays the next attempt from its source
+// (0.5 s doubling to 8 s, serialized across that source's connections,
+// forgiven step by step after quiet minutes; limits.go): the PASS handler
+// waits without holding the filter's lock.
 //
 // # Passive mode addresses and ports
 //

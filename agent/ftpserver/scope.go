@@ -133,15 +133,20 @@ const (
 
 type policy struct {
 	kind  policyKind
-	scope Scope // policyScoped only; Path already cleaned
+	scope Scope  // policyScoped only; Path already cleaned
+	home  string // accounts (Config.Accounts) only: cleaned root-relative home, "" or "." = the root
 }
 
 func (p policy) String() string {
+	home := ""
+	if p.home != "" && p.home != "." {
+		home = " home=" + homeName(p.home)
+	}
 	switch p.kind {
 	case policyFull:
-		return "full"
+		return "full" + home
 	case policyReadOnly:
-		return "read-only"
+		return "read-only" + home
 	case policyScoped:
 		return fmt.Sprintf("%s:%s", p.scope.Access, p.scope.Path)
 	default:

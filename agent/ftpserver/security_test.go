@@ -179,27 +179,42 @@ func TestAuth(t *testing.T) {
 	})
 }
 
-// TestPortBounce checks that PORT/EPRT naming another host than the client
-// is refused (FTP bounce attack), while the client's own address works.
+// TestPortBounce checks that PORT/EPRT naming another host than the client (library: 501) or a
+// privileged port on the client's own host (filter: 501, port named) is refused (FTP bounce
+// attack), while the client's own address and an unprivileged port work.
 func TestPortBounce(t *testing.T) {
 	ts := startServer(t, nil)
 	f := dialRaw(t, ts)
 	if code := f.login(testUser, testPass); code != 230 {
 		t.Fatalf("login: %d", code)
 	}
-	for _, c := range []string{
-		"PORT 10,1,2,3,0,80",
-		"PORT 127,0,0,2,0,80", // loopback, but not the client's 127.0.0.1
-		"EPRT |1|10.1.2.3|80|",
-		"EPRT |1|127.0.0.2|80|",
-		"EPRT |2|::1|80|",
+	for _, c := range []struct{ cmd, text string }{
+		// Foreign address, unprivileged port.
+		{"PORT 10,1,2,3,7,208", "security requirements"},
+		{"PORT 127,0,0,2,7,208", "security requirements"}, // loopback, but not the client's 127.0.0.1
+		{"EPRT |1|10.1.2.3|2000|", "security requirements"},
+		{"EPRT |1|127.0.0.2|2000|", "security requirements"},
+		{"EPRT |2|::1|2000|", "security requirements"},
+		// The client's own address, privileged port.
+		{"PORT 127,0,0,1,0,25", "port 25 refused"},
+		{"PORT 127,0,0,1,3,255", "port 1023 refused"},
+		{"PORT 127,0,0,1,0,0", "port 0 refused"},
+		{"EPRT |1|127.0.0.1|22|", "port 22 refused"},
+		{"EPRT !1!127.0.0.1!80!", "port 80 refused"}, // any delimiter (RFC 2428)
+		// Both.
+		{"PORT 10,1,2,3,0,80", "port 80 refused"},
+		{"EPRT |1|10.1.2.3|80|", "port 80 refused"},
 	} {
-		if code, msg := f.cmd("%s", c); code != 501 {
-			t.Errorf("%s: %d %q, want 501", c, code, msg)
+		if code, msg := f.cmd("%s", c.cmd); code != 501 || !strings.Contains(msg, c.text) {
+			t.Errorf("%s: %d %q, want 501 %q", c.cmd, code, msg, c.text)
 		}
 	}
-	f.expect(200, "PORT 127,0,0,1,0,80")
-	f.expect(200, "EPRT |1|127.0.0.1|80|")
+	// A refused PORT leaves no data connection to use.
+	if code, msg := f.cmd("LIST"); code != 425 {
+		t.Errorf("LIST after refused PORT: %d %q, want 425", code, msg)
+	}
+	f.expect(200, "PORT 127,0,0,1,4,0") // 1024
+	f.expect(200, "EPRT |1|127.0.0.1|2000|")
 }
 
 func TestHASH(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -31,6 +32,15 @@ type Server struct {
 	live     int                    // accepted control connections not yet disconnected
 	drained  chan struct{}          // closed once closed && live == 0
 	drainSet bool
+
+	// Floods and accounts (limits.go, users.go, pasvbind.go).
+	perIP      map[string]int // admitted control connections by sourceKey
+	refused    int            // connections refused since refusedLog
+	refusedLog time.Time
+	logins     *loginLimiter      // nil: failed logins are not slowed down
+	accounts   *accountSet        // Config.Accounts
+	homes      map[string]*rootFs // the accounts' homes by cleaned name, each its own root
+	pasvIP     netip.Addr         // the control listener's IP, bound by passive listeners; invalid = any
 
 	closeOnce sync.Once
 	closeErr  error
@@ -57,9 +67,21 @@ func New(cfg Config) (*Server, error) {
 	} else if fs, err = newRootFs(cfg.Root); err != nil {
 		return nil, fieldErr("Root", "%v", err)
 	}
+	homes, err := openHomes(fs, v.homes)
+	if err != nil {
+		_ = fs.close()
+		return nil, err
+	}
+	accounts, err := newAccountSet(v.accounts)
+	if err != nil {
+		closeHomes(homes)
+		_ = fs.close()
+		return nil, fieldErr("Accounts", "%v", err)
+	}
 	lc := net.ListenConfig{}
 	l, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
+		closeHomes(homes)
 		_ = fs.close()
 		return nil, fieldErr("Listen", "%v", err)
 	}
@@ -69,26 +91,35 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:     cfg,
-		v:       v,
-		log:     log,
-		fs:      fs,
-		addr:    l.Addr(),
-		creds:   make(map[string]*credential),
-		conns:   make(map[string]net.Conn),
-		drained: make(chan struct{}),
+		cfg:      cfg,
+		v:        v,
+		log:      log,
+		fs:       fs,
+		addr:     l.Addr(),
+		creds:    make(map[string]*credential),
+		conns:    make(map[string]net.Conn),
+		drained:  make(chan struct{}),
+		perIP:    make(map[string]int),
+		logins:   newLoginLimiter(v.loginDelay, v.loginMax),
+		accounts: accounts,
+		homes:    homes,
+	}
+	if ip, ok := addrIP(l.Addr()); ok && !ip.IsUnspecified() {
+		s.pasvIP = ip
 	}
 	s.ln = &trackingListener{Listener: l, s: s}
 	s.lib = ftplib.NewFtpServer(&mainDriver{s: s})
 	s.lib.Logger = log.With("component", "ftpserverlib")
 	if err := s.lib.Listen(); err != nil { // loads settings, adopts s.ln
 		_ = l.Close()
+		closeHomes(homes)
 		_ = fs.close()
 		return nil, fmt.Errorf("ftpserver: %w", err)
 	}
 	log.Info("ftp server listening", "addr", s.addr.String(), "root", cfg.Root,
 		"passivePorts", fmt.Sprintf("%d-%d", cfg.PassivePorts.Lo, cfg.PassivePorts.Hi),
-		"tls", cfg.TLS != nil, "anonymousRead", cfg.AnonymousRead, "users", len(v.users))
+		"tls", cfg.TLS != nil, "anonymousRead", cfg.AnonymousRead, "users", len(v.users)+len(v.accounts),
+		"maxConns", v.maxConns, "maxConnsPerIP", v.maxPerIP, "loginDelay", v.loginDelay.String())
 	return s, nil
 }
 
@@ -148,6 +179,7 @@ func (s *Server) Close() error {
 				s.log.Warn("ftp sessions still running after close")
 			}
 		}
+		closeHomes(s.homes)
 		if err := s.fs.close(); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
@@ -187,21 +219,29 @@ type trackingListener struct {
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	cc := newControlConn(l.s, c)
 	s := l.s
-	s.mu.Lock()
-	s.live++ // matched by ClientDisconnected, which ftpserverlib always calls
-	if s.closed {
-		_ = c.Close()
-	} else {
-		s.conns[connKey(c.RemoteAddr(), c.LocalAddr())] = cc
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := sourceKey(c.RemoteAddr())
+		s.mu.Lock()
+		if !s.closed && !s.admitLocked(key) {
+			s.mu.Unlock()
+			s.refuse(c, key) // over Config.MaxConns/MaxConnsPerIP: the library never sees it
+			continue
+		}
+		cc := newControlConn(s, c)
+		s.live++ // matched by ClientDisconnected, which ftpserverlib always calls
+		if s.closed {
+			_ = c.Close()
+		} else {
+			s.conns[connKey(c.RemoteAddr(), c.LocalAddr())] = cc
+		}
+		s.mu.Unlock()
+		return cc, nil
 	}
-	s.mu.Unlock()
-	return cc, nil
 }
 
 // mainDriver implements ftpserverlib.MainDriver for a Server.
@@ -217,6 +257,7 @@ func (d *mainDriver) GetSettings() (*ftplib.Settings, error) {
 		Banner:                  welcomeBanner,
 		PublicIPResolver:        s.resolvePASVHost,
 		IdleTimeout:             s.v.idleSeconds,
+		ConnectionTimeout:       int(dataConnTimeout / time.Second),
 		ActiveTransferPortNon20: true,
 		EnableHASH:              true,
 		DisableSite:             true,
@@ -239,6 +280,7 @@ func (d *mainDriver) ClientDisconnected(cc ftplib.ClientContext) {
 	s := d.s
 	s.mu.Lock()
 	delete(s.conns, connKey(cc.RemoteAddr(), cc.LocalAddr()))
+	s.releaseLocked(sourceKey(cc.RemoteAddr()))
 	s.live--
 	s.maybeDrainedLocked()
 	s.mu.Unlock()
@@ -253,7 +295,13 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 	if !ok {
 		return nil, errAuth
 	}
-	return &sessionFs{fs: d.s.fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand}, nil
+	fs := d.s.fs
+	if h := pol.home; h != "" && h != "." {
+		if fs = d.s.homes[h]; fs == nil { // cannot happen: every account's home is opened in New
+			return nil, errAuth
+		}
+	}
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
