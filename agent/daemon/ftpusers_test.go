@@ -25,7 +25,7 @@ func TestFTPUsersFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "ftp-users")
-	cfg := Config{Root: root, GRPCListen: "127.0.0.1:0", FTPListen: "127.0.0.1:0", FTPUsersFile: file}
+	cfg := Config{Root: root, GRPCListen: "127.0.0.1:0", FTPListen: "127.0.0.1:0", FTPUsersFile: file, StateDir: t.TempDir()}
 
 	if err := os.WriteFile(file, []byte("# accounts\nalice:"+string(hash)+":/in:rx\n"), 0o600); err != nil {
 		t.Fatal(err)
