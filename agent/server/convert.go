@@ -114,7 +114,7 @@ func snapshotFromProto(t *ferryv1.Transfer) transfer.Snapshot {
 		ID: t.GetId(), State: state, Mode: mode, ModeReason: t.GetModeReason(), Err: t.GetError(), ErrCode: t.GetErrorCode(),
 		BytesDone: p.GetBytesDone(), BytesTotal: p.GetBytesTotal(),
 		FilesDone: p.GetFilesDone(), FilesTotal: p.GetFilesTotal(), CurrentFile: p.GetCurrentFile(),
-		SHA256: t.GetSha256(), Verified: t.GetVerified(),
+		SHA256: t.GetSha256(), Verified: t.GetVerified(), Resumed: t.GetBytesResumed(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -163,10 +164,14 @@ func (j *job) reverse(story string) error {
 	}
 	started := time.Now()
 	err = j.followPeer(remote.Host, req, prefix)
-	if err != nil && req.PeerSends && !errShutdown(j.ctx) {
-		// The peer cannot remove its part files here: its one-time login is spent. Follow
-		// returns once the peer's transfer has ended, so this agent removes them itself.
+	if err != nil && req.PeerSends && errors.Is(context.Cause(j.ctx), context.Canceled) {
+		// Cancelled: the peer cannot remove its part files here (its one-time login is spent),
+		// and Follow returns once the peer's transfer has ended, so this agent removes them.
+		// A failure keeps them: the next reversed attempt resumes them.
 		j.removeReversedParts(final, started)
+	}
+	if err == nil && req.PeerSends {
+		_ = j.m.root.Remove(j.partName(final)) // what an attempt of this agent's own left
 	}
 	return err
 }
@@ -187,6 +192,7 @@ func (j *job) followPeer(peer string, req ReverseRequest, prefix string) error {
 		j.update(func(s *Snapshot) {
 			s.PeerTransfer = ps.ID
 			s.BytesTotal, s.FilesTotal, s.FilesDone, s.CurrentFile = ps.BytesTotal, ps.FilesTotal, ps.FilesDone, ps.CurrentFile
+			s.Resumed = ps.Resumed
 			if ps.Mode != ModeAuto {
 				s.Mode = ps.Mode
 				s.ModeReason = fmt.Sprintf("%s in %s mode", prefix, ps.Mode)
@@ -204,11 +210,18 @@ func (j *job) followPeer(peer string, req ReverseRequest, prefix string) error {
 		}
 	}
 	if id != "" {
-		err := j.m.cfg.Peers.Follow(j.ctx, peer, id, progress)
-		if !errors.Is(err, ErrNotFound) {
+		// Re-attach to the peer's transfer a previous attempt or run of this job started.
+		var ended bool
+		err := j.m.cfg.Peers.Follow(j.ctx, peer, id, func(ps Snapshot) {
+			ended = ps.State.Final()
+			progress(ps)
+		})
+		if err == nil || j.ctx.Err() != nil || !(ended || errors.Is(err, ErrNotFound)) {
 			return err
 		}
-		// The peer no longer knows it: start again.
+		// It ended without success (its one-time login died with this agent's restart, say),
+		// or the peer no longer knows it: start a new one, which resumes the part files.
+		j.m.log.Info("the peer's reversed transfer ended; starting another", "id", j.id(), "peer_transfer", id, "err", err)
 	}
 	req.RequestID = fmt.Sprintf("%s-%d", j.id(), attempt)
 	first, err := j.m.cfg.Peers.Reverse(j.ctx, peer, req)

@@ -36,6 +36,18 @@ type Endpoint struct {
 	raw string
 }
 
+// place is the endpoint without credentials: kind, host and path.
+func (e Endpoint) place() string {
+	if e.Kind == KindLocal {
+		return e.Path
+	}
+	scheme := "ftp"
+	if e.Kind == KindAgent {
+		scheme = "agent"
+	}
+	return scheme + "://" + e.Host + "/" + e.Path
+}
+
 // String is the endpoint as given, with any password replaced: safe to log and to show.
 func (e Endpoint) String() string { return redact(e.raw) }
 

@@ -47,11 +47,16 @@ func (j *job) getFile(c Session, remote, final string, size int64, mtime time.Ti
 		return "", false, fmt.Errorf("destination: %w", err)
 	}
 	defer func() {
+		empty := false
 		if f != nil {
+			if fi, serr := f.Stat(); serr == nil && fi.Size() == 0 {
+				empty = true
+			}
 			f.Close()
 		}
-		if errors.Is(err, ErrChecksum) {
-			_ = j.m.root.Remove(tmp) // the clean retry starts from byte 0
+		if err != nil && (empty || errors.Is(err, ErrChecksum)) {
+			// Nothing to resume (or a clean retry must start from byte 0).
+			_ = j.m.root.Remove(tmp)
 		}
 	}()
 	h := sha256.New()

@@ -88,8 +88,9 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 	return p, nil
 }
 
-// jobKey names a pair of endpoints (passwords redacted: a changed password is the same job).
-func jobKey(src, dst Endpoint) string { return src.String() + "\x00" + dst.String() }
+// jobKey names a pair of endpoints by where they are, not by whose credentials reach them: a
+// changed password, or the next one-time login of a reversed transfer, is the same job.
+func jobKey(src, dst Endpoint) string { return src.place() + "\x00" + dst.place() }
 
 // PartFile is the part file name under which a transfer from source to destination writes
 // final (a root-relative path on the receiving side): what a resume looks for.
