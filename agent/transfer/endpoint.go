@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -78,13 +77,12 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		// url.Error's inner error does not repeat the URL, so no password is echoed.
-		msg := err.Error()
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			msg = ue.Err.Error()
+		// Nothing of the text is quoted: what the parser stumbled on may be part of a password.
+		msg := "is not a valid URL"
+		if strings.Contains(s, "@") {
+			msg += " (a user name or password holding # / ? % @ : or a space must percent-encode it, e.g. # as %23)"
 		}
-		return Endpoint{}, invalid(field, "is not a valid URL: "+msg)
+		return Endpoint{}, invalid(field, msg)
 	}
 	e := Endpoint{raw: s, Dir: strings.HasSuffix(u.Path, "/")}
 	switch u.Scheme {

@@ -63,3 +63,21 @@ func TestRedact(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 }
+
+// TestParseErrorsHideSecrets: a URL that does not parse is refused without quoting any of it,
+// so no part of a password shows, whatever characters it holds.
+func TestParseErrorsHideSecrets(t *testing.T) {
+	for _, s := range []string{
+		"ftp://u:pa#ss@host/x", "ftp://u:secret%zz@h/x", "ftp://u:sec ret@h/x",
+		"ftp://u:se/cret@h/x", "ftp://u:s?cret@h:21/x", "ftp://u:\x00secret@h/x",
+	} {
+		_, err := ParseEndpoint("source", s)
+		if err == nil {
+			continue // parsed: String() redacts the password (TestRedact)
+		}
+		const plain = "source: is not a valid URL"
+		if msg := err.Error(); msg != plain && !strings.HasPrefix(msg, plain+" (a user name or password holding") {
+			t.Errorf("%q: error %q quotes the input", s, msg)
+		}
+	}
+}
