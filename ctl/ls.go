@@ -27,7 +27,7 @@ mode for FTP listings.`,
 			if err != nil {
 				return err
 			}
-			resp, err := call(ctx, a, ferryv1.AgentServiceClient.ListFiles, &ferryv1.ListFilesRequest{Url: args[0], Mode: m})
+			resp, err := a.listFiles(ctx, &ferryv1.ListFilesRequest{Url: args[0], Mode: m})
 			if err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ PROGRESS, SOURCE → DEST and AGE, or with -o json {"transfers":[...]}.
 			if err != nil {
 				return err
 			}
-			resp, err := call(ctx, a, ferryv1.AgentServiceClient.ListTransfers, &ferryv1.ListTransfersRequest{States: st})
+			resp, err := a.listTransfers(ctx, &ferryv1.ListTransfersRequest{States: st})
 			if err != nil {
 				return err
 			}

@@ -56,6 +56,7 @@ type Config struct {
 	MaxTransfers       int           // running transfers; the rest wait in order
 	MaxSessionsPerHost int           // FTP sessions open to one server
 	History            time.Duration // how long finished transfers are kept
+	Keep               int           // finished transfers kept in memory (and listed); default 1000
 	PartTTL            time.Duration // age at which part files no job will resume are removed
 	RetryBase          time.Duration // first retry delay (tests shorten it)
 	Logger             *slog.Logger
@@ -148,7 +149,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		},
 		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
 		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
-		History: cfg.History, PartTTL: cfg.PartTTL,
+		History: cfg.History, PartTTL: cfg.PartTTL, Keep: cfg.Keep,
 		Logger: cfg.Logger.With("part", "transfer"),
 	}
 	if d.store != nil {
@@ -157,7 +158,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	if d.mgr, err = transfer.NewManager(tcfg); err != nil {
 		return nil, err
 	}
-	d.grpc = grpc.NewServer()
+	d.grpc = grpc.NewServer(server.ServerOptions()...)
 	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
 		Manager: d.mgr, Granter: granter{d}, Info: d.info,
 	}))

@@ -81,22 +81,6 @@ func (s *Service) GetTransfer(_ context.Context, req *ferryv1.GetTransferRequest
 	return &ferryv1.GetTransferResponse{Transfer: transferToProto(snap)}, nil
 }
 
-func (s *Service) ListTransfers(_ context.Context, req *ferryv1.ListTransfersRequest) (*ferryv1.ListTransfersResponse, error) {
-	var states []transfer.State
-	for i, ps := range req.GetStates() {
-		st, ok := stateFromProto(ps)
-		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "states[%d]: unknown state %v", i, ps)
-		}
-		states = append(states, st)
-	}
-	resp := &ferryv1.ListTransfersResponse{}
-	for _, snap := range s.cfg.Manager.List(states...) {
-		resp.Transfers = append(resp.Transfers, transferToProto(snap))
-	}
-	return resp, nil
-}
-
 // WatchTransfer sends the current snapshot, then the newest one after each change, and returns
 // once the final state is sent. A watcher that goes away only drops its own subscription.
 func (s *Service) WatchTransfer(req *ferryv1.WatchTransferRequest, stream ferryv1.AgentService_WatchTransferServer) error {
@@ -132,24 +116,6 @@ func (s *Service) CancelTransfer(_ context.Context, req *ferryv1.CancelTransferR
 		return nil, toStatus(err)
 	}
 	return &ferryv1.CancelTransferResponse{Transfer: transferToProto(snap)}, nil
-}
-
-func (s *Service) ListFiles(ctx context.Context, req *ferryv1.ListFilesRequest) (*ferryv1.ListFilesResponse, error) {
-	mode, _, ok := modeFromProto(req.GetMode())
-	if !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
-	}
-	entries, err := s.cfg.Manager.ListFiles(ctx, req.GetUrl(), mode)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp := &ferryv1.ListFilesResponse{}
-	for _, e := range entries {
-		resp.Entries = append(resp.Entries, &ferryv1.FileEntry{
-			Name: e.Name, Size: e.Size, ModTime: ts(e.ModTime), IsDir: e.IsDir,
-		})
-	}
-	return resp, nil
 }
 
 // GrantAccess gives a peer agent a one-time FTP credential for one path and direction.
