@@ -83,6 +83,8 @@ type Manager struct {
 	wg     sync.WaitGroup
 	dialer *dialer
 	sched  *slots
+	// listings keeps remote directory listings for their next pages (ListFilesPage).
+	listings listingCache
 
 	mu        sync.Mutex
 	jobs      map[string]*job
