@@ -49,6 +49,9 @@ type Config struct {
 	// ProbeTimeout bounds each auto-mode probe and each Diagnose check; default 3s.
 	ProbeTimeout time.Duration
 	DefaultMode  transfer.Mode
+	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
+	// rules (--allow-remote). Empty: everything but link-local addresses.
+	AllowRemote []string
 	GrantTTL     time.Duration // lifetime of one-time credentials for peers; default 5 min
 	// Reliability: see transfer.Config for the defaults of zero values.
 	Retries            int           // retries of transient failures (< 0: none)
@@ -110,6 +113,10 @@ func New(cfg Config) (d *Daemon, err error) {
 			return nil, fmt.Errorf("state-dir: %w", err)
 		}
 	}
+	policy, err := transfer.ParsePolicy(cfg.AllowRemote)
+	if err != nil {
+		return nil, err
+	}
 	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	opened := d // the named result is nil on the error returns below
 	defer func() {
@@ -149,7 +156,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		},
 		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
 		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
-		History: cfg.History, PartTTL: cfg.PartTTL, Keep: cfg.Keep,
+		History: cfg.History, PartTTL: cfg.PartTTL, Keep: cfg.Keep, Policy: policy,
 		Logger: cfg.Logger.With("part", "transfer"),
 	}
 	if d.store != nil {

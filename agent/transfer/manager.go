@@ -67,6 +67,9 @@ type Config struct {
 	// PartTTL is how old a part file no job will resume must be before it is removed;
 	// default 24h.
 	PartTTL time.Duration
+	// Policy limits the remote addresses this agent connects to (--allow-remote); nil allows
+	// everything but link-local addresses.
+	Policy *Policy
 	Logger  *slog.Logger
 }
 
@@ -112,7 +115,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.root, m.closer = r, r
 	}
 	m.dialer = &dialer{
-		opts: cfg.Client, peers: cfg.Peers, connect: dialFTP,
+		opts: cfg.Client, peers: cfg.Peers, policy: cfg.Policy, connect: dialFTP,
 		routes: newModeMemory(10 * time.Minute), hosts: hostSlots{max: cfg.MaxSessionsPerHost},
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
@@ -128,6 +131,12 @@ func NewManager(cfg Config) (*Manager, error) {
 }
 
 func setDefaults(cfg *Config) {
+	if cfg.Policy == nil {
+		cfg.Policy = &Policy{}
+	}
+	if cfg.Peers != nil {
+		cfg.Peers = policyPeers{Peers: cfg.Peers, p: cfg.Policy}
+	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 250 * time.Millisecond
 	}
