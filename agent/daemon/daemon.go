@@ -52,7 +52,7 @@ type Config struct {
 	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
 	// rules (--allow-remote). Empty: everything but link-local addresses.
 	AllowRemote []string
-	GrantTTL     time.Duration // lifetime of one-time credentials for peers; default 5 min
+	GrantTTL    time.Duration // lifetime of one-time credentials for peers; default 5 min
 	// Reliability: see transfer.Config for the defaults of zero values.
 	Retries            int           // retries of transient failures (< 0: none)
 	StallTimeout       time.Duration // a data connection with no byte for this long fails the attempt

@@ -70,7 +70,7 @@ type Config struct {
 	// Policy limits the remote addresses this agent connects to (--allow-remote); nil allows
 	// everything but link-local addresses.
 	Policy *Policy
-	Logger  *slog.Logger
+	Logger *slog.Logger
 }
 
 // Manager owns the jobs of one agent. No global state: tests run several in one process.
