@@ -49,10 +49,7 @@ type Config struct {
 	// ProbeTimeout bounds each auto-mode probe and each Diagnose check; default 3s.
 	ProbeTimeout time.Duration
 	DefaultMode  transfer.Mode
-	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
-	// rules (--allow-remote). Empty: everything but link-local addresses.
-	AllowRemote []string
-	GrantTTL    time.Duration // lifetime of one-time credentials for peers; default 5 min
+	GrantTTL     time.Duration // lifetime of one-time credentials for peers; default 5 min
 	// Reliability: see transfer.Config for the defaults of zero values.
 	Retries            int           // retries of transient failures (< 0: none)
 	StallTimeout       time.Duration // a data connection with no byte for this long fails the attempt
@@ -63,6 +60,10 @@ type Config struct {
 	PartTTL            time.Duration // age at which part files no job will resume are removed
 	RetryBase          time.Duration // first retry delay (tests shorten it)
 	Logger             *slog.Logger
+
+	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
+	// rules (--allow-remote). Empty: everything but link-local addresses.
+	AllowRemote []string
 }
 
 // Addrs are the bound addresses, usable to dial.

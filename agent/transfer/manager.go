@@ -67,10 +67,11 @@ type Config struct {
 	// PartTTL is how old a part file no job will resume must be before it is removed;
 	// default 24h.
 	PartTTL time.Duration
+	Logger  *slog.Logger
+
 	// Policy limits the remote addresses this agent connects to (--allow-remote); nil allows
 	// everything but link-local addresses.
 	Policy *Policy
-	Logger *slog.Logger
 }
 
 // Manager owns the jobs of one agent. No global state: tests run several in one process.
