@@ -77,6 +77,7 @@ func run(args []string) error {
 		users        multiFlag
 		hostOverride multiFlag
 		certRules    multiFlag
+		allowRemote  multiFlag
 	)
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", "127.0.0.1:7070", "gRPC API address (host:port or unix:///path)")
 	fs.StringVar(&cfg.FTPListen, "ftp-listen", ":2121", "FTP server address")
@@ -100,6 +101,7 @@ func run(args []string) error {
 	fs.StringVar(&activePorts, "active-ports", "", "client: local port range LO-HI for active-mode data connections")
 	fs.DurationVar(&cfg.DataTimeout, "data-timeout", 10*time.Second, "client: time allowed to open a data connection")
 	fs.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 3*time.Second, "client: in auto mode and diagnostics, time after which a data connection counts as blocked (at most --data-timeout)")
+	fs.Var(&allowRemote, "allow-remote", "client: CIDR|HOST[:PORTS] the agent may connect to (FTP servers, agents; PORTS: 21, 2121-2130 or *; repeatable); default: anything but link-local addresses")
 	fs.StringVar(&defaultMode, "default-mode", defaultMode, "mode for transfers that do not ask for one: auto, passive or active")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.TokenFile, "token-file", "", `API tokens, one "ROLE TOKEN" per line (roles admin, peer, viewer; mode 0600); default: an admin token created in <state-dir>/admin.token`)
@@ -178,6 +180,7 @@ func run(args []string) error {
 		}
 		cfg.HostOverrides = append(cfg.HostOverrides, ftpserver.HostOverride{Network: pfx, Host: host})
 	}
+	cfg.AllowRemote = allowRemote
 	switch defaultMode {
 	case "auto":
 		cfg.DefaultMode = transfer.ModeAuto

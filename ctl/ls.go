@@ -16,8 +16,8 @@ func (a *app) newLsCmd() *cobra.Command {
 		Short: "List a directory (or describe a file) on the agent, an FTP server or another agent",
 		Long: `ls lists a directory, or describes a file, at a path under the agent's root, an ftp://
 URL or an agent:// URL (ListFiles). Text output is a table of NAME, SIZE and MODIFIED with a
-trailing / on directories; -o json prints {"entries":[...]}. --mode picks the FTP data-connection
-mode for FTP listings.`,
+trailing / on directories; -o json prints {"entries":[...]}, sorted by name. --mode picks the FTP
+data-connection mode for FTP listings. The agent answers in pages; ls fetches every page.`,
 		Example: `  ferryctl ls incoming/
   ferryctl --agent 127.0.0.1:17070 ls agent://127.0.0.1:17071/ -o json
   ferryctl ls ftp://user:secret@files.example:21/pub/ --mode active`,
@@ -27,7 +27,7 @@ mode for FTP listings.`,
 			if err != nil {
 				return err
 			}
-			resp, err := call(ctx, a, ferryv1.AgentServiceClient.ListFiles, &ferryv1.ListFilesRequest{Url: args[0], Mode: m})
+			resp, err := a.listFiles(ctx, &ferryv1.ListFilesRequest{Url: args[0], Mode: m})
 			if err != nil {
 				return err
 			}

@@ -48,7 +48,8 @@ func (a *app) newTransfersListCmd() *cobra.Command {
 		Short: "List the agent's transfers, newest first",
 		Long: `list shows the transfers the agent knows, newest first: a table of ID, STATE, MODE,
 PROGRESS, SOURCE → DEST and AGE, or with -o json {"transfers":[...]}.
---state keeps only transfers in the given states (repeat it or separate with commas).`,
+--state keeps only transfers in the given states (repeat it or separate with commas).
+The agent answers in pages; list fetches every page.`,
 		Example: `  ferryctl transfers list
   ferryctl transfers list --state running --state queued
   ferryctl --agent 127.0.0.1:17070 transfers list --state failed,cancelled -o json`,
@@ -58,7 +59,7 @@ PROGRESS, SOURCE → DEST and AGE, or with -o json {"transfers":[...]}.
 			if err != nil {
 				return err
 			}
-			resp, err := call(ctx, a, ferryv1.AgentServiceClient.ListTransfers, &ferryv1.ListTransfersRequest{States: st})
+			resp, err := a.listTransfers(ctx, &ferryv1.ListTransfersRequest{States: st})
 			if err != nil {
 				return err
 			}

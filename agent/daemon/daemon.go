@@ -64,6 +64,7 @@ type Config struct {
 	MaxTransfers       int           // running transfers; the rest wait in order
 	MaxSessionsPerHost int           // FTP sessions open to one server
 	History            time.Duration // how long finished transfers are kept
+	Keep               int           // finished transfers kept in memory (and listed); default 1000
 	PartTTL            time.Duration // age at which part files no job will resume are removed
 	RetryBase          time.Duration // first retry delay (tests shorten it)
 
@@ -85,6 +86,10 @@ type Config struct {
 	PeerCert      string
 	PeerKey       string
 	Logger        *slog.Logger
+
+	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
+	// rules (--allow-remote). Empty: everything but link-local addresses.
+	AllowRemote []string
 }
 
 // Addrs are the bound addresses, usable to dial.
@@ -134,6 +139,10 @@ func New(cfg Config) (d *Daemon, err error) {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("state-dir: %w", err)
 		}
+	}
+	policy, err := transfer.ParsePolicy(cfg.AllowRemote)
+	if err != nil {
+		return nil, err
 	}
 	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	opened := d // the named result is nil on the error returns below
@@ -185,7 +194,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		},
 		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
 		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
-		History: cfg.History, PartTTL: cfg.PartTTL,
+		History: cfg.History, PartTTL: cfg.PartTTL, Keep: cfg.Keep, Policy: policy,
 		Logger: cfg.Logger.With("part", "transfer"),
 	}
 	if d.store != nil {
@@ -194,7 +203,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	if d.mgr, err = transfer.NewManager(tcfg); err != nil {
 		return nil, err
 	}
-	d.grpc = grpc.NewServer(serverOpts...)
+	d.grpc = grpc.NewServer(append(serverOpts, server.ServerOptions()...)...)
 	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
 		Manager: d.mgr, Granter: granter{d}, Info: d.info,
 	}))

@@ -228,7 +228,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 func (c *Client) login(ctx context.Context) error {
 	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err != nil {
-		return fmt.Errorf("greeting: %w", err)
+		return fmt.Errorf("greeting: %w", greetingError(err))
 	}
 	if r.Code != 220 {
 		return fmt.Errorf("greeting: %w", r.err())
@@ -534,7 +534,7 @@ func (c *Client) readReplyBy(deadline time.Time, timeout time.Duration, idleOK b
 	}
 	code, sep, ok := parseCodeLine(line)
 	if !ok {
-		err := fmt.Errorf("ftp: malformed reply from %s: %q", c.cfg.Addr, excerpt(line, excerptLen))
+		err := fmt.Errorf("%w from %s: %q", ErrMalformedReply, c.cfg.Addr, excerpt(line, excerptLen))
 		c.fail(err)
 		return nil, err
 	}

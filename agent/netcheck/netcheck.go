@@ -316,7 +316,10 @@ func (p *prober) checkTLS(ctx context.Context) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
-	var d net.Dialer
+	var d ftpclient.ContextDialer = &net.Dialer{}
+	if p.o.Client.Dialer != nil {
+		d = p.o.Client.Dialer // the agent's outbound policy
+	}
 	conn, err := d.DialContext(cctx, "tcp", p.r.Addr)
 	if err != nil {
 		p.add(CheckTLS, Warn, start, "could not connect again: %s", oneLine(err.Error()))

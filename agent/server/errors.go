@@ -26,6 +26,8 @@ func codeOf(err error) codes.Code {
 	switch {
 	case errors.As(err, &inv):
 		return codes.InvalidArgument
+	case errors.Is(err, transfer.ErrPolicy):
+		return codes.PermissionDenied
 	case errors.Is(err, transfer.ErrNotFound):
 		return codes.NotFound
 	case errors.Is(err, transfer.ErrConflict):

@@ -82,22 +82,6 @@ func (s *Service) GetTransfer(ctx context.Context, req *ferryv1.GetTransferReque
 	return &ferryv1.GetTransferResponse{Transfer: transferToProto(snap)}, nil
 }
 
-func (s *Service) ListTransfers(_ context.Context, req *ferryv1.ListTransfersRequest) (*ferryv1.ListTransfersResponse, error) {
-	var states []transfer.State
-	for i, ps := range req.GetStates() {
-		st, ok := stateFromProto(ps)
-		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "states[%d]: unknown state %v", i, ps)
-		}
-		states = append(states, st)
-	}
-	resp := &ferryv1.ListTransfersResponse{}
-	for _, snap := range s.cfg.Manager.List(states...) {
-		resp.Transfers = append(resp.Transfers, transferToProto(snap))
-	}
-	return resp, nil
-}
-
 // own returns the transfer's snapshot if the caller may reach it: a peer agent only the
 // transfers it started itself.
 func (s *Service) own(ctx context.Context, id string) (transfer.Snapshot, error) {
@@ -152,24 +136,6 @@ func (s *Service) CancelTransfer(ctx context.Context, req *ferryv1.CancelTransfe
 		return nil, toStatus(err)
 	}
 	return &ferryv1.CancelTransferResponse{Transfer: transferToProto(snap)}, nil
-}
-
-func (s *Service) ListFiles(ctx context.Context, req *ferryv1.ListFilesRequest) (*ferryv1.ListFilesResponse, error) {
-	mode, _, ok := modeFromProto(req.GetMode())
-	if !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "mode: unknown value %d", req.GetMode())
-	}
-	entries, err := s.cfg.Manager.ListFiles(ctx, req.GetUrl(), mode)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	resp := &ferryv1.ListFilesResponse{}
-	for _, e := range entries {
-		resp.Entries = append(resp.Entries, &ferryv1.FileEntry{
-			Name: e.Name, Size: e.Size, ModTime: ts(e.ModTime), IsDir: e.IsDir,
-		})
-	}
-	return resp, nil
 }
 
 // GrantAccess gives a peer agent a one-time FTP credential for one path and direction.

@@ -19,6 +19,7 @@ import (
 type dialer struct {
 	opts    ClientOptions
 	peers   Peers
+	policy  *Policy
 	connect func(ctx context.Context, cfg ftpclient.Config) (Session, error)
 	routes  *modeMemory
 	hosts   hostSlots
@@ -106,6 +107,7 @@ func (d *dialer) clientConfig(mode Mode) ftpclient.Config {
 		cm = ftpclient.ModeActive
 	}
 	return ftpclient.Config{
+		Dialer:     d.policy.sessionDialer(),
 		Mode:       cm,
 		ActiveAddr: o.ActiveAddr, ActiveBind: o.ActiveBind, ActivePorts: o.ActivePorts,
 		DialTimeout: o.DialTimeout, DataTimeout: o.DataTimeout, StallTimeout: o.StallTimeout,
@@ -125,7 +127,8 @@ func (e *controlError) Unwrap() error { return e.err }
 // refused login, not a server that answered nonsense): the FTP port cannot be reached.
 func (e *controlError) unreachable() bool {
 	var re *ftpclient.ReplyError
-	return !errors.As(e.err, &re) && !errors.Is(e.err, ftpclient.ErrReplyTooLong)
+	return !errors.As(e.err, &re) && !errors.Is(e.err, ftpclient.ErrReplyTooLong) &&
+		!errors.Is(e.err, ErrPolicy) && !errors.Is(e.err, ftpclient.ErrNotFTP)
 }
 
 // canReach refuses an agent:// endpoint when this manager has no way to reach peer agents.
@@ -147,6 +150,9 @@ func (m *Manager) Diagnose(ctx context.Context, url string, timeout time.Duratio
 		return netcheck.Report{}, invalid("url", "want an ftp:// or agent:// URL, not a local path")
 	}
 	if err := m.canReach("url", e); err != nil {
+		return netcheck.Report{}, err
+	}
+	if err := m.cfg.Policy.Check(ctx, e.Host); err != nil {
 		return netcheck.Report{}, err
 	}
 	if timeout <= 0 {

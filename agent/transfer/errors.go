@@ -61,7 +61,7 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, k := range []error{ErrNotFound, ErrAuth, ErrUnreachable, ErrNoSpace, ErrConflict, ErrChecksum} {
+	for _, k := range []error{ErrPolicy, ErrNotFound, ErrAuth, ErrUnreachable, ErrNoSpace, ErrConflict, ErrChecksum} {
 		if errors.Is(err, k) {
 			return err
 		}
@@ -90,6 +90,8 @@ func ErrorCode(err error) string {
 		return ""
 	case errors.As(err, &inv):
 		return "invalid"
+	case errors.Is(err, ErrPolicy):
+		return "permission_denied"
 	case errors.Is(err, ErrNotFound):
 		return "not_found"
 	case errors.Is(err, ErrAuth):
@@ -115,7 +117,7 @@ func transient(err error) bool {
 	var re *ftpclient.ReplyError
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &inv),
-		errors.Is(err, ErrAuth), errors.Is(err, ErrNotFound), errors.Is(err, ErrNoSpace),
+		errors.Is(err, ErrAuth), errors.Is(err, ErrPolicy), errors.Is(err, ErrNotFound), errors.Is(err, ErrNoSpace),
 		errors.Is(err, ErrConflict), errors.Is(err, ftpclient.ErrReplyTooLong),
 		errors.Is(err, ftpclient.ErrListTooLarge), errors.Is(err, ftpclient.ErrUnsupported):
 		return false // the server answered, and will answer the same again

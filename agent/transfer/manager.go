@@ -68,6 +68,10 @@ type Config struct {
 	// default 24h.
 	PartTTL time.Duration
 	Logger  *slog.Logger
+
+	// Policy limits the remote addresses this agent connects to (--allow-remote); nil allows
+	// everything but link-local addresses.
+	Policy *Policy
 }
 
 // Manager owns the jobs of one agent. No global state: tests run several in one process.
@@ -83,6 +87,8 @@ type Manager struct {
 	wg     sync.WaitGroup
 	dialer *dialer
 	sched  *slots
+	// listings keeps remote directory listings for their next pages (ListFilesPage).
+	listings listingCache
 
 	mu        sync.Mutex
 	jobs      map[string]*job
@@ -110,7 +116,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.root, m.closer = r, r
 	}
 	m.dialer = &dialer{
-		opts: cfg.Client, peers: cfg.Peers, connect: dialFTP,
+		opts: cfg.Client, peers: cfg.Peers, policy: cfg.Policy, connect: dialFTP,
 		routes: newModeMemory(10 * time.Minute), hosts: hostSlots{max: cfg.MaxSessionsPerHost},
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
@@ -126,6 +132,12 @@ func NewManager(cfg Config) (*Manager, error) {
 }
 
 func setDefaults(cfg *Config) {
+	if cfg.Policy == nil {
+		cfg.Policy = &Policy{}
+	}
+	if cfg.Peers != nil {
+		cfg.Peers = policyPeers{Peers: cfg.Peers, p: cfg.Policy}
+	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 250 * time.Millisecond
 	}

@@ -825,6 +825,7 @@ type StartTransferRequest struct {
 	Source      string       `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	Destination string       `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
 	Mode        TransferMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	// Each of source and destination is at most 4096 bytes.
 	// Optional idempotency key (at most 128 bytes): a request with an id this agent has seen
 	// returns that transfer instead of starting another, also after a restart.
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -1034,8 +1035,13 @@ func (x *GetTransferResponse) GetTransfer() *Transfer {
 
 type ListTransfersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Only transfers in these states; empty means all.
-	States        []TransferState `protobuf:"varint,1,rep,packed,name=states,proto3,enum=ferry.v1.TransferState" json:"states,omitempty"`
+	// Only transfers in these states; empty means all. At most 8 entries.
+	States []TransferState `protobuf:"varint,1,rep,packed,name=states,proto3,enum=ferry.v1.TransferState" json:"states,omitempty"`
+	// Most transfers to return in this page; 0 means the maximum (1000). A page also ends before
+	// it would exceed about 2 MiB, so it may hold fewer. Larger values are lowered to 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same states; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1077,9 +1083,25 @@ func (x *ListTransfersRequest) GetStates() []TransferState {
 	return nil
 }
 
+func (x *ListTransfersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTransfersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListTransfersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Transfers     []*Transfer            `protobuf:"bytes,1,rep,name=transfers,proto3" json:"transfers,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Transfers []*Transfer            `protobuf:"bytes,1,rep,name=transfers,proto3" json:"transfers,omitempty"`
+	// Token of the next page; empty when this page is the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1119,6 +1141,13 @@ func (x *ListTransfersResponse) GetTransfers() []*Transfer {
 		return x.Transfers
 	}
 	return nil
+}
+
+func (x *ListTransfersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type WatchTransferRequest struct {
@@ -1299,10 +1328,16 @@ func (x *CancelTransferResponse) GetTransfer() *Transfer {
 
 type ListFilesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Local path, ftp:// or agent:// URL.
+	// Local path, ftp:// or agent:// URL (at most 4096 bytes).
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
 	// Data-connection mode for FTP listings; unspecified means auto.
-	Mode          TransferMode `protobuf:"varint,2,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	Mode TransferMode `protobuf:"varint,2,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
+	// Most entries to return in this page; 0 means the maximum (10000). A page also ends before
+	// it would exceed about 2 MiB, so it may hold fewer. Larger values are lowered to 10000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same url; empty for the first page. Pages
+	// go on after the last name returned, so entries added or removed meanwhile do not shift them.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1349,6 +1384,20 @@ func (x *ListFilesRequest) GetMode() TransferMode {
 		return x.Mode
 	}
 	return TransferMode_TRANSFER_MODE_UNSPECIFIED
+}
+
+func (x *ListFilesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFilesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // FileEntry is one listed file or directory.
@@ -1421,8 +1470,10 @@ func (x *FileEntry) GetIsDir() bool {
 }
 
 type ListFilesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*FileEntry           `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*FileEntry           `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Token of the next page; empty when this page is the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1462,6 +1513,13 @@ func (x *ListFilesResponse) GetEntries() []*FileEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *ListFilesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GrantAccessRequest struct {
@@ -2038,11 +2096,15 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x12GetTransferRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
 	"\x13GetTransferResponse\x12.\n" +
-	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"G\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\x83\x01\n" +
 	"\x14ListTransfersRequest\x12/\n" +
-	"\x06states\x18\x01 \x03(\x0e2\x17.ferry.v1.TransferStateR\x06states\"I\n" +
+	"\x06states\x18\x01 \x03(\x0e2\x17.ferry.v1.TransferStateR\x06states\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"q\n" +
 	"\x15ListTransfersResponse\x120\n" +
-	"\ttransfers\x18\x01 \x03(\v2\x12.ferry.v1.TransferR\ttransfers\"&\n" +
+	"\ttransfers\x18\x01 \x03(\v2\x12.ferry.v1.TransferR\ttransfers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"&\n" +
 	"\x14WatchTransferRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
 	"\x15WatchTransferResponse\x12.\n" +
@@ -2050,17 +2112,21 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x15CancelTransferRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
 	"\x16CancelTransferResponse\x12.\n" +
-	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"P\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\x8c\x01\n" +
 	"\x10ListFilesRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12*\n" +
-	"\x04mode\x18\x02 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\"\x81\x01\n" +
+	"\x04mode\x18\x02 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x81\x01\n" +
 	"\tFileEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x125\n" +
 	"\bmod_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\amodTime\x12\x15\n" +
-	"\x06is_dir\x18\x04 \x01(\bR\x05isDir\"B\n" +
+	"\x06is_dir\x18\x04 \x01(\bR\x05isDir\"j\n" +
 	"\x11ListFilesResponse\x12-\n" +
-	"\aentries\x18\x01 \x03(\v2\x13.ferry.v1.FileEntryR\aentries\"R\n" +
+	"\aentries\x18\x01 \x03(\v2\x13.ferry.v1.FileEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"R\n" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
 	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xd5\x01\n" +

@@ -49,14 +49,16 @@ type AgentServiceClient interface {
 	StartTransfer(ctx context.Context, in *StartTransferRequest, opts ...grpc.CallOption) (*StartTransferResponse, error)
 	// GetTransfer returns the current snapshot of one transfer.
 	GetTransfer(ctx context.Context, in *GetTransferRequest, opts ...grpc.CallOption) (*GetTransferResponse, error)
-	// ListTransfers returns the transfers this agent knows, newest first.
+	// ListTransfers returns the transfers this agent knows, newest first (ties by id), one page at a
+	// time: follow next_page_token until it is empty.
 	ListTransfers(ctx context.Context, in *ListTransfersRequest, opts ...grpc.CallOption) (*ListTransfersResponse, error)
 	// WatchTransfer streams snapshots: the current one first, then state changes and progress
 	// (a few per second at most). The stream ends after the final state is sent.
 	WatchTransfer(ctx context.Context, in *WatchTransferRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTransferResponse], error)
 	// CancelTransfer stops a transfer; nothing is left under the final name.
 	CancelTransfer(ctx context.Context, in *CancelTransferRequest, opts ...grpc.CallOption) (*CancelTransferResponse, error)
-	// ListFiles lists a directory (or describes a file) at a local path, ftp:// or agent:// URL.
+	// ListFiles lists a directory (or describes a file) at a local path, ftp:// or agent:// URL,
+	// sorted by name (byte order), one page at a time: follow next_page_token until it is empty.
 	ListFiles(ctx context.Context, in *ListFilesRequest, opts ...grpc.CallOption) (*ListFilesResponse, error)
 	// GrantAccess is called by a peer agent for an agent:// endpoint: it returns this agent's FTP
 	// port and a one-time credential scoped to one path and one direction.
@@ -203,14 +205,16 @@ type AgentServiceServer interface {
 	StartTransfer(context.Context, *StartTransferRequest) (*StartTransferResponse, error)
 	// GetTransfer returns the current snapshot of one transfer.
 	GetTransfer(context.Context, *GetTransferRequest) (*GetTransferResponse, error)
-	// ListTransfers returns the transfers this agent knows, newest first.
+	// ListTransfers returns the transfers this agent knows, newest first (ties by id), one page at a
+	// time: follow next_page_token until it is empty.
 	ListTransfers(context.Context, *ListTransfersRequest) (*ListTransfersResponse, error)
 	// WatchTransfer streams snapshots: the current one first, then state changes and progress
 	// (a few per second at most). The stream ends after the final state is sent.
 	WatchTransfer(*WatchTransferRequest, grpc.ServerStreamingServer[WatchTransferResponse]) error
 	// CancelTransfer stops a transfer; nothing is left under the final name.
 	CancelTransfer(context.Context, *CancelTransferRequest) (*CancelTransferResponse, error)
-	// ListFiles lists a directory (or describes a file) at a local path, ftp:// or agent:// URL.
+	// ListFiles lists a directory (or describes a file) at a local path, ftp:// or agent:// URL,
+	// sorted by name (byte order), one page at a time: follow next_page_token until it is empty.
 	ListFiles(context.Context, *ListFilesRequest) (*ListFilesResponse, error)
 	// GrantAccess is called by a peer agent for an agent:// endpoint: it returns this agent's FTP
 	// port and a one-time credential scoped to one path and one direction.
