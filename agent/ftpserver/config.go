@@ -43,8 +43,11 @@ type Config struct {
 	Users         []User         // static accounts (full read/write under Root)
 	AnonymousRead bool           // allow anonymous/ftp login, read-only; never writable
 	TLS           *tls.Config    // optional: explicit FTPS (AUTH TLS) offered when set
-	IdleTimeout   time.Duration  // control connection idle timeout; 0 = 5 min
-	Logger        *slog.Logger   // nil = discard; passwords are never logged
+	// TLSRequired (needs TLS) refuses USER/PASS before AUTH TLS (530) and transfers whose data
+	// connection was not set up under PROT P (521), as vsftpd's force_*_ssl options do.
+	TLSRequired bool
+	IdleTimeout time.Duration // control connection idle timeout; 0 = 5 min
+	Logger      *slog.Logger  // nil = discard; passwords are never logged
 }
 
 const (
@@ -147,6 +150,13 @@ func (c *Config) validate() (*validated, error) {
 			return nil, fieldErr(field+".Name", "duplicate user %q", u.Name)
 		}
 		v.users[u.Name] = digest(u.Password)
+	}
+
+	if c.TLSRequired && c.TLS == nil {
+		return nil, fieldErr("TLSRequired", "needs TLS (a certificate)")
+	}
+	if c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil {
+		return nil, fieldErr("TLS", "has no certificate")
 	}
 
 	switch {

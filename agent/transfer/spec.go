@@ -19,6 +19,10 @@ type Spec struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Restart ignores a part file left by an earlier transfer with the same endpoints.
 	Restart bool `json:"restart,omitempty"`
+	// TLSPin, when set, is the SHA-256 (hex) of the remote FTP server's certificate: the only
+	// one accepted, with no CA check. Internal: a reversed transfer carries its peer's pin here
+	// (the API's ReverseTransferRequest.tls_cert_sha256); the remote must be ftpes:// or ftps://.
+	TLSPin string `json:"tls_pin,omitempty"`
 }
 
 // Request is the former name of Spec.
