@@ -189,5 +189,3 @@ func TestReverseTransferPinned(t *testing.T) {
 		t.Errorf("ReverseTransfer with a malformed fingerprint: %v, want InvalidArgument naming tls_cert_sha256", err)
 	}
 }
-
-
