@@ -129,8 +129,8 @@ func planProbes(a, b string) ([]probe, error) {
 
 func endpointURL(name, s string) (*url.URL, error) {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "agent" && u.Scheme != "ftp") || u.Host == "" {
-		return nil, usageErrorf("%s: want agent://host:port[/path] or ftp://[user:pass@]host[:port][/path], got %q", name, redactURL(s))
+	if err != nil || (u.Scheme != "agent" && u.Scheme != "ftp" && u.Scheme != "ftpes" && u.Scheme != "ftps") || u.Host == "" {
+		return nil, usageErrorf("%s: want agent://host:port[/path] or ftp://, ftpes:// or ftps://[user:pass@]host[:port][/path], got %q", name, redactURL(s))
 	}
 	if u.Scheme == "agent" && u.Port() == "" {
 		u.Host += ":7070"

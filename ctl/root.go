@@ -94,7 +94,8 @@ func (a *app) newRootCmd() *cobra.Command {
 
 Endpoints (SRC, DST, URL) are one of:
   a path under the agent's root     incoming/a.bin (a trailing / on DST means "into this directory")
-  an FTP URL                        ftp://user:pass@host:port/path
+  an FTP URL                        ftp://user:pass@host:port/path (plain)
+  an FTPS URL                       ftpes://... (explicit, AUTH TLS) or ftps://... (implicit, port 990)
   another agent                     agent://host:grpcport/path
 
 Output: -o text (default) is for people; -o json prints protojson objects with proto field

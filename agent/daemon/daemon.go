@@ -49,6 +49,13 @@ type Config struct {
 	// FTP server flood limits (see ftpserver.Config): 0 = the defaults, negative = none.
 	FTPMaxConns      int
 	FTPMaxConnsPerIP int
+	// FTPS: FTPTLS is off, optional (the default, also for "") or required; FTPTLSCert and
+	// FTPTLSKey are PEM files (default: a self-signed certificate in StateDir, see ftptls.go);
+	// FTPCA is a PEM bundle verifying ftpes:// and ftps:// servers (default: the system roots).
+	FTPTLS     string
+	FTPTLSCert string
+	FTPTLSKey  string
+	FTPCA      string
 	// FTP client settings for transfers this agent runs.
 	ActiveAddr  string
 	ActiveBind  string
@@ -109,6 +116,7 @@ type Daemon struct {
 	root    *storage.Root
 	store   *store.Store
 	started time.Time
+	ftpPin  string // SHA-256 of the FTP server's certificate; "" with TLS off
 
 	closeOnce sync.Once
 	closeErr  error
@@ -165,11 +173,21 @@ func New(cfg Config) (d *Daemon, err error) {
 			return nil, fmt.Errorf("ftp-users-file: %w", err)
 		}
 	}
+	ftpTLS, pin, err := ftpServerTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	clientTLS, err := ftpClientTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.ftpPin = pin
 	d.ftp, err = ftpserver.New(ftpserver.Config{
 		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
 		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
+		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)
@@ -191,6 +209,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		Client: transfer.ClientOptions{
 			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
 			DataTimeout: cfg.DataTimeout, ProbeTimeout: cfg.ProbeTimeout, StallTimeout: cfg.StallTimeout,
+			TLS: clientTLS,
 		},
 		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
 		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
@@ -405,7 +424,8 @@ func (g granter) LocalGrant(path string, write bool) (transfer.Grant, error) {
 	if err != nil {
 		return transfer.Grant{}, err
 	}
-	return transfer.Grant{FTPAddr: net.JoinHostPort("", strconv.Itoa(g.FTPPort())), User: user, Password: pass}, nil
+	return transfer.Grant{FTPAddr: net.JoinHostPort("", strconv.Itoa(g.FTPPort())), User: user, Password: pass,
+		TLSPin: g.d.ftpPin}, nil
 }
 
 func (g granter) FTPPort() int {

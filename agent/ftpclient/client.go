@@ -92,11 +92,18 @@ type Config struct {
 	// fix-pasv-address); a mismatch is recorded in DataInfo.
 	UsePASVHost bool
 
-	// TLS enables explicit FTPS (AUTH TLS, PBSZ 0, PROT P) when non-nil.
-	// Data connections are TLS too and reuse the control session. If
-	// ServerName is empty the host of Addr is used; if ClientSessionCache is
-	// nil one is created.
+	// TLS enables FTPS when non-nil: explicit (AUTH TLS, then PBSZ 0,
+	// PROT P) unless Implicit is set. Data connections are TLS too and
+	// resume the control connection's session (servers such as vsftpd
+	// with require_ssl_reuse=YES insist on it). If ServerName is empty the
+	// host of Addr is used; if ClientSessionCache is nil one is created and
+	// shared by the control and data connections. See PinSHA256 for a
+	// configuration that trusts one certificate by its fingerprint.
 	TLS *tls.Config
+	// Implicit makes the control connection TLS from its first byte
+	// (implicit FTPS, ftps:// URLs, usually port 990); it requires TLS.
+	// PBSZ 0 and PROT P follow the login as with explicit FTPS.
+	Implicit bool
 
 	// Dialer is used for the control connection and passive data
 	// connections. Default: a net.Dialer.
@@ -146,6 +153,7 @@ type Client struct {
 	info       DataInfo
 	inTransfer bool
 	dataOK     bool // a data connection has been established on this session
+	noResume   bool // a TLS data connection did not resume the control session
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable
@@ -189,6 +197,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := checkArg(cfg.Password); err != nil {
 		return nil, fmt.Errorf("ftp dial %s: password: %w", cfg.Addr, err)
 	}
+	if cfg.Implicit && cfg.TLS == nil {
+		return nil, fmt.Errorf("ftp dial %s: Implicit needs a TLS configuration", cfg.Addr)
+	}
 
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
@@ -226,6 +237,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 func (c *Client) login(ctx context.Context) error {
+	if c.cfg.Implicit {
+		if err := c.implicitTLS(ctx); err != nil {
+			return err
+		}
+	}
 	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err != nil {
 		return fmt.Errorf("greeting: %w", greetingError(err))
@@ -234,7 +250,7 @@ func (c *Client) login(ctx context.Context) error {
 		return fmt.Errorf("greeting: %w", r.err())
 	}
 
-	if c.cfg.TLS != nil {
+	if c.cfg.TLS != nil && !c.cfg.Implicit {
 		if err := c.startTLS(ctx); err != nil {
 			return err
 		}
@@ -256,6 +272,11 @@ func (c *Client) login(ctx context.Context) error {
 		return fmt.Errorf("login as %q failed: %w", user, r.err())
 	}
 
+	if c.cfg.Implicit {
+		if err := c.protectData(); err != nil {
+			return err
+		}
+	}
 	if _, err := c.expect("TYPE I", 200); err != nil {
 		return err
 	}
@@ -284,41 +305,21 @@ func (c *Client) login(ctx context.Context) error {
 }
 
 func (c *Client) startTLS(ctx context.Context) error {
-	conf := c.cfg.TLS.Clone()
-	if conf.ServerName == "" {
-		// Also the session cache key: without it data connections
-		// (other ports) would not resume the control session.
-		host, _, err := net.SplitHostPort(c.cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		conf.ServerName = host
+	conf, err := c.tlsConfig()
+	if err != nil {
+		return err
 	}
-	if conf.ClientSessionCache == nil {
-		conf.ClientSessionCache = tls.NewLRUClientSessionCache(16)
-	}
-	c.tlsConf = conf
-
 	r, err := c.cmd("AUTH TLS")
 	if err != nil {
 		return fmt.Errorf("AUTH TLS: %w", err)
 	}
 	if r.Code != 234 && r.Code != 334 {
-		return fmt.Errorf("AUTH TLS: %w", r.err())
+		return fmt.Errorf("AUTH TLS (the server offers no explicit FTPS): %w", r.err())
 	}
-	tc := tls.Client(c.conn, conf)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("tls handshake: %w", err)
-	}
-	c.mu.Lock()
-	c.conn = tc
-	c.mu.Unlock()
-	c.r = bufio.NewReader(tc)
-	if _, err := c.expect("PBSZ 0", 200); err != nil {
+	if err := c.handshake(ctx, conf); err != nil {
 		return err
 	}
-	_, err = c.expect("PROT P", 200)
-	return err
+	return c.protectData()
 }
 
 // dataTimeout is the bound for establishing the next data connection.

@@ -142,7 +142,7 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 		if res := <-estc; res.conn != nil {
 			res.conn.Close()
 		}
-		re := r.err()
+		re := c.replyErr(r)
 		if r.Code == 425 && c.cfg.Mode == ModeActive {
 			return nil, &DataConnError{Mode: ModeActive, Addr: p.addr, Err: re}
 		}
@@ -196,6 +196,9 @@ func (c *Client) establish(p *pendingData) (net.Conn, error) {
 	if err := tc.Handshake(); err != nil {
 		conn.Close()
 		return nil, &DataConnError{Mode: c.cfg.Mode, Addr: p.addr, Err: fmt.Errorf("tls handshake: %w", err)}
+	}
+	if !tc.ConnectionState().DidResume {
+		c.noResume = true
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return tc, nil

@@ -12,8 +12,13 @@
 //     local port range for clients behind a port-forwarding NAT;
 //   - active data connections are accepted only from the control connection's
 //     peer IP, so no third party can steal or inject data;
-//   - explicit FTPS (AUTH TLS, PBSZ 0, PROT P) with TLS session reuse on data
-//     connections;
+//   - explicit FTPS (AUTH TLS, PBSZ 0, PROT P) and implicit FTPS (TLS from
+//     the first byte, Config.Implicit), with data connections resuming the
+//     control connection's TLS session (one ClientSessionCache for both; Go
+//     resumes with session tickets only, which vsftpd issues in TLS 1.2 and
+//     1.3, so its require_ssl_reuse=YES is satisfied; a server that refuses
+//     a data connection for lack of reuse gets an error naming that
+//     setting); PinSHA256 trusts one certificate by its fingerprint;
 //   - resumable transfers (REST), MLST/MLSD with SIZE/MDTM/LIST fallbacks,
 //     and the HASH command (SHA-256);
 //   - context cancellation closes the data and control connections at once,

@@ -46,13 +46,19 @@ var errBroken = errors.New("ftp: control connection is broken")
 type ReplyError struct {
 	Code int    // reply code, e.g. 550
 	Msg  string // reply text; lines of a multi-line reply are joined with "\n"
+	// Hint, when set, is the client's reading of the likely cause and fix.
+	Hint string
 }
 
 // replyErrorLen bounds the reply text quoted by ReplyError.Error.
 const replyErrorLen = 240
 
 func (e *ReplyError) Error() string {
-	return fmt.Sprintf("ftp %d: %s", e.Code, excerpt(strings.ReplaceAll(e.Msg, "\n", "; "), replyErrorLen))
+	s := fmt.Sprintf("ftp %d: %s", e.Code, excerpt(strings.ReplaceAll(e.Msg, "\n", "; "), replyErrorLen))
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
 }
 
 // NoSpace reports whether the reply says the server is out of storage: 452

@@ -135,7 +135,7 @@ func (t *transfer) ioError(err error) error {
 		t.failed = fmt.Errorf("ftp %s: %w: no data for %s", t.what, ErrStalled, t.stall)
 	default:
 		if r := t.failReply(); r != nil && r.Code >= 400 {
-			t.failed = fmt.Errorf("ftp %s: %w (data connection: %w)", t.what, r.err(), err)
+			t.failed = fmt.Errorf("ftp %s: %w (data connection: %w)", t.what, t.c.replyErr(r), err)
 		} else {
 			t.failed = fmt.Errorf("ftp %s: %w", t.what, err)
 		}
@@ -188,7 +188,7 @@ func (t *transfer) finish(complete bool) error {
 			return t.failed
 		}
 		if t.final.Code != 226 && t.final.Code != 250 {
-			return fmt.Errorf("ftp %s: %w", t.what, t.final.err())
+			return fmt.Errorf("ftp %s: %w", t.what, c.replyErr(t.final))
 		}
 		return nil
 	}
@@ -221,7 +221,7 @@ func (t *transfer) finish(complete bool) error {
 	// (its own closing and flushing), however long the transfer took.
 	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err == nil && r.Code != 226 && r.Code != 250 {
-		err = r.err()
+		err = c.replyErr(r)
 	}
 	if err == nil && cerr != nil {
 		// e.g. the TLS close_notify could not be sent: the server may

@@ -58,6 +58,9 @@ type Config struct {
 	// LoginDelay turns the delay off.
 	LoginDelay    time.Duration
 	LoginMaxDelay time.Duration
+	// TLSRequired (needs TLS) refuses USER/PASS before AUTH TLS (530) and transfers whose data
+	// connection was not set up under PROT P (521), as vsftpd's force_*_ssl options do.
+	TLSRequired bool
 }
 
 const (
@@ -212,6 +215,12 @@ func (c *Config) validate() (*validated, error) {
 		return nil, fieldErr("LoginMaxDelay", "%v is below LoginDelay (%v)", c.LoginMaxDelay, v.loginDelay)
 	default:
 		v.loginMax = c.LoginMaxDelay
+	}
+	if c.TLSRequired && c.TLS == nil {
+		return nil, fieldErr("TLSRequired", "needs TLS (a certificate)")
+	}
+	if c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil {
+		return nil, fieldErr("TLS", "has no certificate")
 	}
 
 	switch {

@@ -48,6 +48,8 @@ type controlConn struct {
 	dataOK   bool    // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
 	epsvAll  bool    // EPSV ALL was accepted (RFC 2428 section 4)
 	abor     bool    // ABOR handed to the library, its reply not yet written
+	protP    bool    // the last PROT asked for private (TLS) data connections
+	dataTLS  bool    // protP held when the pending data connection was set up
 	abor426  bool    // the library aborted a running transfer (426) for that ABOR
 	homeDir  string  // host directory of the logged-in account's home, hidden in replies
 
@@ -65,6 +67,10 @@ const (
 	replyLoginFailed = "530 Login incorrect."
 	replyRNFRFirst   = "503 RNFR required first."
 	replyNoABOR      = "No transfer to ABOR."
+	// With Config.TLSRequired (vsftpd answers these cases with 530 and 522 too; RFC 4217
+	// suggests 530 and 521).
+	replyTLSLogin = "530 This server requires TLS: send AUTH TLS before USER and PASS."
+	replyTLSData  = "521 This server requires TLS on data connections: send PBSZ 0 and PROT P, then PASV or PORT."
 )
 
 func newControlConn(s *Server, raw net.Conn) *controlConn {
@@ -148,6 +154,17 @@ func (c *controlConn) decide(verb, param string) (reply string, forward bool, er
 	switch verb {
 	case "AUTH":
 		return c.auth(param)
+	case "PROT":
+		// The library answers (200) and protects the data connections set up from now on.
+		c.protP = strings.TrimSpace(param) == "P"
+		return "", true, nil
+	case "USER", "PASS":
+		if c.s.cfg.TLSRequired && !c.tls {
+			// Enforced here: the library cannot see the filter's TLS (see doc.go).
+			return replyTLSLogin, false, nil
+		}
+	}
+	switch verb {
 	case "USER":
 		if c.loggedIn {
 			return "530 Can't change to another user.", false, nil
@@ -189,6 +206,7 @@ func (c *controlConn) decide(verb, param string) (reply string, forward bool, er
 			return "500 " + verb + " not allowed after EPSV ALL.", false, nil
 		}
 		c.dataOK = false // replaced, or lost if the new one fails
+		c.dataTLS = c.protP
 		if reply := refuseDataPort(verb, param); reply != "" {
 			return reply, false, nil // a privileged port (the library refuses foreign hosts)
 		}
@@ -198,8 +216,18 @@ func (c *controlConn) decide(verb, param string) (reply string, forward bool, er
 		c.dataOK = false
 		return "", true, nil
 	}
-	if transferVerbs[verb] && !c.dataOK {
+	if !transferVerbs[verb] {
+		return "", true, nil
+	}
+	required := c.s.cfg.TLSRequired
+	switch {
+	case required && !c.protP && !c.dataTLS:
+		return replyTLSData, false, nil
+	case !c.dataOK:
 		return replyNoData, false, nil
+	case required && !c.dataTLS:
+		// PROT P came after PASV/PORT: that data connection would be plain.
+		return replyTLSData, false, nil
 	}
 	return "", true, nil
 }
@@ -220,6 +248,7 @@ func (c *controlConn) epsv(param string) (string, bool, error) {
 		return "522 Network protocol not supported, use (" + proto + ")", false, nil
 	}
 	c.dataOK = false
+	c.dataTLS = c.protP
 	return "", true, nil
 }
 

@@ -38,10 +38,14 @@
 // as urgent data (Python's ftplib) reaches the library whole. Everything
 // else passes through a line at a time. The filter does AUTH TLS itself so
 // that it still reads commands after the upgrade; the library sees a plain
-// connection (HasTLSForControl is false: were TLS ever made mandatory, the
-// filter would have to enforce it), while PBSZ/PROT and the TLS of data
-// connections stay with the library, on the same tls.Config, so data
-// connections resume the control session. Data connections never pass
+// connection (HasTLSForControl is false, so the library's own TLSRequired
+// setting would refuse every login: it stays off), while PBSZ/PROT and the
+// TLS of data connections stay with the library, on the same tls.Config, so
+// data connections resume the control session. Config.TLSRequired is
+// therefore enforced by the filter: USER and PASS before AUTH TLS get 530,
+// and a transfer whose data connection was set up (PASV/EPSV/PORT/EPRT)
+// without PROT P in force gets 521. tlscert.go makes the self-signed
+// certificate an agent uses when it is given none. Data connections never pass
 // through the filter: throughput is untouched. Forking or copying
 // ftpserverlib was the alternative; a filter on the public net.Conn seam
 // keeps the library a plain dependency.

@@ -11,6 +11,7 @@ package netcheck
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -92,6 +93,9 @@ type Login struct {
 	// PassivePorts is the server's passive port range when known ("50000-50100"), for the
 	// recommendation; empty when unknown (a third-party server).
 	PassivePorts string
+	// TLS, when set, protects the session (FTPS); Implicit: TLS from the first byte.
+	TLS      *tls.Config
+	Implicit bool
 }
 
 // Target is the FTP server to probe.
@@ -189,6 +193,7 @@ func (p *prober) session(ctx context.Context) (*ftpclient.Client, error) {
 	}
 	cfg := p.o.Client
 	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
+	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
 	cfg.Mode = ftpclient.ModePassive
 	cfg.DialTimeout, cfg.DataTimeout, cfg.FirstDataTimeout = p.o.Timeout, p.o.Timeout, 0
 	cfg.ReplyTimeout = 2 * p.o.Timeout
@@ -314,6 +319,11 @@ func (p *prober) checkData(ctx context.Context, c *ftpclient.Client, mode ftpcli
 // checkTLS asks for AUTH TLS on a fresh control connection (no login, no handshake).
 func (p *prober) checkTLS(ctx context.Context) {
 	start := time.Now()
+	if p.login.Implicit {
+		// The probe sessions were TLS from their first byte.
+		p.add(CheckTLS, OK, start, "implicit FTPS (ftps://): the probe sessions used TLS")
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
 	var d ftpclient.ContextDialer = &net.Dialer{}

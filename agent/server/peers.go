@@ -57,6 +57,7 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 		FTPAddr:  net.JoinHostPort(host, strconv.Itoa(int(resp.GetFtpPort()))),
 		User:     resp.GetUser(),
 		Password: resp.GetPassword(),
+		TLSPin:   resp.GetTlsCertSha256(),
 	}
 	if pr := resp.GetPassivePorts(); pr.GetLow() > 0 {
 		g.PassivePorts = fmt.Sprintf("%d-%d", pr.GetLow(), pr.GetHigh())
@@ -91,6 +92,7 @@ func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.Revers
 	resp, err := ferryv1.NewAgentServiceClient(conn).ReverseTransfer(ctx, &ferryv1.ReverseTransferRequest{
 		Path: r.PeerPath, Direction: dir, FtpPort: int32(r.FTPPort),
 		User: r.User, Password: r.Password, RemotePath: r.LocalPath, RequestId: r.RequestID,
+		TlsCertSha256: r.TLSPin,
 	})
 	if err != nil {
 		return transfer.Snapshot{}, fmt.Errorf("peer agent %s: reverse transfer: %w", agentAddr, fromStatus(err))

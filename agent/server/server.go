@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/transfer"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
@@ -29,6 +30,12 @@ type Granter interface {
 	Grant(path string, write bool) (user, password string, expires time.Time, err error)
 	FTPPort() int
 	PassivePorts() (lo, hi int) // zero when any port
+}
+
+// TLSPinner is a Granter whose FTP server has TLS on: grants carry its certificate's SHA-256
+// (hex), which the peer pins. An empty fingerprint means TLS is off.
+type TLSPinner interface {
+	FTPTLSFingerprint() string
 }
 
 // Config wires the service to the rest of the agent.
@@ -170,6 +177,9 @@ func (s *Service) GrantAccess(_ context.Context, req *ferryv1.GrantAccessRequest
 	if lo, hi := s.cfg.Granter.PassivePorts(); lo > 0 {
 		resp.PassivePorts = &ferryv1.PortRange{Low: int32(lo), High: int32(hi)}
 	}
+	if p, ok := s.cfg.Granter.(TLSPinner); ok {
+		resp.TlsCertSha256 = p.FTPTLSFingerprint()
+	}
 	return resp, nil
 }
 
@@ -237,6 +247,13 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
 	}
 	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name}
+	if pin := req.GetTlsCertSha256(); pin != "" {
+		// The caller's FTP server has TLS: explicit FTPS, trusting only its certificate.
+		if _, err := ftpclient.ParseFingerprint(pin); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "tls_cert_sha256: want the SHA-256 of a certificate, 64 hex digits")
+		}
+		u.Scheme, r.TLSPin = "ftpes", pin
+	}
 	switch req.GetDirection() {
 	case ferryv1.Direction_DIRECTION_UPLOAD:
 		r.Source, r.Destination = req.GetPath(), u.String()

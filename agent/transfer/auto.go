@@ -149,7 +149,7 @@ func (j *job) reverse(story string) error {
 		return fmt.Errorf("reverse: this agent's FTP address %q: %w", g.FTPAddr, err)
 	}
 	req.FTPPort, _ = strconv.Atoi(port)
-	req.User, req.Password = g.User, g.Password
+	req.User, req.Password, req.TLSPin = g.User, g.Password, g.TLSPin
 	verb := "pulled from"
 	if req.PeerSends {
 		verb = "pushed to"

@@ -42,6 +42,7 @@ func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe b
 	}
 	cfg := d.clientConfig(mode)
 	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
+	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
 	if probe {
 		// A quick probe: a control port that does not answer in time is as blocked as a data
 		// port that does not, and auto mode goes on to the next way.
@@ -91,13 +92,19 @@ func (h *held) HashRange(ctx context.Context, p string, start, end int64) (strin
 // login returns where and as whom to log in to a remote endpoint.
 func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Login, error) {
 	if r.Kind != KindAgent {
-		return netcheck.Login{Addr: r.Host, User: r.User, Password: r.Password}, nil
+		l := netcheck.Login{Addr: r.Host, User: r.User, Password: r.Password}
+		return l, d.secure(&l, r.TLS, r.Pin)
 	}
 	g, err := d.peers.Grant(ctx, r.Host, r.Path, write)
 	if err != nil {
 		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
 	}
-	return netcheck.Login{Addr: g.FTPAddr, User: g.User, Password: g.Password, PassivePorts: g.PassivePorts}, nil
+	l := netcheck.Login{Addr: g.FTPAddr, User: g.User, Password: g.Password, PassivePorts: g.PassivePorts}
+	if g.TLSPin == "" {
+		// The peer's FTP server has TLS off: plain FTP, as its grant says.
+		return l, nil
+	}
+	return l, d.secure(&l, TLSExplicit, g.TLSPin)
 }
 
 func (d *dialer) clientConfig(mode Mode) ftpclient.Config {

@@ -14,7 +14,8 @@ type Kind int
 const (
 	// KindLocal is a path under this agent's root.
 	KindLocal Kind = iota + 1
-	// KindFTP is any FTP server: ftp://user:pass@host:port/path.
+	// KindFTP is any FTP server: ftp://user:pass@host:port/path (plain), ftpes:// (explicit
+	// FTPS: AUTH TLS, required) or ftps:// (implicit FTPS, port 990 by default).
 	KindFTP
 	// KindAgent is another Ferry agent: agent://host:grpcport/path.
 	KindAgent
@@ -32,6 +33,11 @@ type Endpoint struct {
 	Path string
 	// Dir is true when the text ended with "/": "into this directory".
 	Dir bool
+	// TLS is the FTPS flavour of a KindFTP endpoint (from the scheme).
+	TLS TLSMode
+	// Pin, when set, is the SHA-256 of the only server certificate accepted (a peer agent's, from
+	// the authenticated API); the certificate is then not checked against CAs.
+	Pin string
 	raw string
 }
 
@@ -46,6 +52,18 @@ func (e Endpoint) place() string {
 	}
 	return scheme + "://" + e.Host + "/" + e.Path
 }
+
+// TLSMode is how an FTP session is protected.
+type TLSMode int
+
+const (
+	// TLSNone: plain FTP (ftp://), as curl does.
+	TLSNone TLSMode = iota
+	// TLSExplicit: AUTH TLS on the control connection, PROT P on data connections (ftpes://).
+	TLSExplicit
+	// TLSImplicit: TLS from the first byte of the control connection, PROT P (ftps://).
+	TLSImplicit
+)
 
 // String is the endpoint as given, with any password replaced: safe to log and to show.
 func (e Endpoint) String() string { return redact(e.raw) }
@@ -86,9 +104,16 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 	}
 	e := Endpoint{raw: s, Dir: strings.HasSuffix(u.Path, "/")}
 	switch u.Scheme {
-	case "ftp":
+	case "ftp", "ftpes", "ftps":
 		e.Kind = KindFTP
-		e.Host = withDefaultPort(u.Host, "21")
+		port := "21"
+		switch u.Scheme {
+		case "ftpes":
+			e.TLS = TLSExplicit
+		case "ftps":
+			e.TLS, port = TLSImplicit, "990"
+		}
+		e.Host = withDefaultPort(u.Host, port)
 		e.User, e.Password = "anonymous", "ferry@"
 		if u.User != nil {
 			e.User = u.User.Username()
@@ -111,7 +136,7 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 		}
 		e.Path = p
 	default:
-		return Endpoint{}, invalid(field, fmt.Sprintf("scheme %q is not supported (use a path under the agent root, ftp:// or agent://)", u.Scheme))
+		return Endpoint{}, invalid(field, fmt.Sprintf("scheme %q is not supported (use a path under the agent root, ftp://, ftpes://, ftps:// or agent://)", u.Scheme))
 	}
 	if u.Hostname() == "" {
 		return Endpoint{}, invalid(field, "has no host")

@@ -74,6 +74,11 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 	if err := m.canReach(fieldOf(p, p.remote()), p.remote()); err != nil {
 		return plan{}, err
 	}
+	if spec.TLSPin != "" {
+		if err := p.pin(spec.TLSPin); err != nil {
+			return plan{}, err
+		}
+	}
 	p.key = jobKey(src, dst)
 	// The destination as it will be written: a directory destination takes the source's name.
 	final := dst.Path

@@ -9,6 +9,7 @@ package transfer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ type ClientOptions struct {
 	ProbeTimeout time.Duration
 	// StallTimeout fails an attempt whose data connection moves no byte for this long; default 60s.
 	StallTimeout time.Duration
+	// TLS is the base configuration of ftpes:// and ftps:// sessions (RootCAs from --ftp-ca;
+	// nil: the system roots). Sessions to peer agents pin the peer's certificate instead.
+	TLS *tls.Config
 }
 
 // Config configures a Manager.

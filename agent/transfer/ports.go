@@ -67,6 +67,9 @@ type Grant struct {
 	Password string
 	// PassivePorts is the granting server's passive port range ("50000-50100"), if known.
 	PassivePorts string
+	// TLSPin is the SHA-256 (hex) of the granting FTP server's certificate: the session uses
+	// explicit FTPS and accepts only that certificate. Empty: that server has TLS off (plain FTP).
+	TLSPin string
 }
 
 // Peers reaches other Ferry agents (implemented over gRPC by the API layer). Errors carry the
@@ -92,6 +95,9 @@ type ReverseRequest struct {
 	LocalPath string // path under this agent's root, as the peer's FTP path
 	// RequestID makes the peer's start idempotent: asked again, it returns the same transfer.
 	RequestID string
+	// TLSPin is the SHA-256 of this agent's FTP server certificate, which the peer pins
+	// (explicit FTPS); empty when this agent's FTP server has TLS off.
+	TLSPin string
 }
 
 // LocalFTP issues one-time credentials on this agent's own FTP server, for reversed transfers.

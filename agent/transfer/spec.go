@@ -21,6 +21,10 @@ type Spec struct {
 	Restart bool `json:"restart,omitempty"`
 	// Owner names the caller that started the job (a peer agent may reach only its own).
 	Owner string `json:"owner,omitempty"`
+	// TLSPin, when set, is the SHA-256 (hex) of the remote FTP server's certificate: the only
+	// one accepted, with no CA check. Internal: a reversed transfer carries its peer's pin here
+	// (the API's ReverseTransferRequest.tls_cert_sha256); the remote must be ftpes:// or ftps://.
+	TLSPin string `json:"tls_pin,omitempty"`
 }
 
 // Request is the former name of Spec.

@@ -1583,7 +1583,11 @@ type GrantAccessResponse struct {
 	Password  string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The granting agent's passive port range (for diagnostics: the ports its firewall must open).
-	PassivePorts  *PortRange `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
+	PassivePorts *PortRange `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
+	// SHA-256 of the granting agent's FTP server certificate (DER), lower-case hex. When set, the
+	// caller logs in with explicit FTPS (AUTH TLS, PROT P) and accepts only a certificate with this
+	// fingerprint; empty when that agent's FTP server has TLS off (then plain FTP).
+	TlsCertSha256 string `protobuf:"bytes,6,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1651,6 +1655,13 @@ func (x *GrantAccessResponse) GetPassivePorts() *PortRange {
 		return x.PassivePorts
 	}
 	return nil
+}
+
+func (x *GrantAccessResponse) GetTlsCertSha256() string {
+	if x != nil {
+		return x.TlsCertSha256
+	}
+	return ""
 }
 
 // Check is one diagnostic probe.
@@ -1885,7 +1896,10 @@ type ReverseTransferRequest struct {
 	// Mode for this agent's data connections; unspecified means auto.
 	Mode TransferMode `protobuf:"varint,7,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
 	// Idempotency key, as StartTransferRequest.request_id.
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// SHA-256 of the caller's FTP server certificate (DER), lower-case hex: as
+	// GrantAccessResponse.tls_cert_sha256, this agent then connects with explicit FTPS and pins it.
+	TlsCertSha256 string `protobuf:"bytes,9,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1972,6 +1986,13 @@ func (x *ReverseTransferRequest) GetMode() TransferMode {
 func (x *ReverseTransferRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReverseTransferRequest) GetTlsCertSha256() string {
+	if x != nil {
+		return x.TlsCertSha256
 	}
 	return ""
 }
@@ -2129,14 +2150,15 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"R\n" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
-	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xd5\x01\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xfd\x01\n" +
 	"\x13GrantAccessResponse\x12\x19\n" +
 	"\bftp_port\x18\x01 \x01(\x05R\aftpPort\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x03 \x01(\tR\bpassword\x129\n" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
-	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\"\x99\x01\n" +
+	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\x12&\n" +
+	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\"\x99\x01\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.ferry.v1.CheckStatusR\x06status\x125\n" +
@@ -2152,7 +2174,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06checks\x18\x03 \x03(\v2\x0f.ferry.v1.CheckR\x06checks\x12=\n" +
 	"\x0esuggested_mode\x18\x04 \x01(\x0e2\x16.ferry.v1.TransferModeR\rsuggestedMode\x12&\n" +
 	"\x0erecommendation\x18\x05 \x01(\tR\x0erecommendation\x12\x14\n" +
-	"\x05agent\x18\x06 \x01(\tR\x05agent\"\x96\x02\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xbe\x02\n" +
 	"\x16ReverseTransferRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.ferry.v1.DirectionR\tdirection\x12\x19\n" +
@@ -2163,7 +2185,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"remotePath\x12*\n" +
 	"\x04mode\x18\a \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"I\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12&\n" +
+	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\"I\n" +
 	"\x17ReverseTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
 	"\fTransferMode\x12\x1d\n" +
