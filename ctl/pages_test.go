@@ -37,7 +37,7 @@ func ferryctlQuiet(t *testing.T, args ...string) result {
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, ferryctlBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_AGENT=")
+	cmd.Env = append(os.Environ(), "FERRY_AGENT=", "FERRY_TOKEN="+testagent.AdminToken)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

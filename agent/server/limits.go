@@ -50,6 +50,8 @@ var fieldLimits = map[protoreflect.FullName]int{
 	"ferry.v1.ReverseTransferRequest.password":    MaxUserBytes,
 	"ferry.v1.ReverseTransferRequest.remote_path": MaxPathBytes,
 	"ferry.v1.ReverseTransferRequest.request_id":  MaxRequestIDBytes,
+	// 64 hex digits; anything longer is refused here, the form by the handler.
+	"ferry.v1.ReverseTransferRequest.tls_cert_sha256": 64,
 }
 
 // defaultFieldLimit applies to a string or bytes field missing from fieldLimits (a field added

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
@@ -123,6 +124,8 @@ func transient(err error) bool {
 		return false // the server answered, and will answer the same again
 	case ftpclient.Transient(err):
 		return true
+	case errors.As(err, &re) && strings.HasPrefix(re.Msg, "OOPS:"):
+		return true // vsftpd's notice that its session process failed (killed, restarted)
 	case errors.Is(err, ErrChecksum):
 		return true // one clean retry (see job.started)
 	case errors.Is(err, ErrUnreachable):
