@@ -30,6 +30,7 @@ import (
 	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testbed"
+	"github.com/ferry-dev/ferry/internal/testbin"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
@@ -43,41 +44,14 @@ const (
 
 var agentPassive = testbed.Ports(30010, 30029)
 
-// bins builds ferry-agent and ferryctl once per test binary.
-var bins = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "ferry-faulttest-")
-	if err != nil {
-		return "", err
-	}
-	for _, b := range []struct{ out, pkg string }{
-		{"ferry-agent", "github.com/ferry-dev/ferry/agent"},
-		{"ferryctl", "github.com/ferry-dev/ferry/ctl"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
-	return dir, nil
-})
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printFigures()
-	if dir, err := bins(); err == nil && dir != "" {
-		os.RemoveAll(dir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir, err := bins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func binDir(t *testing.T) string { return testbin.Dir(t) }
 
 // figures are the numbers of the closing note, one line per fault, printed by TestMain.
 var figures struct {

@@ -2,7 +2,6 @@ package faulttest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -107,7 +106,7 @@ func (v *vsftpd) ready() error {
 // their own, out of reach of a process-group kill), deepest first, by pid.
 func (v *vsftpd) kill() {
 	pid := v.proc.Pid()
-	d := descendants(pid)
+	d := testftp.Descendants(pid)
 	for i := len(d) - 1; i >= 0; i-- {
 		_ = syscall.Kill(d[i], syscall.SIGKILL)
 	}
@@ -125,38 +124,6 @@ func (v *vsftpd) restart(down time.Duration) {
 	v.kill()
 	time.Sleep(down)
 	v.start()
-}
-
-// descendants lists the processes below pid, read from /proc, parents first.
-func descendants(pid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	children := map[int][]int{}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			children[ppid] = append(children[ppid], p)
-		}
-	}
-	var out []int
-	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
-		out = append(out, queue[0])
-		queue = append(queue, children[queue[0]]...)
-	}
-	return out
 }
 
 func must(t *testing.T, err error) {

@@ -323,7 +323,7 @@ func (s *Server) stop() {
 	// vsftpd runs each session in processes of their own (setsid), which
 	// the process-group kill misses: kill them first, deepest first, while
 	// their parents are alive to reap them.
-	d := descendants(pid)
+	d := Descendants(pid)
 	for i := len(d) - 1; i >= 0; i-- {
 		_ = syscall.Kill(d[i], syscall.SIGKILL)
 	}
@@ -331,8 +331,8 @@ func (s *Server) stop() {
 	<-s.done
 }
 
-// descendants lists the processes below pid, read from /proc.
-func descendants(pid int) []int {
+// Descendants lists the processes below pid, read from /proc, parents first.
+func Descendants(pid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
