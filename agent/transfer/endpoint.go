@@ -72,6 +72,11 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 		if errors.As(err, &ue) {
 			msg = ue.Err.Error()
 		}
+		if strings.Contains(s, "@") {
+			// With user information, the quoted piece ("invalid port \":p\" after host" for
+			// "ftp://u:p#ss@h") may be part of the password.
+			msg = withoutQuoted(msg)
+		}
 		return Endpoint{}, invalid(field, "is not a valid URL: "+msg)
 	}
 	e := Endpoint{raw: s, Dir: strings.HasSuffix(u.Path, "/")}
@@ -107,6 +112,15 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 		return Endpoint{}, invalid(field, "has no host")
 	}
 	return e, nil
+}
+
+// withoutQuoted drops the quoted part of a url.Parse message.
+func withoutQuoted(msg string) string {
+	i, j := strings.IndexByte(msg, '"'), strings.LastIndexByte(msg, '"')
+	if i < 0 || j <= i {
+		return msg
+	}
+	return strings.Join(strings.Fields(msg[:i]+msg[j+1:]), " ")
 }
 
 func withDefaultPort(host, port string) string {
