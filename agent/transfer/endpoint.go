@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -111,6 +112,11 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 	if u.Hostname() == "" {
 		return Endpoint{}, invalid(field, "has no host")
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return Endpoint{}, invalid(field, fmt.Sprintf("port %s is not in 1-65535", p))
+		}
+	}
 	return e, nil
 }
 
@@ -124,8 +130,11 @@ func withoutQuoted(msg string) string {
 }
 
 func withDefaultPort(host, port string) string {
-	if _, _, err := net.SplitHostPort(host); err == nil {
-		return host
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		if p != "" {
+			return host
+		}
+		host = h // "h:" has the default port, as in RFC 3986
 	}
 	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	return net.JoinHostPort(h, port)
