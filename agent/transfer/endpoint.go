@@ -46,9 +46,10 @@ func redact(s string) string {
 	if err != nil || u.User == nil {
 		return s
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if _, ok := u.User.Password(); !ok {
+		return s
 	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	return u.String()
 }
 
