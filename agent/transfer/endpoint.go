@@ -113,6 +113,9 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 	if u.Hostname() == "" {
 		return Endpoint{}, invalid(field, "has no host")
 	}
+	if h, _, err := net.SplitHostPort(e.Host); err != nil || h == "" {
+		return Endpoint{}, invalid(field, "has an invalid host")
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return Endpoint{}, invalid(field, fmt.Sprintf("port %s is not in 1-65535", p))
