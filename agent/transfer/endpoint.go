@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -113,7 +114,7 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 	if u.Hostname() == "" {
 		return Endpoint{}, invalid(field, "has no host")
 	}
-	if h, _, err := net.SplitHostPort(e.Host); err != nil || h == "" {
+	if h, _, err := net.SplitHostPort(e.Host); err != nil || h == "" || (strings.Contains(h, ":") && !isIPv6(h)) {
 		return Endpoint{}, invalid(field, "has an invalid host")
 	}
 	if p := u.Port(); p != "" {
@@ -122,6 +123,11 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 		}
 	}
 	return e, nil
+}
+
+func isIPv6(h string) bool {
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Is6()
 }
 
 // withoutQuoted drops the quoted part of a url.Parse message.
