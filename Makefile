@@ -1,11 +1,12 @@
 # make demo  - build, run two agents and copy a 100 MB file between them (the README quick start)
 # make test  - everything CI runs: lint, generated-code check, all tests
+# make fuzz  - each fuzz target for FUZZTIME (default 5s), one at a time
 BUF     := go run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
 
-.PHONY: build demo test unit lint generate check-generated bench clean
+.PHONY: build demo test unit lint generate check-generated bench fuzz clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
@@ -41,6 +42,35 @@ bench:
 	    mbs[name]=$$5; order[++n]=name } \
 	  END { printf "%-16s %10s %8s\n", "path", "MB/s", "vs raw"; \
 	    for (i=1; i<=n; i++) printf "%-16s %10.1f %8.2f\n", order[i], mbs[order[i]], mbs[order[i]]/mbs["raw-tcp"] }'
+
+# Fuzzing: every target runs for FUZZTIME, one at a time (each uses all cores). Their seed
+# corpora (f.Add and testdata/fuzz/<Target>/) also run in every go test. A run that fails
+# without writing a failing input and only says "context deadline exceeded" is the -fuzztime
+# race of Go's fuzz coordinator (golang/go#75804, fixed in Go 1.27), not a finding.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	./agent/transfer:FuzzParseEndpoint ./agent/transfer:FuzzEndpointSecret \
+	./agent/transfer:FuzzCleanLocal ./agent/transfer:FuzzRedact \
+	./agent/storage:FuzzPartName \
+	./agent/ftpserver:FuzzRelPath ./agent/ftpserver:FuzzInScope \
+	./agent/ftpclient:FuzzReadReply ./agent/ftpclient:FuzzParseCodeLine \
+	./agent/ftpclient:FuzzParsePASV ./agent/ftpclient:FuzzParseEPSV \
+	./agent/ftpclient:FuzzParseMLSx ./agent/ftpclient:FuzzParseLIST \
+	./agent/ftpclient:FuzzParseHash ./agent/ftpclient:FuzzParsePWD \
+	./agent/server:FuzzStartTransfer ./agent/server:FuzzGrantAccess ./agent/server:FuzzReverseTransfer
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  if out=$$(go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); then \
+	    printf '%-22s %-18s %s\n' "$$name" "$$pkg" "$$(echo "$$out" | grep '^fuzz: elapsed' | tail -1)"; \
+	  elif ! echo "$$out" | grep -q 'Failing input written' && echo "$$out" | grep -qx '    context deadline exceeded'; then \
+	    printf '%-22s %-18s %s (golang/go#75804 at the deadline, not a finding)\n' "$$name" "$$pkg" \
+	      "$$(echo "$$out" | grep '^fuzz: elapsed' | tail -1)"; \
+	  else \
+	    echo "$$out" | grep -v '^fuzz: elapsed'; echo "make fuzz: $$name failed"; exit 1; \
+	  fi; \
+	done
 
 clean:
 	rm -rf bin

@@ -342,7 +342,11 @@ func parsePASV(msg string) (netip.Addr, int, error) {
 		}
 		b[i] = byte(n)
 	}
-	return netip.AddrFrom4([4]byte(b[:4])), int(b[4])<<8 | int(b[5]), nil
+	port := int(b[4])<<8 | int(b[5])
+	if port == 0 {
+		return netip.Addr{}, 0, bad
+	}
+	return netip.AddrFrom4([4]byte(b[:4])), port, nil
 }
 
 // ---- active ----

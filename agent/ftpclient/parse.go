@@ -30,7 +30,7 @@ func parseMLSx(line string) (e Entry, ok bool, err error) {
 				}
 			}
 		case "size":
-			if e.Size, err = strconv.ParseInt(v, 10, 64); err != nil {
+			if e.Size, err = strconv.ParseInt(v, 10, 64); err != nil || e.Size < 0 {
 				return Entry{}, false, fmt.Errorf("malformed size in MLSx line %q", truncate(line, 120))
 			}
 		case "modify":
@@ -104,6 +104,9 @@ func parseLIST(line string, now time.Time) (e Entry, ok bool, err error) {
 		return Entry{}, false, bad
 	}
 	size, _ := strconv.ParseInt(field(m-1), 10, 64)
+	if size < 0 {
+		return Entry{}, false, bad
+	}
 	day, err1 := strconv.Atoi(field(m + 1))
 	if err1 != nil || day < 1 || day > 31 {
 		return Entry{}, false, bad

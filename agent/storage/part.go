@@ -66,8 +66,14 @@ func clip(s string, n int) string {
 		return s
 	}
 	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
+	// Drop a sequence cut at the end; invalid bytes before it stay (names may hold any bytes).
+	for i := 1; i < utf8.UTFMax && i <= len(s); i++ {
+		if utf8.RuneStart(s[len(s)-i]) {
+			if !utf8.FullRuneInString(s[len(s)-i:]) {
+				s = s[:len(s)-i]
+			}
+			break
+		}
 	}
 	return s
 }

@@ -3,8 +3,10 @@ package transfer
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -74,9 +76,10 @@ func redact(s string) string {
 	if err != nil || u.User == nil {
 		return s
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if _, ok := u.User.Password(); !ok {
+		return s
 	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	return u.String()
 }
 
@@ -141,12 +144,28 @@ func ParseEndpoint(field, s string) (Endpoint, error) {
 	if u.Hostname() == "" {
 		return Endpoint{}, invalid(field, "has no host")
 	}
+	if h, _, err := net.SplitHostPort(e.Host); err != nil || h == "" || (strings.Contains(h, ":") && !isIPv6(h)) {
+		return Endpoint{}, invalid(field, "has an invalid host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return Endpoint{}, invalid(field, fmt.Sprintf("port %s is not in 1-65535", p))
+		}
+	}
 	return e, nil
 }
 
+func isIPv6(h string) bool {
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Is6()
+}
+
 func withDefaultPort(host, port string) string {
-	if _, _, err := net.SplitHostPort(host); err == nil {
-		return host
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		if p != "" {
+			return host
+		}
+		host = h // "h:" has the default port, as in RFC 3986
 	}
 	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	return net.JoinHostPort(h, port)
