@@ -43,7 +43,7 @@ func (c *Client) Size(ctx context.Context, path string) (int64, error) {
 		return 0, err
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(r.msg()), 10, 64)
-	if err != nil {
+	if err != nil || n < 0 {
 		return 0, fmt.Errorf("ftp SIZE %s: malformed reply %q", path, truncate(r.msg(), 80))
 	}
 	return n, nil
