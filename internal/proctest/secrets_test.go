@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,9 +56,11 @@ func TestNoSecretInProcessList(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	stop := sync.OnceFunc(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	defer stop()
 	sc := bufio.NewScanner(stdout)
 	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "ferry-agent ready") {
+		stop()
 		t.Fatalf("agent did not start: %q\n%s", sc.Text(), logs.String())
 	}
 	grpcAddr := strings.TrimPrefix(strings.Fields(sc.Text())[2], "grpc=")
@@ -73,6 +76,7 @@ func TestNoSecretInProcessList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop() // the log is complete once the process has ended
 	for name, secret := range map[string]string{
 		"FTP password": ftpPassword, "admin token": testagent.AdminToken,
 		"peer token": testagent.PeerToken, "viewer token": testagent.ViewerToken,
