@@ -40,8 +40,8 @@ bench:
 	go test -run '^$$' -bench Copy -benchtime 3x -count 1 ./agent/server/ | awk '\
 	  /^BenchmarkCopy\// { name=$$1; sub(/^BenchmarkCopy\//, "", name); sub(/-[0-9]+$$/, "", name); \
 	    mbs[name]=$$5; order[++n]=name } \
-	  END { printf "%-16s %10s %8s\n", "path", "MB/s", "vs raw"; \
-	    for (i=1; i<=n; i++) printf "%-16s %10.1f %8.2f\n", order[i], mbs[order[i]], mbs[order[i]]/mbs["raw-tcp"] }'
+	  END { printf "%-20s %10s %8s\n", "path", "MB/s", "vs raw"; \
+	    for (i=1; i<=n; i++) printf "%-20s %10.1f %8.2f\n", order[i], mbs[order[i]], mbs[order[i]]/mbs["raw-tcp"] }'
 
 # Fuzzing: every target runs for FUZZTIME, one at a time (each uses all cores). Their seed
 # corpora (f.Add and testdata/fuzz/<Target>/) also run in every go test. A run that fails

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/daemon"
 	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testftp"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
@@ -49,39 +50,48 @@ func BenchmarkCopy(b *testing.B) {
 		}
 	})
 
-	a, peer := testagent.Start(b), testagent.Start(b)
-	copyFile(b, src, filepath.Join(peer.Root, "src.bin"))
-	for _, m := range modes {
-		b.Run("ferry-"+m.name, func(b *testing.B) {
-			b.SetBytes(size)
-			for i := 0; i < b.N; i++ {
-				dst := fmt.Sprintf("b%d.bin", i)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				resp, err := a.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: peer.URL("src.bin"), Destination: dst, Mode: m.mode})
-				if err != nil {
-					b.Fatal(err)
-				}
-				stream, err := a.Client.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				var last *ferryv1.Transfer
-				for {
-					msg, err := stream.Recv()
+	// Between agents the FTP session is TLS by default (pinned); "-plain" is a peer with
+	// --ftp-tls off, the same path as plain FTP to any server.
+	a, tlsPeer := testagent.Start(b), testagent.Start(b)
+	plainPeer := testagent.Start(b, func(c *daemon.Config) { c.FTPTLS = "off" })
+	for _, pc := range []struct {
+		suffix string
+		peer   *testagent.Agent
+	}{{"", tlsPeer}, {"-plain", plainPeer}} {
+		peer := pc.peer
+		copyFile(b, src, filepath.Join(peer.Root, "src.bin"))
+		for _, m := range modes {
+			b.Run("ferry-"+m.name+pc.suffix, func(b *testing.B) {
+				b.SetBytes(size)
+				for i := 0; i < b.N; i++ {
+					dst := fmt.Sprintf("b%d.bin", i)
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					resp, err := a.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: peer.URL("src.bin"), Destination: dst, Mode: m.mode})
 					if err != nil {
-						break
+						b.Fatal(err)
 					}
-					last = msg.GetTransfer()
+					stream, err := a.Client.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
+					if err != nil {
+						b.Fatal(err)
+					}
+					var last *ferryv1.Transfer
+					for {
+						msg, err := stream.Recv()
+						if err != nil {
+							break
+						}
+						last = msg.GetTransfer()
+					}
+					cancel()
+					if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
+						b.Fatalf("transfer %v: %s", last.GetState(), last.GetError())
+					}
+					b.StopTimer()
+					os.Remove(filepath.Join(a.Root, dst))
+					b.StartTimer()
 				}
-				cancel()
-				if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
-					b.Fatalf("transfer %v: %s", last.GetState(), last.GetError())
-				}
-				b.StopTimer()
-				os.Remove(filepath.Join(a.Root, dst))
-				b.StartTimer()
-			}
-		})
+			})
+		}
 	}
 }
 
