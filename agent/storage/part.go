@@ -25,12 +25,15 @@ const keyLen = 8
 // same source and destination finds the part a failed one left and resumes it.
 func PartName(final, key string) string {
 	dir, base := path.Split(path.Clean(final))
-	return dir + "." + clip(base, maxPartBase) + "." + PartTag(key) + PartSuffix
+	return dir + "." + clip(base, maxPartBase) + PartEnding(key)
 }
 
+// PartEnding is how the names of every part file of one job (one key) end: "."+tag+PartSuffix.
+func PartEnding(key string) string { return "." + partTag(key) + PartSuffix }
+
 // PartTag is the part of a part file's name that comes from the key: the part files of one
-// job all end in "."+PartTag(key)+PartSuffix.
-func PartTag(key string) string {
+// job all end in "."+partTag(key)+PartSuffix.
+func partTag(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])[:keyLen]
 }

@@ -37,10 +37,10 @@ func FuzzPartName(f *testing.F) {
 		if len(nbase) > 255 {
 			t.Fatalf("PartName(%q) = %q: name is %d bytes", final, n, len(nbase))
 		}
-		if want := "." + PartTag(key) + PartSuffix; !strings.HasSuffix(n, want) || len(PartTag(key)) != keyLen {
+		if want := "." + partTag(key) + PartSuffix; !strings.HasSuffix(n, want) || len(partTag(key)) != keyLen {
 			t.Fatalf("PartName(%q, %q) = %q does not end in %q", final, key, n, want)
 		}
-		kept := strings.TrimSuffix(strings.TrimPrefix(nbase, "."), "."+PartTag(key)+PartSuffix)
+		kept := strings.TrimSuffix(strings.TrimPrefix(nbase, "."), "."+partTag(key)+PartSuffix)
 		if !strings.HasPrefix(base, kept) || len(kept) < min(len(base), maxPartBase)-(utf8.UTFMax-1) {
 			t.Fatalf("PartName(%q) = %q keeps %d bytes of the %d-byte name", final, n, len(kept), len(base))
 		}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -337,9 +338,9 @@ func (j *job) removeParts() {
 	if !j.m.localIsDir(final) {
 		return
 	}
-	tag := "." + storage.PartTag(j.plan.key) + storage.PartSuffix
+	ending := storage.PartEnding(j.plan.key)
 	_ = fs.WalkDir(j.m.root.FS(), final, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), tag) {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ending) {
 			_ = j.m.root.Remove(p)
 		}
 		return nil
@@ -350,10 +351,10 @@ func (j *job) removeParts() {
 // sender died, a grant that expired, a failed copy nobody retried) and not of an unfinished job.
 func (m *Manager) sweepParts() {
 	m.mu.Lock()
-	live := make(map[string]bool)
+	var live []string // part-name endings of unfinished jobs
 	for _, j := range m.jobs {
 		if !j.b.snapshot().State.Final() {
-			live["."+storage.PartTag(j.plan.key)+storage.PartSuffix] = true
+			live = append(live, storage.PartEnding(j.plan.key))
 		}
 	}
 	m.mu.Unlock()
@@ -366,7 +367,7 @@ func (m *Manager) sweepParts() {
 		if d.IsDir() || !storage.IsPart(d.Name()) {
 			return nil
 		}
-		if n := len(d.Name()); n > 9+len(storage.PartSuffix) && live[d.Name()[n-9-len(storage.PartSuffix):]] {
+		if slices.ContainsFunc(live, func(e string) bool { return strings.HasSuffix(d.Name(), e) }) {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil && fi.ModTime().Before(cutoff) {

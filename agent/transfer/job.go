@@ -80,15 +80,12 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 		}
 	}
 	p.key = jobKey(src, dst)
-	// The destination as it will be written: a directory destination takes the source's name.
-	final := dst.Path
-	if dst.Dir || dst.Path == "." || (p.dir == Download && m.localIsDir(dst.Path)) {
-		final = path.Join(dst.Path, path.Base(src.Path))
-	}
+	// The destination as it will be written (for an upload, before the server says whether the
+	// destination is an existing directory).
 	if p.dir == Download {
-		p.destKey = "local:" + final
+		p.destKey = "local:" + landing(src, dst, m.localIsDir(dst.Path))
 	} else {
-		p.destKey = "remote:" + dst.Host + ":" + final
+		p.destKey = "remote:" + dst.Host + ":" + landing(src, dst, false)
 	}
 	return p, nil
 }
@@ -451,11 +448,11 @@ func (j *job) upload(c Session) error {
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
-	final := dst.Path
-	if dst.Dir || dst.Path == "." {
-		final = path.Join(dst.Path, path.Base(src.Path))
-	} else if rst, err := c.Stat(j.ctx, dst.Path); err == nil && rst.IsDir {
-		final = path.Join(dst.Path, path.Base(src.Path))
+	final := landing(src, dst, false)
+	if final == dst.Path {
+		if rst, err := c.Stat(j.ctx, dst.Path); err == nil && rst.IsDir {
+			final = landing(src, dst, true)
+		}
 	}
 	if !st.IsDir() {
 		if parent := path.Dir(final); parent != "." && parent != "/" {
@@ -544,8 +541,13 @@ func (j *job) moveTree(t tree, mkdir func(rel string) error, stat func(rel strin
 // localFinal is where a download lands: the destination as given, or the source's name inside
 // it when the destination is a directory ("in/", the root, or an existing directory).
 func (j *job) localFinal() string {
-	src, dst := j.plan.src, j.plan.dst
-	if dst.Dir || dst.Path == "." || j.m.localIsDir(dst.Path) {
+	return landing(j.plan.src, j.plan.dst, j.m.localIsDir(j.plan.dst.Path))
+}
+
+// landing is where src lands at dst: dst itself, or src's name inside it when dst is a
+// directory (a trailing "/", the root, or isDir: an existing directory).
+func landing(src, dst Endpoint, isDir bool) string {
+	if dst.Dir || dst.Path == "." || isDir {
 		return path.Join(dst.Path, path.Base(src.Path))
 	}
 	return dst.Path

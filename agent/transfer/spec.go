@@ -27,9 +27,6 @@ type Spec struct {
 	TLSPin string `json:"tls_pin,omitempty"`
 }
 
-// Request is the former name of Spec.
-type Request = Spec
-
 // maxRequestID bounds the idempotency key.
 const maxRequestID = 128
 
