@@ -9,17 +9,19 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/ferry-dev/ferry/agent/transfer"
 )
 
 // Size limits of the API's requests. Every string, bytes and repeated field of every request
 // has one (TestLimitsCoverEveryField proves it): a field over its limit is refused with
 // InvalidArgument before anything is stored or logged.
 const (
-	MaxPathBytes      = 4096 // paths and URLs
-	MaxIDBytes        = 64   // transfer ids (the agent makes 16 hex digits)
-	MaxRequestIDBytes = 128  // idempotency keys
-	MaxUserBytes      = 256  // FTP user names and passwords
-	MaxStates         = 8    // ListTransfersRequest.states entries
+	MaxPathBytes      = 4096                  // paths and URLs
+	MaxIDBytes        = 64                    // transfer ids (the agent makes 16 hex digits)
+	MaxRequestIDBytes = transfer.MaxRequestID // idempotency keys (the engine's own bound)
+	MaxUserBytes      = 256                   // FTP user names and passwords
+	MaxStates         = 8                     // ListTransfersRequest.states entries
 	// MaxPageTokenBytes bounds page tokens; a ListFiles token holds the last name returned.
 	MaxPageTokenBytes = 8192
 

@@ -94,18 +94,27 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 // changed password, or the next one-time login of a reversed transfer, is the same job.
 func jobKey(src, dst Endpoint) string { return src.place() + "\x00" + dst.place() }
 
+// specKey is the jobKey of a spec's endpoints (parsed only: nothing is looked at).
+func specKey(spec Spec) (string, error) {
+	src, err := ParseEndpoint("source", spec.Source)
+	if err != nil {
+		return "", err
+	}
+	dst, err := ParseEndpoint("destination", spec.Destination)
+	if err != nil {
+		return "", err
+	}
+	return jobKey(src, dst), nil
+}
+
 // PartFile is the part file name under which a transfer from source to destination writes
 // final (a root-relative path on the receiving side): what a resume looks for.
 func PartFile(source, destination, final string) (string, error) {
-	src, err := ParseEndpoint("source", source)
+	key, err := specKey(Spec{Source: source, Destination: destination})
 	if err != nil {
 		return "", err
 	}
-	dst, err := ParseEndpoint("destination", destination)
-	if err != nil {
-		return "", err
-	}
-	return storage.PartName(final, jobKey(src, dst)), nil
+	return storage.PartName(final, key), nil
 }
 
 func fieldOf(p plan, e Endpoint) string {

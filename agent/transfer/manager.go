@@ -196,8 +196,8 @@ func setDefaults(cfg *Config) {
 // Start validates the request and starts the job (it may wait in the queue) and returns its
 // first snapshot. A request_id seen before returns that job instead.
 func (m *Manager) Start(spec Spec) (Snapshot, error) {
-	if len(spec.RequestID) > maxRequestID {
-		return Snapshot{}, invalid("request_id", fmt.Sprintf("is %d bytes; at most %d", len(spec.RequestID), maxRequestID))
+	if len(spec.RequestID) > MaxRequestID {
+		return Snapshot{}, invalid("request_id", fmt.Sprintf("is %d bytes; at most %d", len(spec.RequestID), MaxRequestID))
 	}
 	if spec.RequestID != "" {
 		m.mu.Lock()
@@ -310,21 +310,17 @@ func (m *Manager) recover() error {
 	defer m.mu.Unlock()
 	resumed := 0
 	for _, r := range recs {
-		p, perr := m.plan(r.Spec)
-		if r.Snap.State.Final() || perr != nil {
-			if !r.Snap.State.Final() {
-				r.Snap.State, r.Snap.Finished = StateFailed, time.Now()
-				r.Snap.Err, r.Snap.ErrCode = "after a restart: "+oneLine(perr.Error()), ErrorCode(perr)
-			}
-			j := m.newJob(r.Snap.ID, r.Spec, p, r.Snap, r.Check)
-			j.b.publish(r.Snap) // final: watchers get it and the stream ends
-			close(j.done)
-			if r.Snap.State == StateFailed && p.key != "" {
-				m.lastCheck[p.key] = r.Check
-			}
-			if perr != nil {
-				_ = j.saveLocked()
-			}
+		if r.Snap.State.Final() {
+			// History: no plan (it would stat paths for nothing); a failed job's checkpoint
+			// is kept for a new copy with the same endpoints to resume.
+			m.recoverFinished(r)
+			continue
+		}
+		p, err := m.plan(r.Spec)
+		if err != nil {
+			r.Snap.State, r.Snap.Finished = StateFailed, time.Now()
+			r.Snap.Err, r.Snap.ErrCode = "after a restart: "+oneLine(err.Error()), ErrorCode(err)
+			_ = m.recoverFinished(r).saveLocked()
 			continue
 		}
 		r.Snap.State, r.Snap.ETA, r.Snap.Rate = StateQueued, -1, 0
@@ -337,6 +333,17 @@ func (m *Manager) recover() error {
 		m.log.Info("unfinished transfers resume after the restart", "count", resumed)
 	}
 	return nil
+}
+
+// recoverFinished registers a finished job from the store. The caller holds m.mu.
+func (m *Manager) recoverFinished(r record) *job {
+	j := m.newJob(r.Snap.ID, r.Spec, plan{}, r.Snap, r.Check)
+	j.b.publish(r.Snap) // final: watchers get it and the stream ends
+	close(j.done)
+	if key, err := specKey(r.Spec); err == nil && r.Snap.State == StateFailed {
+		m.lastCheck[key] = r.Check
+	}
+	return j
 }
 
 // Get returns the current snapshot of a transfer.

@@ -27,8 +27,8 @@ type Spec struct {
 	TLSPin string `json:"tls_pin,omitempty"`
 }
 
-// maxRequestID bounds the idempotency key.
-const maxRequestID = 128
+// MaxRequestID bounds the idempotency key (bytes); the API edge checks it too, before logging.
+const MaxRequestID = 128
 
 // checkpoint is what a job needs to resume safely, saved with its record.
 type checkpoint struct {
