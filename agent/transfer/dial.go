@@ -61,8 +61,7 @@ func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe b
 	return &held{Session: s, release: slot.release}, nil
 }
 
-// held is a session holding a slot of its server's limit until Close. It forwards the optional
-// extensions of the session it wraps.
+// held is a session holding a slot of its server's limit until Close.
 type held struct {
 	Session
 	once    sync.Once
@@ -73,20 +72,6 @@ func (h *held) Close() error {
 	err := h.Session.Close()
 	h.once.Do(h.release)
 	return err
-}
-
-func (h *held) HashSize(ctx context.Context, p string, size int64) (string, error) {
-	if x, ok := h.Session.(sizedHasher); ok {
-		return x.HashSize(ctx, p, size)
-	}
-	return h.Session.Hash(ctx, p)
-}
-
-func (h *held) HashRange(ctx context.Context, p string, start, end int64) (string, error) {
-	if x, ok := h.Session.(rangeHasher); ok {
-		return x.HashRange(ctx, p, start, end)
-	}
-	return "", fmt.Errorf("range hash: %w", ftpclient.ErrUnsupported)
 }
 
 // login returns where and as whom to log in to a remote endpoint.

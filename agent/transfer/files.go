@@ -153,20 +153,17 @@ func (j *job) samePrefix(c Session, local io.ReaderAt, h hash.Hash, remote strin
 		return false, fmt.Errorf("read part file: %w", err)
 	}
 	want := hex.EncodeToString(h.Sum(nil))
-	rh, ok := c.(rangeHasher)
-	if ok {
-		got, err := rh.HashRange(j.ctx, remote, 0, n)
-		switch {
-		case err == nil:
-			if got != want {
-				j.m.log.Info("part file differs from the source; starting over", "id", j.id(), "path", remote, "bytes", n)
-			}
-			return got == want, nil
-		case j.ctx.Err() != nil:
-			return false, j.ctx.Err()
-		case !errors.Is(err, ftpclient.ErrUnsupported):
-			j.m.log.Debug("range hash failed", "path", remote, "err", err)
+	got, err := c.HashRange(j.ctx, remote, 0, n)
+	switch {
+	case err == nil:
+		if got != want {
+			j.m.log.Info("part file differs from the source; starting over", "id", j.id(), "path", remote, "bytes", n)
 		}
+		return got == want, nil
+	case j.ctx.Err() != nil:
+		return false, j.ctx.Err()
+	case !errors.Is(err, ftpclient.ErrUnsupported):
+		j.m.log.Debug("range hash failed", "path", remote, "err", err)
 	}
 	return trusted(), nil
 }
@@ -260,13 +257,7 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 // (verified is false); a different digest is. A large file's hash is awaited as long as its
 // size needs.
 func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
-	var got string
-	var err error
-	if sh, ok := c.(sizedHasher); ok {
-		got, err = sh.HashSize(j.ctx, remote, size)
-	} else {
-		got, err = c.Hash(j.ctx, remote)
-	}
+	got, err := c.HashSize(j.ctx, remote, size)
 	switch {
 	case err == nil && got == sum:
 		return true, nil

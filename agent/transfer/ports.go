@@ -42,22 +42,15 @@ type Session interface {
 	Size(ctx context.Context, p string) (int64, error)
 	Retr(ctx context.Context, p string, offset int64) (io.ReadCloser, error)
 	Stor(ctx context.Context, p string, offset int64) (io.WriteCloser, error)
-	Hash(ctx context.Context, p string) (string, error)
+	// HashSize is the server's SHA-256 of p, awaited as long as a file of size needs;
+	// HashRange that of bytes [start,end) (Ferry agents answer it: a resumed part file's
+	// prefix is compared with it). Both wrap ftpclient.ErrUnsupported when the server lacks it.
+	HashSize(ctx context.Context, p string, size int64) (string, error)
+	HashRange(ctx context.Context, p string, start, end int64) (string, error)
 	Rename(ctx context.Context, from, to string) error
 	Delete(ctx context.Context, p string) error
 	MkdirAll(ctx context.Context, p string) error
 	Close() error
-}
-
-// sizedHasher is a Session that waits for the HASH of a large file as long as its size needs.
-type sizedHasher interface {
-	HashSize(ctx context.Context, p string, size int64) (string, error)
-}
-
-// rangeHasher is a Session whose server hashes a byte range (Ferry agents do): a resumed part
-// file's prefix is compared with it before anything is appended.
-type rangeHasher interface {
-	HashRange(ctx context.Context, p string, start, end int64) (string, error)
 }
 
 // Grant is a one-time FTP credential from a peer agent, scoped to one path and direction.
