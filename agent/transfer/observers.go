@@ -1,0 +1,41 @@
+package transfer
+
+import "context"
+
+// Observers fans one job's events out to several observers (metrics, the audit log, hook
+// plugins), in order. Members that are also a Gate are asked in order too; the first veto wins.
+// A nil member is skipped.
+type Observers []Observer
+
+// Observe tells every member.
+func (os Observers) Observe(e Event) {
+	for _, o := range os {
+		if o != nil {
+			o.Observe(e)
+		}
+	}
+}
+
+// BeforeStart asks every member that is a Gate; the first error stops the job.
+func (os Observers) BeforeStart(ctx context.Context, s Snapshot) error {
+	for _, o := range os {
+		if g, ok := o.(Gate); ok {
+			if err := g.BeforeStart(ctx, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// BeforePublish asks every member that is a Gate; the first error keeps the file unpublished.
+func (os Observers) BeforePublish(ctx context.Context, s Snapshot, path string) error {
+	for _, o := range os {
+		if g, ok := o.(Gate); ok {
+			if err := g.BeforePublish(ctx, s, path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
