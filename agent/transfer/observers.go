@@ -8,8 +8,8 @@ import "context"
 type Observers []Observer
 
 // Observe tells every member.
-func (os Observers) Observe(e Event) {
-	for _, o := range os {
+func (all Observers) Observe(e Event) {
+	for _, o := range all {
 		if o != nil {
 			o.Observe(e)
 		}
@@ -17,8 +17,8 @@ func (os Observers) Observe(e Event) {
 }
 
 // BeforeStart asks every member that is a Gate; the first error stops the job.
-func (os Observers) BeforeStart(ctx context.Context, s Snapshot) error {
-	for _, o := range os {
+func (all Observers) BeforeStart(ctx context.Context, s Snapshot) error {
+	for _, o := range all {
 		if g, ok := o.(Gate); ok {
 			if err := g.BeforeStart(ctx, s); err != nil {
 				return err
@@ -29,8 +29,8 @@ func (os Observers) BeforeStart(ctx context.Context, s Snapshot) error {
 }
 
 // BeforePublish asks every member that is a Gate; the first error keeps the file unpublished.
-func (os Observers) BeforePublish(ctx context.Context, s Snapshot, path string) error {
-	for _, o := range os {
+func (all Observers) BeforePublish(ctx context.Context, s Snapshot, path string) error {
+	for _, o := range all {
 		if g, ok := o.(Gate); ok {
 			if err := g.BeforePublish(ctx, s, path); err != nil {
 				return err

@@ -29,12 +29,12 @@ func (p plainObs) Observe(e Event) { *p.log = append(*p.log, "plain:"+e.Kind.Str
 func TestObserversFanOutAndFirstVetoWins(t *testing.T) {
 	var log []string
 	deny := errors.New("scan found a virus")
-	os := Observers{plainObs{&log}, nil, recObs{"a", &log, nil}, recObs{"b", &log, deny}, recObs{"c", &log, nil}}
-	os.Observe(Event{Kind: EventStarted})
-	if err := os.BeforeStart(context.Background(), Snapshot{}); !errors.Is(err, deny) {
+	all := Observers{plainObs{&log}, nil, recObs{"a", &log, nil}, recObs{"b", &log, deny}, recObs{"c", &log, nil}}
+	all.Observe(Event{Kind: EventStarted})
+	if err := all.BeforeStart(context.Background(), Snapshot{}); !errors.Is(err, deny) {
 		t.Fatalf("BeforeStart = %v, want the second gate's veto", err)
 	}
-	if err := os.BeforePublish(context.Background(), Snapshot{}, "x"); !errors.Is(err, deny) {
+	if err := all.BeforePublish(context.Background(), Snapshot{}, "x"); !errors.Is(err, deny) {
 		t.Fatalf("BeforePublish = %v, want the second gate's veto", err)
 	}
 	want := []string{"plain:started", "a:started", "b:started", "c:started", "a:start?", "b:start?", "a:publish?", "b:publish?"}
