@@ -61,6 +61,8 @@ type Config struct {
 	// TLSRequired (needs TLS) refuses USER/PASS before AUTH TLS (530) and transfers whose data
 	// connection was not set up under PROT P (521), as vsftpd's force_*_ssl options do.
 	TLSRequired bool
+	// Events, when set, is told of logins and file operations (see events.go).
+	Events EventSink
 }
 
 const (
