@@ -52,6 +52,7 @@ type controlConn struct {
 	dataTLS  bool    // protP held when the pending data connection was set up
 	abor426  bool    // the library aborted a running transfer (426) for that ABOR
 	homeDir  string  // host directory of the logged-in account's home, hidden in replies
+	sess     *session // set by ClientConnected: events and the session's log line
 
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
@@ -135,12 +136,14 @@ func (c *controlConn) command(line []byte) ([]byte, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.logCommand(verb, param)
 	reply, forward, err := c.decide(verb, param)
 	if forward {
 		c.expect = verb
 		return line, nil
 	}
 	if reply != "" {
+		c.logReply([]byte(reply))
 		if werr := c.writeLocked([]byte(reply + "\r\n")); werr != nil && err == nil {
 			err = werr
 		}
@@ -269,6 +272,9 @@ func (c *controlConn) pass(pw string) (string, bool, error) {
 	c.mu.Unlock()
 	pol, err := c.s.checkLogin(c.quit, user, pw, c.raw.RemoteAddr())
 	c.mu.Lock()
+	if !errors.Is(err, net.ErrClosed) {
+		c.sess.login(user, c.tls, err)
+	}
 	switch {
 	case errors.Is(err, errLoginFlood):
 		_ = c.writeLocked([]byte(replyLoginFlood + "\r\n"))
@@ -344,7 +350,9 @@ func (c *controlConn) Write(p []byte) (int, error) {
 	out := make([]byte, 0, end+1)
 	for _, line := range bytes.SplitAfter(c.wbuf[:end+1], []byte("\n")) {
 		if len(line) > 0 {
-			out = append(out, c.reply(line)...)
+			r := c.reply(line)
+			c.logReply(r)
+			out = append(out, r...)
 		}
 	}
 	c.wbuf = append(c.wbuf[:0], c.wbuf[end+1:]...)

@@ -190,6 +190,8 @@ type sessionFs struct {
 	// lastCmd returns the command being served (ClientContext's
 	// GetLastCommand), so that MDTM can refuse directories. nil: unknown.
 	lastCmd func() string
+	// sess receives the session's file events (session.go); nil: none.
+	sess *session
 }
 
 var (
@@ -237,7 +239,11 @@ func (s *sessionFs) OpenFile(name string, flag int, _ os.FileMode) (afero.File, 
 	if err != nil {
 		return nil, err
 	}
-	return s.fs.OpenFile(rel, flag, uploadFileMode)
+	f, err := s.fs.OpenFile(rel, flag, uploadFileMode)
+	if err != nil {
+		return nil, err
+	}
+	return s.transferFile(f, rel, op == opWrite), nil
 }
 
 func (s *sessionFs) Mkdir(name string, _ os.FileMode) error {
@@ -245,7 +251,7 @@ func (s *sessionFs) Mkdir(name string, _ os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return s.fs.Mkdir(rel, uploadDirMode)
+	return s.done(EventMkdir, rel, "", s.fs.Mkdir(rel, uploadDirMode))
 }
 
 func (s *sessionFs) MkdirAll(name string, _ os.FileMode) error {
@@ -270,7 +276,7 @@ func (s *sessionFs) Remove(name string) error {
 	if fi.IsDir() {
 		return &os.PathError{Op: "remove", Path: ftpPath(rel), Err: errors.New("is a directory (use RMD)")}
 	}
-	return s.fs.Remove(rel)
+	return s.done(EventDelete, rel, "", s.fs.Remove(rel))
 }
 
 // RemoveDir serves RMD (ftpserverlib's ClientDriverExtensionRemoveDir).
@@ -286,7 +292,7 @@ func (s *sessionFs) RemoveDir(name string) error {
 	if !fi.IsDir() {
 		return &os.PathError{Op: "rmdir", Path: ftpPath(rel), Err: errors.New("not a directory")}
 	}
-	return s.fs.Remove(rel)
+	return s.done(EventRmdir, rel, "", s.fs.Remove(rel))
 }
 
 func (s *sessionFs) RemoveAll(name string) error {
@@ -306,7 +312,7 @@ func (s *sessionFs) Rename(oldname, newname string) error {
 	if err != nil {
 		return err
 	}
-	return s.fs.Rename(o, n)
+	return s.done(EventRename, o, n, s.fs.Rename(o, n))
 }
 
 func (s *sessionFs) Stat(name string) (os.FileInfo, error) {

@@ -272,6 +272,7 @@ func (d *mainDriver) GetSettings() (*ftplib.Settings, error) {
 }
 
 func (d *mainDriver) ClientConnected(cc ftplib.ClientContext) (string, error) {
+	d.s.attach(cc)
 	d.s.log.Debug("ftp client connected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
 	return welcomeBanner, nil
 }
@@ -284,7 +285,7 @@ func (d *mainDriver) ClientDisconnected(cc ftplib.ClientContext) {
 	s.live--
 	s.maybeDrainedLocked()
 	s.mu.Unlock()
-	s.log.Debug("ftp client disconnected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
+	sessionOf(cc).end()
 }
 
 var errAuth = errors.New("authentication failed")
@@ -301,7 +302,7 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 			return nil, errAuth
 		}
 	}
-	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand}, nil
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, sess: sessionOf(cc)}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
