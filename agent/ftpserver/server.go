@@ -27,6 +27,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	closed   bool
+	stopped  bool                   // StopAccepting closed the listener
 	creds    map[string]*credential // one-time credentials by user name
 	conns    map[string]net.Conn    // live control connections by connKey
 	live     int                    // accepted control connections not yet disconnected
@@ -136,7 +137,7 @@ func (s *Server) Serve() error {
 	}
 	err := s.lib.Serve()
 	s.mu.Lock()
-	closed = s.closed
+	closed = s.closed || s.stopped
 	s.mu.Unlock()
 	if closed {
 		return nil
@@ -159,7 +160,9 @@ func (s *Server) Close() error {
 		s.maybeDrainedLocked()
 		s.mu.Unlock()
 
-		s.closeErr = s.ln.Listener.Close()
+		if err := s.ln.Listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) { // StopAccepting closed it
+			s.closeErr = err
+		}
 
 		// Half-close first: ftpserverlib reads EOF, closes the transfer
 		// (aborting a running copy) and the connection, and says goodbye

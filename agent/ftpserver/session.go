@@ -267,3 +267,19 @@ func (s *Server) attach(cc ftplib.ClientContext) *session {
 	}
 	return ss
 }
+
+// Sessions is the number of control connections open now (the metrics read it).
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// StopAccepting closes the control listener: no new session starts, those connected go on
+// until Close. Serve returns nil.
+func (s *Server) StopAccepting() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	_ = s.ln.Listener.Close()
+}

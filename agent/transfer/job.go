@@ -333,17 +333,20 @@ func (j *job) finish(err error) {
 		}
 	})
 	s := j.b.snapshot()
+	// One line per transfer: ids, endpoints (passwords redacted), bytes, mode, duration, result.
+	line := []any{"id", s.ID, "source", s.Source, "destination", s.Destination, "bytes", s.BytesDone,
+		"resumed", s.Resumed, "mode", s.Mode.String(), "reversed", s.Reversed, "attempts", s.Attempt,
+		"duration", s.Finished.Sub(s.Created).Round(time.Millisecond).String(), "result", s.State.String()}
 	switch s.State {
 	case StateSucceeded:
 		j.observe(EventSucceeded, nil)
-		j.m.log.Info("transfer succeeded", "id", s.ID, "source", s.Source, "destination", s.Destination,
-			"bytes", s.BytesDone, "resumed", s.Resumed, "attempts", s.Attempt, "verified", s.Verified)
+		j.m.log.Info("transfer succeeded", append(line, "verified", s.Verified)...)
 	case StateCancelled:
 		j.observe(EventCancelled, err)
-		j.m.log.Info("transfer cancelled", "id", s.ID)
+		j.m.log.Info("transfer cancelled", line...)
 	default:
 		j.observe(EventFailed, err)
-		j.m.log.Warn("transfer failed", "id", s.ID, "source", s.Source, "destination", s.Destination, "attempts", s.Attempt, "err", err)
+		j.m.log.Warn("transfer failed", append(line, "err", err)...)
 	}
 }
 
@@ -382,6 +385,9 @@ func (j *job) sample() (stop func()) {
 					j.snap.BytesDone, j.snap.Rate = n, rate
 					j.snap.ETA = eta(n, j.snap.BytesTotal, rate)
 					j.publishLocked()
+					if p, ok := j.m.obs.(ProgressObserver); ok {
+						p.Progress(j.snap)
+					}
 				}
 				if now.Sub(j.saved) > 5*time.Second {
 					j.saveOrLogLocked()

@@ -126,6 +126,13 @@ type Observer interface {
 	Observe(Event)
 }
 
+// ProgressObserver is an Observer that also follows running jobs' bytes (the metrics count bytes
+// as they move): Progress gets each new snapshot, at most once per Config.Tick, on the job's
+// sampler goroutine. It must not block.
+type ProgressObserver interface {
+	Progress(Snapshot)
+}
+
 // Gate is an Observer that may veto: a transfer before it starts, and a received file before it
 // is published under its final name (a scan, a naming policy). A non-nil error stops the job
 // with that cause.
