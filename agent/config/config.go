@@ -78,7 +78,7 @@ func (s Sources) Annotate(err error) error {
 	case "file":
 		return fmt.Errorf("%s: %s", src.Where, rest)
 	case "env":
-		return fmt.Errorf("%s (%s): %s", src.Where, name, rest[len(name)+1:])
+		return fmt.Errorf("%s (%s): %s", src.Where, name, strings.TrimSpace(rest[len(name)+1:]))
 	}
 	return err
 }
@@ -87,6 +87,12 @@ func (s Sources) Annotate(err error) error {
 // environment (getenv) or, failing that, the YAML file named by --config (or FERRY_CONFIG). The
 // set must define a string flag "config".
 func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Sources, error) {
+	// Repeatable flags whose Value cannot list its values (flag.Func) record them, for Print.
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(interface{ Values() []string }); !ok && Repeatable(f) {
+			f.Value = &recorded{Value: f.Value}
+		}
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -146,6 +152,22 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Sources,
 	})
 	return src, errors.Join(errs...)
 }
+
+// recorded remembers the values Set on a repeatable flag.
+type recorded struct {
+	flag.Value
+	vals []string
+}
+
+func (r *recorded) Set(v string) error {
+	if err := r.Value.Set(v); err != nil {
+		return err
+	}
+	r.vals = append(r.vals, v)
+	return nil
+}
+
+func (r *recorded) Values() []string { return r.vals }
 
 // EnvName is the environment variable of a flag: FERRY_ plus its name in capitals, dashes as
 // underscores (--grpc-listen: FERRY_GRPC_LISTEN).
