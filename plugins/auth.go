@@ -1,6 +1,10 @@
 package plugins
 
-import "context"
+import (
+	"context"
+	"errors"
+	"strings"
+)
 
 // Authenticator is the auth kind: it verifies an FTP login the agent's own users and one-time
 // grants do not know. The agent calls it with a deadline (its --plugin-timeout); honour ctx.
@@ -60,4 +64,16 @@ func Deny(reason string) AuthResponse { return AuthResponse{Result: AuthDeny, Re
 // Unknown says the plugin does not know the user.
 func Unknown(reason string) AuthResponse {
 	return AuthResponse{Result: AuthUnknownUser, Reason: reason}
+}
+
+// HomeFor fills a home template: {user} becomes the login name. A name that would climb or
+// split the path ("..", "/", "\", NUL) is refused.
+func HomeFor(template, user string) (string, error) {
+	if !strings.Contains(template, "{user}") {
+		return template, nil
+	}
+	if user == "" || user == "." || user == ".." || strings.ContainsAny(user, "/\\\x00") {
+		return "", errors.New("user name not usable in a home directory")
+	}
+	return strings.ReplaceAll(template, "{user}", user), nil
 }
