@@ -41,6 +41,12 @@ Example:
       --ftp-listen :2121 --passive-ports 50000-50100 --ftp-users-file /etc/ferry/ftp-users
   ferryctl --token-file /var/lib/ferry/admin.token agent info
 
+Plugins (docs/plugins.md):
+  ferry-agent --root /srv/ferry \
+      --plugin '/usr/lib/ferry/auth-htpasswd -file /etc/ferry/ftp.htpasswd -home /users/{user}' \
+      --plugin '/usr/lib/ferry/hook-exec -events before_publish -- /usr/local/bin/scan' \
+      --plugin-fail /usr/lib/ferry/hook-exec=closed
+
 Flags:
 `
 
@@ -78,6 +84,7 @@ func run(args []string) error {
 		hostOverride multiFlag
 		certRules    multiFlag
 		allowRemote  multiFlag
+		pluginFlags  pluginFlagSet
 	)
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", "127.0.0.1:7070", "gRPC API address (host:port or unix:///path)")
 	fs.StringVar(&cfg.FTPListen, "ftp-listen", ":2121", "FTP server address")
@@ -119,6 +126,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM) that other agents' API certificates are verified against; set, calls to peers use TLS")
 	fs.StringVar(&cfg.PeerCert, "peer-cert", "", "client certificate (PEM) presented to other agents")
 	fs.StringVar(&cfg.PeerKey, "peer-key", "", "private key of --peer-cert")
+	pluginFlags.register(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -185,6 +193,9 @@ func run(args []string) error {
 		cfg.HostOverrides = append(cfg.HostOverrides, ftpserver.HostOverride{Network: pfx, Host: host})
 	}
 	cfg.AllowRemote = allowRemote
+	if err := pluginFlags.apply(&cfg); err != nil {
+		return err
+	}
 	switch defaultMode {
 	case "auto":
 		cfg.DefaultMode = transfer.ModeAuto
