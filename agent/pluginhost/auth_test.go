@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-dev/ferry/agent/pluginhost"
 	"github.com/ferry-dev/ferry/internal/testagent"
@@ -14,7 +15,12 @@ import (
 // (a real slapd; the LDAP plugin speaks LDAPS to it), a wrong password is refused, and an LDAP
 // read-only user cannot STOR.
 func TestAuthPlugins(t *testing.T) {
+	t0 := time.Now()
+	bin(t, "noop")
+	since(t, "build plugins", t0)
+	t0 = time.Now()
 	ldap := startSlapd(t)
+	since(t, "slapd", t0)
 	hp := htpasswd(t, map[string]string{"hanna": "hanna-secret"})
 	specs := []pluginhost.Spec{
 		{Path: bin(t, "auth-htpasswd"), Args: []string{"-file", hp, "-home", "/users/{user}"}},
@@ -23,7 +29,10 @@ func TestAuthPlugins(t *testing.T) {
 			"-rw-group", "cn=ftp-rw,ou=groups," + ldapBase, "-ro-group", "cn=ftp-ro,ou=groups," + ldapBase,
 			"-home", "/users/{user}"}},
 	}
+	t0 = time.Now()
 	a := startAgent(t, specs)
+	since(t, "agent", t0)
+	defer since(t, "logins", time.Now())
 	for _, u := range []string{"hanna", "alice", "bob", "carol"} {
 		if err := os.MkdirAll(filepath.Join(a.Root, "users", u), 0o755); err != nil {
 			t.Fatal(err)

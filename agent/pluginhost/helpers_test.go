@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/daemon"
 	"github.com/ferry-dev/ferry/agent/pluginhost"
+	"github.com/ferry-dev/ferry/agent/transfer"
 	"github.com/ferry-dev/ferry/internal/testagent"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -25,12 +27,11 @@ var buildPlugins = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, p := range []string{"../../plugins/auth-htpasswd", "../../plugins/auth-ldap", "../../plugins/hook-webhook",
-		"../../plugins/hook-exec", "./testdata/noop"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(p)), p).CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("go build %s: %v\n%s", p, err, out)
-		}
+	// One go build: the five links run in parallel.
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../plugins/auth-htpasswd", "../../plugins/auth-ldap",
+		"../../plugins/hook-webhook", "../../plugins/hook-exec", "./testdata/noop")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build plugins: %v\n%s", err, out)
 	}
 	return dir, nil
 })
@@ -70,6 +71,10 @@ func htpasswd(t testing.TB, users map[string]string) string {
 	return f
 }
 
+// curlSource gives each curl run its own loopback source address (127.0.0.2, .3...), so that
+// the FTP server's login delay after a failure (per source address) does not slow the others.
+var curlSource atomic.Int32
+
 // curl runs curl against an FTP URL with the credentials in a netrc file (never in argv) and
 // returns its exit code (0 ok, 67 login refused, 25 upload refused...).
 func curl(t testing.TB, ftpAddr, user, pass string, args ...string) (int, string) {
@@ -81,7 +86,9 @@ func curl(t testing.TB, ftpAddr, user, pass string, args ...string) (int, string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--max-time", "20", "--netrc-file", netrc}, args...)...)
+	n := curlSource.Add(1)
+	src := fmt.Sprintf("127.0.%d.%d", 1+n/250, 2+n%250)
+	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--max-time", "20", "--interface", src, "--netrc-file", netrc}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode(), string(out)
@@ -102,7 +109,7 @@ func startAgent(t testing.TB, specs []pluginhost.Spec, mods ...func(*daemon.Conf
 }
 
 // transfer runs src -> dst on a and returns the final snapshot.
-func transfer(t testing.TB, a *testagent.Agent, src, dst string) *ferryv1.Transfer {
+func runTransfer(t testing.TB, a *testagent.Agent, src, dst string) *ferryv1.Transfer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -172,4 +179,13 @@ func eventually(d time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return cond()
+}
+
+// since logs how long a step took (go test -v).
+func since(t testing.TB, what string, start time.Time) {
+	t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
+}
+
+func snapshot() transfer.Snapshot {
+	return transfer.Snapshot{ID: "t1", Source: "a", Destination: "b", Direction: transfer.Download, State: transfer.StateRunning}
 }
