@@ -45,6 +45,12 @@ Example:
       --ftp-listen :2121 --passive-ports 50000-50100 --ftp-users-file /etc/ferry/ftp-users
   ferryctl --token-file /var/lib/ferry/admin.token agent info
 
+Plugins (docs/plugins.md):
+  ferry-agent --root /srv/ferry \
+      --plugin '/usr/lib/ferry/auth-htpasswd -file /etc/ferry/ftp.htpasswd -home /users/{user}' \
+      --plugin '/usr/lib/ferry/hook-exec -events before_publish -- /usr/local/bin/scan' \
+      --plugin-fail /usr/lib/ferry/hook-exec=closed
+
 Flags:
 `
 
@@ -73,6 +79,7 @@ type options struct {
 	hostOverride multiFlag
 	certRules    multiFlag
 	allowRemote  multiFlag
+	pluginFlags  pluginFlagSet
 }
 
 // newFlags defines ferry-agent's flags. Every flag is also a key of the --config file and an
@@ -131,6 +138,7 @@ func newFlags() (*flag.FlagSet, *options) {
 	fs.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM) that other agents' API certificates are verified against; set, calls to peers use TLS")
 	fs.StringVar(&cfg.PeerCert, "peer-cert", "", "client certificate (PEM) presented to other agents")
 	fs.StringVar(&cfg.PeerKey, "peer-key", "", "private key of --peer-cert")
+	o.pluginFlags.register(fs, cfg)
 	return fs, o
 }
 
@@ -294,6 +302,9 @@ func (o *options) daemonConfig(fs *flag.FlagSet) (daemon.Config, error) {
 		cfg.HostOverrides = append(cfg.HostOverrides, ftpserver.HostOverride{Network: pfx, Host: host})
 	}
 	cfg.AllowRemote = allowRemote.Values()
+	if err := o.pluginFlags.apply(&cfg); err != nil {
+		return cfg, err
+	}
 	switch defaultMode {
 	case "auto":
 		cfg.DefaultMode = transfer.ModeAuto

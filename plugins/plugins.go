@@ -1,11 +1,14 @@
 // Package plugins is the room of Ferry's plugin SDK (authentication, transfer hooks, storage),
 // loaded as separate processes with hashicorp/go-plugin over gRPC with AutoMTLS.
 //
-// Only the handshake is here today: it is the contract every Ferry plugin binary and the agent
-// must share, so it is fixed first. The plugin kinds come with the plugins issue, one file
-// family per kind (<kind>.go interface, plugin.go, client.go/server.go shims, plugin_test.go),
-// as docs/architecture.md describes. Today the engine writes to the served root directly; a
-// storage interface for plugins to stand behind is part of that issue.
+// A plugin is a main of a few lines: implement Authenticator (auth) and/or Hook (hook) and call
+//
+//	plugins.Serve(plugins.Impl{Name: "my-plugin", Auth: myAuth{}})
+//
+// The contracts are protobuf (proto/ferry/plugin/v1); this package shims them to the Go
+// interfaces in both directions (server.go in the plugin, client.go in the agent), passing the
+// caller's context, and so the agent's deadline, through. The agent side (loading, restarts,
+// timeouts, fail-open/closed) is agent/pluginhost. docs/plugins.md is the author's guide.
 package plugins
 
 import "github.com/hashicorp/go-plugin"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/pluginhost"
 	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/server"
 	"github.com/ferry-dev/ferry/agent/storage"
@@ -94,6 +95,13 @@ type Config struct {
 	PeerKey       string
 	Logger        *slog.Logger
 
+	// Plugins (agent/pluginhost; --plugin): auth plugins are asked for FTP logins at their
+	// place in FTPAuthOrder (default grants, users, plugins), hook plugins observe and gate
+	// transfers and receive FTP file events. PluginTimeout bounds every call (default 5s).
+	Plugins       []pluginhost.Spec
+	PluginTimeout time.Duration
+	FTPAuthOrder  []ftpserver.AuthSource
+
 	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
 	// rules (--allow-remote). Empty: everything but link-local addresses.
 	AllowRemote []string
@@ -127,6 +135,7 @@ type Daemon struct {
 	mgr     *transfer.Manager
 	root    *storage.Root
 	store   *store.Store
+	plugins *pluginhost.Host // nil without --plugin
 	started time.Time
 	ftpPin  string // SHA-256 of the FTP server's certificate; "" with TLS off
 	ops            // health, metrics, audit log (ops.go)
@@ -198,12 +207,26 @@ func New(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.ftpPin = pin
+	var hooks *pluginhost.Hooks
+	var auths []ftpserver.Authenticator
+	if len(cfg.Plugins) > 0 {
+		if d.plugins, err = pluginhost.New(pluginhost.Config{Plugins: cfg.Plugins, Timeout: cfg.PluginTimeout,
+			Logger: cfg.Logger.With("part", "plugins")}); err != nil {
+			return nil, err
+		}
+		hooks, auths = d.plugins.Hooks(), d.plugins.Authenticators()
+	}
+	ftpEvents := d.ftpEvents()
+	if hooks != nil {
+		ftpEvents = append(ftpEvents, hooks) // hook plugins see uploads, deletes and renames
+	}
 	d.ftp, err = ftpserver.New(ftpserver.Config{
 		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
 		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
-		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired, Events: d.ftpEvents(),
+		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired,
+		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)
@@ -234,6 +257,10 @@ func New(cfg Config) (d *Daemon, err error) {
 	}
 	if d.store != nil {
 		tcfg.Store = &healthStore{Store: d.store, d: d}
+	}
+	if hooks != nil {
+		// hook plugins: events, and vetoes before start and publish
+		tcfg.Observer = append(d.observers(), hooks)
 	}
 	if d.mgr, err = transfer.NewManager(tcfg); err != nil {
 		return nil, err
@@ -412,10 +439,8 @@ func (d *Daemon) Close() error {
 		if d.ftp != nil {
 			d.closeErr = errors.Join(d.closeErr, d.ftp.Close())
 		}
-		// Plugins are closed here: after the servers and the engine that call them, before
-		// the store. (The plugins room appends its Close to d.plugins.)
-		for _, p := range d.plugins {
-			d.closeErr = errors.Join(d.closeErr, p.Close())
+		if d.plugins != nil { // after the engine and the FTP server, their last users
+			d.closeErr = errors.Join(d.closeErr, d.plugins.Close())
 		}
 		d.closeMetrics()
 		if d.store != nil {
@@ -443,7 +468,20 @@ func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 		PublicHost:   d.cfg.PublicHost,
 		StartedAt:    timestamppb.New(d.started),
 		Hostname:     host,
+		Plugins:      d.pluginInfo(),
 	}
+}
+
+func (d *Daemon) pluginInfo() []*ferryv1.PluginInfo {
+	if d.plugins == nil {
+		return nil
+	}
+	var out []*ferryv1.PluginInfo
+	for _, s := range d.plugins.Status() {
+		out = append(out, &ferryv1.PluginInfo{Name: s.Name, Path: s.Path, Kinds: s.Kinds, State: string(s.State),
+			Restarts: int32(s.Restarts), LastError: s.LastError, Pid: int32(s.PID), DroppedEvents: s.Dropped})
+	}
+	return out
 }
 
 // granter adapts the FTP server's credentials to the API's Granter.

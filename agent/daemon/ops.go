@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -33,12 +32,9 @@ type ops struct {
 	metricsLis net.Listener
 	metricsSrv *http.Server
 	audit      *audit.Log
-	// plugins are closed by Close after the servers and the engine, before the store.
-	plugins []io.Closer
-
-	healthMu sync.Mutex
-	serving  bool  // Run started and Close did not
-	storeErr error // the last job store write failed
+	healthMu   sync.Mutex
+	serving    bool  // Run started and Close did not
+	storeErr   error // the last job store write failed
 }
 
 // openOps opens the audit log, creates the metrics and the health service (NOT_SERVING until

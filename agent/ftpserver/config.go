@@ -63,6 +63,11 @@ type Config struct {
 	TLSRequired bool
 	// Events, when set, is told of logins and file operations (see events.go).
 	Events EventSink
+	// Authenticators verify logins the server's own users and grants do not know (auth
+	// plugins), asked in order; AuthOrder says where they come among the sources (default
+	// DefaultAuthOrder: grants, users, plugins). See auth.go.
+	Authenticators []Authenticator
+	AuthOrder      []AuthSource
 }
 
 const (
@@ -87,6 +92,7 @@ type validated struct {
 	maxPerIP    int                 // 0 = no limit
 	loginDelay  time.Duration       // 0 = off
 	loginMax    time.Duration
+	authOrder   []AuthSource
 }
 
 func fieldErr(field string, format string, args ...any) error {
@@ -217,6 +223,23 @@ func (c *Config) validate() (*validated, error) {
 		return nil, fieldErr("LoginMaxDelay", "%v is below LoginDelay (%v)", c.LoginMaxDelay, v.loginDelay)
 	default:
 		v.loginMax = c.LoginMaxDelay
+	}
+	v.authOrder = DefaultAuthOrder
+	if len(c.AuthOrder) > 0 {
+		list := make([]string, len(c.AuthOrder))
+		for i, a := range c.AuthOrder {
+			list[i] = string(a)
+		}
+		order, err := ParseAuthOrder(list)
+		if err != nil {
+			return nil, fieldErr("AuthOrder", "%v", err)
+		}
+		v.authOrder = order
+	}
+	for i, a := range c.Authenticators {
+		if a == nil {
+			return nil, fieldErr(fmt.Sprintf("Authenticators[%d]", i), "nil")
+		}
 	}
 	if c.TLSRequired && c.TLS == nil {
 		return nil, fieldErr("TLSRequired", "needs TLS (a certificate)")

@@ -266,11 +266,11 @@ func (c *controlConn) pass(pw string) (string, bool, error) {
 	case c.user == "":
 		return "503 Login with USER first.", false, nil
 	}
-	user := c.user
+	user, tls := c.user, c.tls
 	// A login delay (limits.go) and a bcrypt check take time: c.mu is released meanwhile. Only
 	// this goroutine reads commands, and the library writes nothing before a login.
 	c.mu.Unlock()
-	pol, err := c.s.checkLogin(c.quit, user, pw, c.raw.RemoteAddr())
+	pol, err := c.s.checkLogin(c.quit, user, pw, c.raw.RemoteAddr(), tls)
 	c.mu.Lock()
 	if !errors.Is(err, net.ErrClosed) {
 		c.sess.login(user, c.tls, err)
@@ -291,7 +291,7 @@ func (c *controlConn) pass(pw string) (string, bool, error) {
 		}
 		return replyLoginFailed, false, nil
 	}
-	if h := c.s.homes[pol.home]; h != nil {
+	if h := c.s.homeFs(pol.home); h != nil {
 		c.homeDir = h.root.Dir()
 	}
 	c.login = &pol

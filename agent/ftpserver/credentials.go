@@ -1,6 +1,7 @@
 package ftpserver
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -78,35 +79,55 @@ func (s *Server) IssueCredential(sc Scope) (user, password string, err error) {
 	return user, password, nil
 }
 
-// authenticate returns the session policy for user/pass, or why the login is
-// refused (for the log only; clients get a uniform answer). A credential is
-// consumed by its first successful login.
-func (s *Server) authenticate(user, pass string) (policy, error) {
-	if isAnonymousName(user) {
+// authenticate returns the session policy for a login, or why the login is refused (for the
+// log only; clients get a uniform answer). The sources are asked in Config.AuthOrder; the first
+// that knows the user decides. A credential is consumed by its first successful login.
+func (s *Server) authenticate(ctx context.Context, l Login) (policy, error) {
+	if isAnonymousName(l.User) {
 		if !s.cfg.AnonymousRead {
 			return policy{}, errors.New("anonymous access disabled")
 		}
 		return policy{kind: policyReadOnly}, nil
 	}
-
-	s.mu.Lock()
-	c, ok := s.creds[user]
-	if ok {
-		switch {
-		case time.Now().After(c.expires):
-			delete(s.creds, user)
-			s.mu.Unlock()
-			return policy{}, errors.New("credential expired")
-		case !passwordOK(c.pass, pass):
-			s.mu.Unlock()
-			return policy{}, errors.New("wrong password")
+	for _, src := range s.v.authOrder {
+		var pol policy
+		var err error
+		switch src {
+		case AuthGrants:
+			pol, err = s.authGrant(l.User, l.Password)
+		case AuthUsers:
+			pol, err = s.authUsers(l.User, l.Password)
+		case AuthPlugins:
+			pol, err = s.authPlugins(ctx, l)
 		}
-		delete(s.creds, user)
-		s.mu.Unlock()
-		return policy{kind: policyScoped, scope: c.scope}, nil
+		if !errors.Is(err, ErrUnknownUser) {
+			return pol, err
+		}
 	}
-	s.mu.Unlock()
+	return policy{}, ErrUnknownUser
+}
 
+// authGrant checks the one-time credentials (IssueCredential).
+func (s *Server) authGrant(user, pass string) (policy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.creds[user]
+	if !ok {
+		return policy{}, ErrUnknownUser
+	}
+	switch {
+	case time.Now().After(c.expires):
+		delete(s.creds, user)
+		return policy{}, errors.New("credential expired")
+	case !passwordOK(c.pass, pass):
+		return policy{}, errors.New("wrong password")
+	}
+	delete(s.creds, user)
+	return policy{kind: policyScoped, scope: c.scope}, nil
+}
+
+// authUsers checks the configured users (Config.Users and Config.Accounts).
+func (s *Server) authUsers(user, pass string) (policy, error) {
 	if want, known := s.v.users[user]; known {
 		if !passwordOK(want, pass) {
 			return policy{}, errors.New("wrong password")
@@ -118,7 +139,7 @@ func (s *Server) authenticate(user, pass string) (policy, error) {
 	a, known, ok := s.accounts.verify(user, pass)
 	if !known {
 		passwordOK(digest("\x00unknown user"), pass) // same work as for a static user
-		return policy{}, errors.New("unknown user")
+		return policy{}, ErrUnknownUser
 	}
 	if !ok {
 		return policy{}, errors.New("wrong password")

@@ -16,7 +16,7 @@ const replyLoginFlood = "421 Too many failed logins from your address, try again
 // and logs the outcome: user and address, never the password; the reason for a refusal goes to
 // the log only, the client gets a uniform answer. It returns errAuth for a refused login,
 // errLoginFlood, or net.ErrClosed when quit is closed during the wait.
-func (s *Server) checkLogin(quit <-chan struct{}, user, pass string, remote net.Addr) (policy, error) {
+func (s *Server) checkLogin(quit <-chan struct{}, user, pass string, remote net.Addr, tls bool) (policy, error) {
 	logUser := user
 	if len(logUser) > 64 {
 		logUser = logUser[:64] + "..."
@@ -36,7 +36,7 @@ func (s *Server) checkLogin(quit <-chan struct{}, user, pass string, remote net.
 			return policy{}, net.ErrClosed
 		}
 	}
-	pol, reason := s.authenticate(user, pass)
+	pol, reason := s.authenticateUntil(quit, user, pass, remote, tls)
 	if reason != nil {
 		next := s.logins.failed(key)
 		s.log.Warn("ftp login refused", "user", logUser, "remote", remote.String(), "reason", reason.Error(),

@@ -41,7 +41,9 @@ type Server struct {
 	logins     *loginLimiter      // nil: failed logins are not slowed down
 	accounts   *accountSet        // Config.Accounts
 	homes      map[string]*rootFs // the accounts' homes by cleaned name, each its own root
-	pasvIP     netip.Addr         // the control listener's IP, bound by passive listeners; invalid = any
+	// pluginHomes are homes Authenticators named, opened at their first login (auth.go).
+	pluginHomes map[string]*rootFs
+	pasvIP      netip.Addr // the control listener's IP, bound by passive listeners; invalid = any
 
 	closeOnce sync.Once
 	closeErr  error
@@ -183,6 +185,9 @@ func (s *Server) Close() error {
 			}
 		}
 		closeHomes(s.homes)
+		s.mu.Lock()
+		closeHomes(s.pluginHomes)
+		s.mu.Unlock()
 		if err := s.fs.close(); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
@@ -301,7 +306,7 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 	}
 	fs := d.s.fs
 	if h := pol.home; h != "" && h != "." {
-		if fs = d.s.homes[h]; fs == nil { // cannot happen: every account's home is opened in New
+		if fs = d.s.homeFs(h); fs == nil { // cannot happen: homes are opened in New or at login
 			return nil, errAuth
 		}
 	}

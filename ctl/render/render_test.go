@@ -398,12 +398,15 @@ func TestTables(t *testing.T) {
 
 	out.Reset()
 	info := &ferryv1.GetAgentInfoResponse{Version: "dev", GrpcAddress: "127.0.0.1:7070",
-		PassivePorts: &ferryv1.PortRange{Low: 30000, High: 30100}, StartedAt: timestamppb.New(t0)}
+		PassivePorts: &ferryv1.PortRange{Low: 30000, High: 30100}, StartedAt: timestamppb.New(t0),
+		Plugins: []*ferryv1.PluginInfo{{Name: "auth-ldap", Path: "/p/auth-ldap", Kinds: []string{"auth"}, State: "restarting",
+			Restarts: 2, Pid: 42, LastError: "process exited"}}}
 	if err := AgentInfo(&out, info, t0.Add(5*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"version: dev\n", "grpc_address: 127.0.0.1:7070\n", "passive_ports: 30000-30100\n",
-		"public_host: -\n", "(up 5m)"} {
+		"public_host: -\n", "(up 5m)",
+		"plugin: auth-ldap (auth) restarting, restarts 2, pid 42, path /p/auth-ldap, last error: process exited\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("agent info lacks %q:\n%s", want, out.String())
 		}

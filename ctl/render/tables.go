@@ -85,7 +85,7 @@ func AgentInfo(w io.Writer, info *ferryv1.GetAgentInfoResponse, now time.Time) e
 	if info.GetStartedAt() != nil {
 		started += " (up " + Age(now.Sub(info.GetStartedAt().AsTime())) + ")"
 	}
-	return keyValues(w, [][2]string{
+	kv := [][2]string{
 		{"version", info.GetVersion()},
 		{"hostname", info.GetHostname()},
 		{"grpc_address", info.GetGrpcAddress()},
@@ -94,7 +94,19 @@ func AgentInfo(w io.Writer, info *ferryv1.GetAgentInfoResponse, now time.Time) e
 		{"passive_ports", ports},
 		{"public_host", info.GetPublicHost()},
 		{"started_at", started},
-	})
+	}
+	for _, p := range info.GetPlugins() {
+		v := fmt.Sprintf("%s (%s) %s, restarts %d, pid %d, path %s", p.GetName(), strings.Join(p.GetKinds(), ","),
+			p.GetState(), p.GetRestarts(), p.GetPid(), p.GetPath())
+		if n := p.GetDroppedEvents(); n > 0 {
+			v += fmt.Sprintf(", %d events dropped", n)
+		}
+		if e := p.GetLastError(); e != "" {
+			v += ", last error: " + e
+		}
+		kv = append(kv, [2]string{"plugin", v})
+	}
+	return keyValues(w, kv)
 }
 
 func keyValues(w io.Writer, kv [][2]string) error {

@@ -719,15 +719,17 @@ func (*GetAgentInfoRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetAgentInfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	GrpcAddress   string                 `protobuf:"bytes,2,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
-	FtpAddress    string                 `protobuf:"bytes,3,opt,name=ftp_address,json=ftpAddress,proto3" json:"ftp_address,omitempty"`
-	Root          string                 `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
-	PassivePorts  *PortRange             `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
-	PublicHost    string                 `protobuf:"bytes,6,opt,name=public_host,json=publicHost,proto3" json:"public_host,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	Hostname      string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Version      string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	GrpcAddress  string                 `protobuf:"bytes,2,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	FtpAddress   string                 `protobuf:"bytes,3,opt,name=ftp_address,json=ftpAddress,proto3" json:"ftp_address,omitempty"`
+	Root         string                 `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	PassivePorts *PortRange             `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
+	PublicHost   string                 `protobuf:"bytes,6,opt,name=public_host,json=publicHost,proto3" json:"public_host,omitempty"`
+	StartedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Hostname     string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// The agent's plugins (--plugin), in their order.
+	Plugins       []*PluginInfo `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -816,6 +818,13 @@ func (x *GetAgentInfoResponse) GetHostname() string {
 		return x.Hostname
 	}
 	return ""
+}
+
+func (x *GetAgentInfoResponse) GetPlugins() []*PluginInfo {
+	if x != nil {
+		return x.Plugins
+	}
+	return nil
 }
 
 type StartTransferRequest struct {
@@ -2041,6 +2050,115 @@ func (x *ReverseTransferResponse) GetTransfer() *Transfer {
 	return nil
 }
 
+// PluginInfo is one plugin process of an agent (GetAgentInfoResponse.plugins).
+type PluginInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the plugin calls itself ("auth-ldap").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its binary, as --plugin gave it.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// "auth", "hook".
+	Kinds []string `protobuf:"bytes,3,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	// "running", "restarting" (it died: logins it serves fail closed until it is back) or
+	// "stopped".
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// Restarts since the agent started.
+	Restarts int32 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// Why it last died or failed to restart ("" if never).
+	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Pid       int32  `protobuf:"varint,7,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Hook events that could not be delivered (queue full, plugin down).
+	DroppedEvents int64 `protobuf:"varint,8,opt,name=dropped_events,json=droppedEvents,proto3" json:"dropped_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginInfo) Reset() {
+	*x = PluginInfo{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginInfo) ProtoMessage() {}
+
+func (x *PluginInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginInfo.ProtoReflect.Descriptor instead.
+func (*PluginInfo) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PluginInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PluginInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PluginInfo) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *PluginInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PluginInfo) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *PluginInfo) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *PluginInfo) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *PluginInfo) GetDroppedEvents() int64 {
+	if x != nil {
+		return x.DroppedEvents
+	}
+	return 0
+}
+
 var File_ferry_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_agent_proto_rawDesc = "" +
@@ -2092,7 +2210,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
-	"\x13GetAgentInfoRequest\"\xba\x02\n" +
+	"\x13GetAgentInfoRequest\"\xea\x02\n" +
 	"\x14GetAgentInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12\x1f\n" +
@@ -2104,7 +2222,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"publicHost\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
-	"\bhostname\x18\b \x01(\tR\bhostname\"\xb5\x01\n" +
+	"\bhostname\x18\b \x01(\tR\bhostname\x12.\n" +
+	"\aplugins\x18\x0f \x03(\v2\x14.ferry.v1.PluginInfoR\aplugins\"\xb5\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
@@ -2188,7 +2307,18 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12&\n" +
 	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\"I\n" +
 	"\x17ReverseTransferResponse\x12.\n" +
-	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\xd4\x01\n" +
+	"\n" +
+	"PluginInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05kinds\x18\x03 \x03(\tR\x05kinds\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1a\n" +
+	"\brestarts\x18\x05 \x01(\x05R\brestarts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\x10\n" +
+	"\x03pid\x18\a \x01(\x05R\x03pid\x12%\n" +
+	"\x0edropped_events\x18\b \x01(\x03R\rdroppedEvents*z\n" +
 	"\fTransferMode\x12\x1d\n" +
 	"\x19TRANSFER_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSFER_MODE_PASSIVE\x10\x01\x12\x18\n" +
@@ -2240,7 +2370,7 @@ func file_ferry_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_ferry_v1_agent_proto_goTypes = []any{
 	(TransferMode)(0),               // 0: ferry.v1.TransferMode
 	(TransferState)(0),              // 1: ferry.v1.TransferState
@@ -2272,67 +2402,69 @@ var file_ferry_v1_agent_proto_goTypes = []any{
 	(*DiagnoseResponse)(nil),        // 27: ferry.v1.DiagnoseResponse
 	(*ReverseTransferRequest)(nil),  // 28: ferry.v1.ReverseTransferRequest
 	(*ReverseTransferResponse)(nil), // 29: ferry.v1.ReverseTransferResponse
-	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
+	(*PluginInfo)(nil),              // 30: ferry.v1.PluginInfo
+	(*durationpb.Duration)(nil),     // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
 }
 var file_ferry_v1_agent_proto_depIdxs = []int32{
-	30, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
+	31, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
 	2,  // 1: ferry.v1.Transfer.direction:type_name -> ferry.v1.Direction
 	0,  // 2: ferry.v1.Transfer.requested_mode:type_name -> ferry.v1.TransferMode
 	0,  // 3: ferry.v1.Transfer.mode:type_name -> ferry.v1.TransferMode
 	1,  // 4: ferry.v1.Transfer.state:type_name -> ferry.v1.TransferState
 	5,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
-	31, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	31, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
-	31, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
+	32, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	32, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
+	32, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
-	31, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	6,  // 12: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 13: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	1,  // 14: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
-	6,  // 15: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
-	6,  // 16: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 17: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	0,  // 18: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
-	31, // 19: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
-	21, // 20: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
-	3,  // 21: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
-	31, // 22: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 23: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
-	4,  // 24: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
-	30, // 25: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
-	30, // 26: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
-	25, // 27: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
-	0,  // 28: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
-	2,  // 29: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
-	0,  // 30: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	6,  // 31: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	8,  // 32: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
-	10, // 33: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
-	12, // 34: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
-	14, // 35: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
-	16, // 36: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
-	18, // 37: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
-	20, // 38: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
-	23, // 39: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
-	26, // 40: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
-	28, // 41: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
-	9,  // 42: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
-	11, // 43: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
-	13, // 44: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
-	15, // 45: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
-	17, // 46: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
-	19, // 47: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
-	22, // 48: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
-	24, // 49: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
-	27, // 50: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
-	29, // 51: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
-	42, // [42:52] is the sub-list for method output_type
-	32, // [32:42] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	32, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	30, // 11: ferry.v1.GetAgentInfoResponse.plugins:type_name -> ferry.v1.PluginInfo
+	0,  // 12: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	6,  // 13: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 14: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	1,  // 15: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
+	6,  // 16: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
+	6,  // 17: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 18: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	0,  // 19: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
+	32, // 20: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
+	21, // 21: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
+	3,  // 22: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
+	32, // 23: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 24: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
+	4,  // 25: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
+	31, // 26: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
+	31, // 27: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
+	25, // 28: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
+	0,  // 29: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
+	2,  // 30: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
+	0,  // 31: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	6,  // 32: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	8,  // 33: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
+	10, // 34: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
+	12, // 35: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
+	14, // 36: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
+	16, // 37: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
+	18, // 38: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
+	20, // 39: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
+	23, // 40: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
+	26, // 41: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
+	28, // 42: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
+	9,  // 43: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
+	11, // 44: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
+	13, // 45: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
+	15, // 46: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
+	17, // 47: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
+	19, // 48: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
+	22, // 49: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
+	24, // 50: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
+	27, // 51: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
+	29, // 52: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
+	43, // [43:53] is the sub-list for method output_type
+	33, // [33:43] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_agent_proto_init() }
@@ -2346,7 +2478,7 @@ func file_ferry_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_agent_proto_rawDesc), len(file_ferry_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

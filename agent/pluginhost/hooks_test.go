@@ -1,0 +1,229 @@
+package pluginhost_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/pluginhost"
+	"github.com/ferry-dev/ferry/internal/testagent"
+	"github.com/ferry-dev/ferry/plugins"
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
+)
+
+// receiver is a webhook endpoint that verifies each request's signature and keeps the events.
+type receiver struct {
+	t      testing.TB
+	secret []byte
+	mu     sync.Mutex
+	events []plugins.Event
+	bad    []string
+	deny   map[plugins.EventKind]string // checks to deny, with the reason
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	ts := r.Header.Get("X-Ferry-Timestamp")
+	m := hmac.New(sha256.New, rc.secret)
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	want := "sha256=" + hex.EncodeToString(m.Sum(nil))
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	switch {
+	case !hmac.Equal([]byte(r.Header.Get("X-Ferry-Signature")), []byte(want)):
+		rc.bad = append(rc.bad, "bad signature")
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	case err != nil || time.Since(time.Unix(sec, 0)).Abs() > time.Minute:
+		rc.bad = append(rc.bad, "stale timestamp "+ts)
+		http.Error(w, "stale", http.StatusUnauthorized)
+		return
+	}
+	var e plugins.Event
+	if err := json.Unmarshal(body, &e); err != nil {
+		rc.bad = append(rc.bad, "bad JSON: "+err.Error())
+		http.Error(w, "bad JSON", http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("X-Ferry-Event") != string(e.Kind) {
+		rc.bad = append(rc.bad, "X-Ferry-Event "+r.Header.Get("X-Ferry-Event")+" for "+string(e.Kind))
+	}
+	rc.events = append(rc.events, e)
+	if reason, ok := rc.deny[e.Kind]; ok {
+		_ = json.NewEncoder(w).Encode(plugins.Decision{Allow: false, Reason: reason})
+	}
+}
+
+func (rc *receiver) kinds() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var k []string
+	for _, e := range rc.events {
+		k = append(k, string(e.Kind))
+	}
+	return k
+}
+
+func newReceiver(t testing.TB) (*receiver, string, string) {
+	rc := &receiver{t: t, secret: []byte("webhook-test-secret")}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	key := filepath.Join(t.TempDir(), "webhook.key")
+	if err := os.WriteFile(key, append(rc.secret, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return rc, srv.URL, key
+}
+
+// TestWebhookEvents: a transfer's every event reaches the webhook receiver, in order, signed.
+func TestWebhookEvents(t *testing.T) {
+	rc, url, key := newReceiver(t)
+	b := testagent.Start(t)
+	writeFile(t, filepath.Join(b.Root, "src.bin"), 3<<20)
+	a := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}})
+	final := runTransfer(t, a, b.URL("src.bin"), "dst.bin")
+	if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
+		t.Fatalf("transfer %v: %s", final.GetState(), final.GetError())
+	}
+	want := "queued,started,before_start,before_publish,succeeded"
+	if !eventually(10*time.Second, func() bool { return strings.Join(rc.kinds(), ",") == want }) {
+		t.Errorf("webhook received %v, want %s", rc.kinds(), want)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		t.Errorf("bad requests: %v", rc.bad)
+	}
+	for _, e := range rc.events {
+		if e.Transfer == nil || e.Transfer.ID != final.GetId() || e.Time.IsZero() {
+			t.Errorf("event %s: transfer %+v", e.Kind, e.Transfer)
+		}
+	}
+	if n := len(rc.events); n == 5 {
+		if e := rc.events[3]; e.Path != "dst.bin" {
+			t.Errorf("before_publish path %q, want dst.bin", e.Path)
+		}
+		if e := rc.events[4]; e.Transfer.State != "succeeded" || e.Transfer.BytesDone != 3<<20 || e.Transfer.SHA256 == "" {
+			t.Errorf("succeeded event: %+v", e.Transfer)
+		}
+	}
+}
+
+// TestWebhookVeto: the receiver's answer denies a start; the transfer fails with its reason.
+func TestWebhookVeto(t *testing.T) {
+	rc, url, key := newReceiver(t)
+	rc.deny = map[plugins.EventKind]string{plugins.KindBeforeStart: "outside the transfer window"}
+	b := testagent.Start(t)
+	writeFile(t, filepath.Join(b.Root, "src.bin"), 1000)
+	a := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}})
+	final := runTransfer(t, a, b.URL("src.bin"), "dst.bin")
+	if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED || !strings.Contains(final.GetError(), "outside the transfer window") {
+		t.Errorf("transfer %v %q, want FAILED with the webhook's reason", final.GetState(), final.GetError())
+	}
+	if _, err := os.Stat(filepath.Join(a.Root, "dst.bin")); err == nil {
+		t.Error("dst.bin exists")
+	}
+}
+
+// TestExecDenyBeforePublish: hook-exec's command refuses the file before publication: nothing
+// under the final name, the transfer FAILED with the command's first output line.
+func TestExecDenyBeforePublish(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "scan.sh")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+# The event arrives in the environment and as JSON on stdin.
+grep -q '"kind":"before_publish"' || { echo "no event on stdin"; exit 1; }
+echo "EICAR test signature found in $FERRY_PATH"
+exit 3
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := testagent.Start(t)
+	writeFile(t, filepath.Join(b.Root, "in", "src.bin"), 2<<20)
+	a := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-exec"), Args: []string{"-events", "before_publish", "--", script}}})
+	final := runTransfer(t, a, b.URL("in/src.bin"), "out/dst.bin")
+	if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED {
+		t.Fatalf("transfer %v, want FAILED", final.GetState())
+	}
+	if !strings.Contains(final.GetError(), "EICAR test signature found in out/dst.bin") {
+		t.Errorf("error %q lacks the plugin's reason", final.GetError())
+	}
+	if final.GetAttempt() != 1 {
+		t.Errorf("a veto was retried: %d attempts", final.GetAttempt())
+	}
+	if _, err := os.Stat(filepath.Join(a.Root, "out", "dst.bin")); err == nil {
+		t.Error("the vetoed file is under its final name")
+	}
+}
+
+// TestFTPEventsSink: FTP file events given to the hooks' EventSink reach a hook plugin
+// (uploaded, deleted, renamed; logins and reads are not passed on). The agent's FTP server
+// emitting them is the ops room's part: an end-to-end test comes with that merge.
+func TestFTPEventsSink(t *testing.T) {
+	rc, url, key := newReceiver(t)
+	h, err := pluginhost.New(pluginhost.Config{Plugins: []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	sink := h.Hooks()
+	remote := netip.MustParseAddrPort("192.0.2.7:40000")
+	for _, e := range []ftpserver.Event{
+		{Kind: ftpserver.EventLogin, User: "u", Remote: remote},
+		{Kind: ftpserver.EventWrite, User: "u", Remote: remote, TLS: true, Path: "/in/a.bin", Bytes: 42},
+		{Kind: ftpserver.EventRead, User: "u", Path: "/in/a.bin", Bytes: 42},
+		{Kind: ftpserver.EventRename, User: "u", Path: "/in/a.bin", To: "/in/b.bin"},
+		{Kind: ftpserver.EventDelete, User: "u", Path: "/in/b.bin"},
+	} {
+		sink.FTPEvent(e)
+	}
+	want := "ftp_uploaded,ftp_renamed,ftp_deleted"
+	if !eventually(10*time.Second, func() bool { return strings.Join(rc.kinds(), ",") == want }) {
+		t.Fatalf("received %v, want %s", rc.kinds(), want)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if f := rc.events[0].File; f == nil || f.User != "u" || f.Remote != "192.0.2.7:40000" || !f.TLS || f.Path != "/in/a.bin" || f.Bytes != 42 {
+		t.Errorf("uploaded: %+v", f)
+	}
+	if f := rc.events[1].File; f == nil || f.To != "/in/b.bin" {
+		t.Errorf("renamed: %+v", f)
+	}
+}
+
+// TestFailOpenClosed: a hook that cannot answer (its URL refuses connections) denies with
+// fail-closed and allows with fail-open.
+func TestFailOpenClosed(t *testing.T) {
+	_, _, key := newReceiver(t)
+	dead := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/"
+	for _, open := range []bool{false, true} {
+		h, err := pluginhost.New(pluginhost.Config{Timeout: 2 * time.Second, Plugins: []pluginhost.Spec{{
+			Path: bin(t, "hook-webhook"), Args: []string{"-url", dead, "-secret-file", key, "-retries", "1"}, FailOpen: open}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.Hooks().BeforeStart(context.Background(), snapshot())
+		h.Close()
+		if open && err != nil {
+			t.Errorf("fail-open: %v", err)
+		}
+		if !open && (err == nil || !strings.Contains(err.Error(), "fail-closed")) {
+			t.Errorf("fail-closed: %v", err)
+		}
+	}
+}
