@@ -63,6 +63,9 @@ type Config struct {
 	TLSRequired bool
 	// Events, when set, is told of logins and file operations (see events.go).
 	Events EventSink
+	// TCPCongestion, when set, is the TCP congestion control of the data connections the
+	// server sends on (passive and active; netopt.Resolve checks the name). "" = the system's.
+	TCPCongestion string
 }
 
 const (

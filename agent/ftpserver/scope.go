@@ -190,6 +190,8 @@ type sessionFs struct {
 	// lastCmd returns the command being served (ClientContext's
 	// GetLastCommand), so that MDTM can refuse directories. nil: unknown.
 	lastCmd func() string
+	// data is the server's data-transfer side (datafile.go); nil: plain files, no cached hashes.
+	data *dataSide
 }
 
 var (

@@ -41,6 +41,7 @@ type Server struct {
 	accounts   *accountSet        // Config.Accounts
 	homes      map[string]*rootFs // the accounts' homes by cleaned name, each its own root
 	pasvIP     netip.Addr         // the control listener's IP, bound by passive listeners; invalid = any
+	data       *dataSide          // congestion control and digests of data transfers (datafile.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -103,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 		logins:   newLoginLimiter(v.loginDelay, v.loginMax),
 		accounts: accounts,
 		homes:    homes,
+		data:     &dataSide{congestion: cfg.TCPCongestion, hashes: newHashCache(), log: log},
 	}
 	if ip, ok := addrIP(l.Addr()); ok && !ip.IsUnspecified() {
 		s.pasvIP = ip
@@ -301,7 +303,7 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 			return nil, errAuth
 		}
 	}
-	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand}, nil
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, data: d.s.data}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
