@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/daemon"
+	"github.com/ferry-dev/ferry/agent/datapath"
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
 	"github.com/ferry-dev/ferry/agent/security"
@@ -78,6 +79,7 @@ func run(args []string) error {
 		hostOverride multiFlag
 		certRules    multiFlag
 		allowRemote  multiFlag
+		limitRate    = "0"
 	)
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", "127.0.0.1:7070", "gRPC API address (host:port or unix:///path)")
 	fs.StringVar(&cfg.FTPListen, "ftp-listen", ":2121", "FTP server address")
@@ -119,6 +121,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM) that other agents' API certificates are verified against; set, calls to peers use TLS")
 	fs.StringVar(&cfg.PeerCert, "peer-cert", "", "client certificate (PEM) presented to other agents")
 	fs.StringVar(&cfg.PeerKey, "peer-key", "", "private key of --peer-cert")
+	fs.StringVar(&cfg.TCPCongestion, "tcp-congestion", "", `TCP congestion control of the data connections this agent sends on, e.g. bbr or cubic; default bbr where the kernel offers it, "system" keeps the host's default`)
+	fs.StringVar(&limitRate, "limit-rate", limitRate, "bandwidth limit of this agent in bytes per second, shared by all its transfers, e.g. 500K, 50M, 1G (0: none); a transfer may have its own (ferryctl copy --limit-rate)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,6 +163,9 @@ func run(args []string) error {
 		cfg.CertRules = append(cfg.CertRules, rule)
 	}
 	var err error
+	if cfg.LimitRate, err = datapath.ParseRate(limitRate); err != nil {
+		return fmt.Errorf("--limit-rate: %w", err)
+	}
 	if cfg.PassivePorts.Lo, cfg.PassivePorts.Hi, err = parseRange(passive); err != nil {
 		return fmt.Errorf("--passive-ports: %w", err)
 	}
