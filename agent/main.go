@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/config"
 	"github.com/ferry-dev/ferry/agent/daemon"
+	"github.com/ferry-dev/ferry/agent/datapath"
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
 	"github.com/ferry-dev/ferry/agent/security"
@@ -80,6 +81,7 @@ type options struct {
 	certRules    multiFlag
 	allowRemote  multiFlag
 	pluginFlags  pluginFlagSet
+	limitRate    string
 }
 
 // newFlags defines ferry-agent's flags. Every flag is also a key of the --config file and an
@@ -138,6 +140,8 @@ func newFlags() (*flag.FlagSet, *options) {
 	fs.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM) that other agents' API certificates are verified against; set, calls to peers use TLS")
 	fs.StringVar(&cfg.PeerCert, "peer-cert", "", "client certificate (PEM) presented to other agents")
 	fs.StringVar(&cfg.PeerKey, "peer-key", "", "private key of --peer-cert")
+	fs.StringVar(&cfg.TCPCongestion, "tcp-congestion", "", `TCP congestion control of the data connections this agent sends on, e.g. bbr or cubic; default bbr where the kernel offers it, "system" keeps the host's default`)
+	fs.StringVar(&o.limitRate, "limit-rate", "0", "bandwidth limit of this agent in bytes per second, shared by all its transfers, e.g. 500K, 50M, 1G (0: none); a transfer may have its own (ferryctl copy --limit-rate)")
 	o.pluginFlags.register(fs, cfg)
 	return fs, o
 }
@@ -276,6 +280,9 @@ func (o *options) daemonConfig(fs *flag.FlagSet) (daemon.Config, error) {
 		cfg.CertRules = append(cfg.CertRules, rule)
 	}
 	var err error
+	if cfg.LimitRate, err = datapath.ParseRate(o.limitRate); err != nil {
+		return cfg, fmt.Errorf("--limit-rate: %w", err)
+	}
 	if cfg.PassivePorts.Lo, cfg.PassivePorts.Hi, err = parseRange(passive); err != nil {
 		return cfg, fmt.Errorf("--passive-ports: %w", err)
 	}

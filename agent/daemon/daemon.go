@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/netopt"
 	"github.com/ferry-dev/ferry/agent/pluginhost"
 	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/server"
@@ -116,6 +117,13 @@ type Config struct {
 	// events (ftpserver.Event) after the metrics and the audit log.
 	Observers []transfer.Observer
 	FTPEvents []ftpserver.EventSink
+	// TCPCongestion is the congestion control of the data connections this agent sends on
+	// (--tcp-congestion): "" = bbr where the kernel offers it, else the system default (logged
+	// once); "system" = the system default; else a name the kernel must accept.
+	TCPCongestion string
+	// LimitRate is the agent's bandwidth limit in bytes per second, shared by its transfers
+	// (--limit-rate); 0 = none.
+	LimitRate int64
 }
 
 // Addrs are the bound addresses, usable to dial.
@@ -139,6 +147,8 @@ type Daemon struct {
 	started time.Time
 	ftpPin  string // SHA-256 of the FTP server's certificate; "" with TLS off
 	ops            // health, metrics, audit log (ops.go)
+	// congestion is the congestion control set on data connections ("" = the system default).
+	congestion string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -174,7 +184,17 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	if cfg.LimitRate < 0 {
+		return nil, fmt.Errorf("limit-rate: %d is negative; want bytes per second, 0 for no limit", cfg.LimitRate)
+	}
+	congestion, note, err := netopt.Resolve(cfg.TCPCongestion)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		cfg.Logger.Info(note)
+	}
+	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), congestion: congestion}
 	opened := d // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
@@ -225,7 +245,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
-		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired,
+		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired, TCPCongestion: congestion,
 		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents,
 	})
 	if err != nil {
@@ -248,8 +268,9 @@ func New(cfg Config) (d *Daemon, err error) {
 		Client: transfer.ClientOptions{
 			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
 			DataTimeout: cfg.DataTimeout, ProbeTimeout: cfg.ProbeTimeout, StallTimeout: cfg.StallTimeout,
-			TLS: clientTLS,
+			TLS: clientTLS, TCPCongestion: congestion,
 		},
+		LimitRate:   cfg.LimitRate,
 		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
 		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
 		History: cfg.History, PartTTL: cfg.PartTTL, Keep: cfg.Keep, Policy: policy,
@@ -460,15 +481,17 @@ func (d *Daemon) Close() error {
 func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 	host, _ := os.Hostname()
 	return &ferryv1.GetAgentInfoResponse{
-		Version:      Version,
-		GrpcAddress:  d.Addr().GRPC,
-		FtpAddress:   d.Addr().FTP,
-		Root:         d.cfg.Root,
-		PassivePorts: &ferryv1.PortRange{Low: int32(d.cfg.PassivePorts.Lo), High: int32(d.cfg.PassivePorts.Hi)},
-		PublicHost:   d.cfg.PublicHost,
-		StartedAt:    timestamppb.New(d.started),
-		Hostname:     host,
-		Plugins:      d.pluginInfo(),
+		Version:       Version,
+		GrpcAddress:   d.Addr().GRPC,
+		FtpAddress:    d.Addr().FTP,
+		Root:          d.cfg.Root,
+		PassivePorts:  &ferryv1.PortRange{Low: int32(d.cfg.PassivePorts.Lo), High: int32(d.cfg.PassivePorts.Hi)},
+		PublicHost:    d.cfg.PublicHost,
+		StartedAt:     timestamppb.New(d.started),
+		Hostname:      host,
+		TcpCongestion: d.congestion,
+		LimitRate:     d.cfg.LimitRate,
+		Plugins:       d.pluginInfo(),
 	}
 }
 

@@ -192,6 +192,8 @@ type sessionFs struct {
 	lastCmd func() string
 	// sess receives the session's file events (session.go); nil: none.
 	sess *session
+	// data is the server's data-transfer side (datafile.go); nil: plain files, no cached hashes.
+	data *dataSide
 }
 
 var (

@@ -44,6 +44,7 @@ type Server struct {
 	// pluginHomes are homes Authenticators named, opened at their first login (auth.go).
 	pluginHomes map[string]*rootFs
 	pasvIP      netip.Addr // the control listener's IP, bound by passive listeners; invalid = any
+	data        *dataSide  // congestion control and digests of data transfers (datafile.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -106,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		logins:   newLoginLimiter(v.loginDelay, v.loginMax),
 		accounts: accounts,
 		homes:    homes,
+		data:     &dataSide{congestion: cfg.TCPCongestion, hashes: newHashCache(), log: log},
 	}
 	if ip, ok := addrIP(l.Addr()); ok && !ip.IsUnspecified() {
 		s.pasvIP = ip
@@ -310,7 +312,7 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 			return nil, errAuth
 		}
 	}
-	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, sess: sessionOf(cc)}, nil
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, sess: sessionOf(cc), data: d.s.data}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {

@@ -70,6 +70,7 @@ var allowed = map[string]Role{
 	ferryv1.AgentService_ListFiles_FullMethodName:       RoleViewer,
 	ferryv1.AgentService_StartTransfer_FullMethodName:   RoleAdmin,
 	ferryv1.AgentService_CancelTransfer_FullMethodName:  RoleAdmin,
+	ferryv1.AgentService_UpdateTransfer_FullMethodName:  RoleAdmin,
 	ferryv1.AgentService_Diagnose_FullMethodName:        RoleAdmin,
 	ferryv1.AgentService_GrantAccess_FullMethodName:     RolePeer,
 	ferryv1.AgentService_ReverseTransfer_FullMethodName: RolePeer,
@@ -95,6 +96,7 @@ var peerMay = map[string]bool{
 	ferryv1.AgentService_GetTransfer_FullMethodName:     true, // own transfers only
 	ferryv1.AgentService_WatchTransfer_FullMethodName:   true, // own transfers only
 	ferryv1.AgentService_CancelTransfer_FullMethodName:  true, // own transfers only
+	ferryv1.AgentService_UpdateTransfer_FullMethodName:  true, // own transfers only
 }
 
 // OwnOnly reports whether id may only reach the transfers it started itself.

@@ -81,6 +81,8 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		RequestId:      s.RequestID,
 		ErrorCode:      s.ErrCode,
 		BytesResumed:   s.Resumed,
+		TcpCongestion:  s.TCPCongestion,
+		LimitRate:      s.LimitRate,
 		Progress: &ferryv1.Progress{
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,

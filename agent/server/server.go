@@ -74,6 +74,7 @@ func (s *Service) StartTransfer(ctx context.Context, req *ferryv1.StartTransferR
 	snap, err := s.cfg.Manager.Start(transfer.Spec{
 		Source: req.GetSource(), Destination: req.GetDestination(), Mode: mode, ModeSet: set,
 		RequestID: req.GetRequestId(), Restart: req.GetRestart(), Owner: security.FromContext(ctx).Name,
+		LimitRate: req.GetLimitRate(),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -246,7 +247,7 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		Host:   net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(req.GetFtpPort()))),
 		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
 	}
-	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name}
+	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name, LimitRate: req.GetLimitRate()}
 	if pin := req.GetTlsCertSha256(); pin != "" {
 		// The caller's FTP server has TLS: explicit FTPS, trusting only its certificate.
 		if _, err := ftpclient.ParseFingerprint(pin); err != nil {
@@ -267,4 +268,20 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		return nil, toStatus(err)
 	}
 	return &ferryv1.ReverseTransferResponse{Transfer: transferToProto(snap)}, nil
+}
+
+// UpdateTransfer changes a queued or running transfer's bandwidth limit. A peer agent may change
+// only the transfers it started (as CancelTransfer).
+func (s *Service) UpdateTransfer(ctx context.Context, req *ferryv1.UpdateTransferRequest) (*ferryv1.UpdateTransferResponse, error) {
+	if req.GetLimitRate() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit_rate: is %d; want bytes per second, 0 for no limit", req.GetLimitRate())
+	}
+	if _, err := s.own(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	snap, err := s.cfg.Manager.Update(req.GetId(), req.GetLimitRate())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ferryv1.UpdateTransferResponse{Transfer: transferToProto(snap)}, nil
 }

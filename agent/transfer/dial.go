@@ -103,6 +103,7 @@ func (d *dialer) clientConfig(mode Mode) ftpclient.Config {
 		Mode:       cm,
 		ActiveAddr: o.ActiveAddr, ActiveBind: o.ActiveBind, ActivePorts: o.ActivePorts,
 		DialTimeout: o.DialTimeout, DataTimeout: o.DataTimeout, StallTimeout: o.StallTimeout,
+		TCPCongestion: o.TCPCongestion,
 	}
 }
 

@@ -137,6 +137,7 @@ type job struct {
 	bytes     atomic.Int64 // bytes done (resumed, skipped or moved), as progress shows them
 	sent      atomic.Int64 // bytes moved by the current attempt
 	base      atomic.Int64 // bytes of the tree's files already published
+	thr       throttle     // bandwidth limits (throttle.go)
 
 	mu    sync.Mutex
 	snap  Snapshot

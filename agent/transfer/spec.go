@@ -25,6 +25,9 @@ type Spec struct {
 	// one accepted, with no CA check. Internal: a reversed transfer carries its peer's pin here
 	// (the API's ReverseTransferRequest.tls_cert_sha256); the remote must be ftpes:// or ftps://.
 	TLSPin string `json:"tls_pin,omitempty"`
+	// LimitRate is the job's bandwidth limit in bytes per second (0 = none besides the
+	// agent's); Manager.Update changes it while the job runs.
+	LimitRate int64 `json:"limit_rate,omitempty"`
 }
 
 // MaxRequestID bounds the idempotency key (bytes); the API edge checks it too, before logging.
