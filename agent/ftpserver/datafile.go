@@ -46,11 +46,23 @@ func (s *sessionFs) GetHandle(name string, flags int, offset int64) (ftplib.File
 	if err != nil {
 		return nil, err
 	}
-	f, ok := af.(*os.File)
+	// OpenFile may have wrapped the file to count it for the session's events (session.go): the
+	// dataFile goes inside that wrapper, which forwards WriteTo, ReadFrom and TransferError.
+	cf, counted := af.(*countedFile)
+	inner := af
+	if counted {
+		inner = cf.File
+	}
+	f, ok := inner.(*os.File)
 	if !ok || s.data == nil {
 		return af, nil
 	}
-	return &dataFile{File: f, d: s.data, write: isWriteFlag(flags), whole: flags&os.O_TRUNC != 0 && offset == 0}, nil
+	df := &dataFile{File: f, d: s.data, write: isWriteFlag(flags), whole: flags&os.O_TRUNC != 0 && offset == 0}
+	if counted {
+		cf.File = df
+		return cf, nil
+	}
+	return df, nil
 }
 
 // dataFile is a file being transferred.

@@ -239,7 +239,12 @@ func (f *countedFile) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // TransferError is ftpserverlib's FileTransferError: the data connection failed.
-func (f *countedFile) TransferError(err error) { f.fail(err) }
+func (f *countedFile) TransferError(err error) {
+	f.fail(err)
+	if t, ok := f.File.(ftplib.FileTransferError); ok {
+		t.TransferError(err)
+	}
+}
 
 func (f *countedFile) Close() error {
 	err := f.File.Close()
