@@ -62,7 +62,7 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 				return usageErrorf("--request-id: at most 128 bytes")
 			}
 			return a.copy(ctx, &ferryv1.StartTransferRequest{
-				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
+				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart, Streams: streamsOf(cmd),
 			}, detach)
 		}),
 	}
@@ -70,6 +70,7 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the transfer ID and exit without watching")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same ID returns the transfer it started")
 	cmd.Flags().BoolVar(&restart, "restart", false, "start over, ignoring a part file a failed copy left")
+	addStreamsFlag(cmd)
 	return cmd
 }
 

@@ -51,6 +51,9 @@ type Scope struct {
 	Path   string
 	Access Access
 	TTL    time.Duration
+	// Logins is how many successful logins the credential allows (the parallel streams of one
+	// transfer): 0 means 1, at most MaxLogins. The one after the last is refused.
+	Logins int
 }
 
 // cleanScopePath validates and cleans a Scope.Path.

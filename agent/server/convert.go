@@ -81,6 +81,7 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		RequestId:      s.RequestID,
 		ErrorCode:      s.ErrCode,
 		BytesResumed:   s.Resumed,
+		Streams:        int32(s.Streams),
 		Progress: &ferryv1.Progress{
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,

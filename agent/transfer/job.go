@@ -52,6 +52,9 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 		return plan{}, err
 	}
 	p := plan{src: src, dst: dst, mode: spec.Mode}
+	if err := checkStreams(spec.Streams); err != nil {
+		return plan{}, err
+	}
 	if !spec.ModeSet {
 		p.mode = m.cfg.DefaultMode
 	}
@@ -428,6 +431,9 @@ func (j *job) download(c Session) error {
 	final := j.localFinal()
 	if !st.IsDir {
 		return j.moveFile(st.Size, func() (string, bool, error) {
+			if n := j.streams(c, src.Path, st.Size); n > 1 {
+				return j.getSegmented(c, src.Path, final, st.Size, st.ModTime, n, path.Base(src.Path))
+			}
 			return j.getFile(c, src.Path, final, st.Size, st.ModTime, path.Base(src.Path))
 		})
 	}
@@ -470,6 +476,9 @@ func (j *job) upload(c Session) error {
 			}
 		}
 		return j.moveFile(st.Size(), func() (string, bool, error) {
+			if n := j.streams(c, j.partName(final), st.Size()); n > 1 {
+				return j.putSegmented(c, src.Path, final, n, path.Base(src.Path))
+			}
 			return j.putFile(c, src.Path, final, path.Base(src.Path))
 		})
 	}

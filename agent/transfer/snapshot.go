@@ -95,4 +95,5 @@ type Snapshot struct {
 	ErrCode      string // ErrorCode of the final error
 	Resumed      int64  // bytes not sent again: resumed from part files or already complete
 	Owner        string // the caller that started it (Spec.Owner)
+	Streams      int    // parallel streams the file moved over (segments.go); 0 before it is known
 }

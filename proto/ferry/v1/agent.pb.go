@@ -440,7 +440,9 @@ type Transfer struct {
 	// "unreachable", "no_space", "conflict", "invalid", "checksum" or "" (other).
 	ErrorCode string `protobuf:"bytes,21,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// Bytes not sent again because they were resumed from part files or already complete.
-	BytesResumed  int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
+	BytesResumed int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
+	// Parallel streams the file moved over (see StartTransferRequest.streams); 0 before it is known.
+	Streams       int32 `protobuf:"varint,26,opt,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -625,6 +627,13 @@ func (x *Transfer) GetErrorCode() string {
 func (x *Transfer) GetBytesResumed() int64 {
 	if x != nil {
 		return x.BytesResumed
+	}
+	return 0
+}
+
+func (x *Transfer) GetStreams() int32 {
+	if x != nil {
+		return x.Streams
 	}
 	return 0
 }
@@ -831,7 +840,13 @@ type StartTransferRequest struct {
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Start over: ignore any part file a failed transfer with the same source and destination
 	// left (by default the new transfer resumes from it).
-	Restart       bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
+	Restart bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
+	// Parallel streams for one large file: it moves as this many byte ranges over as many FTP
+	// sessions at once (REST + RETR into a preallocated part file; REST + STOR into the remote
+	// part file between agents), then the whole file's SHA-256 is verified. 0 picks a number from
+	// the file's size and the measured round-trip time (1 for small files or short links, up to 8);
+	// 1 is one stream. At most 16. Trees ignore it.
+	Streams       int32 `protobuf:"varint,8,opt,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -899,6 +914,13 @@ func (x *StartTransferRequest) GetRestart() bool {
 		return x.Restart
 	}
 	return false
+}
+
+func (x *StartTransferRequest) GetStreams() int32 {
+	if x != nil {
+		return x.Streams
+	}
+	return 0
 }
 
 type StartTransferResponse struct {
@@ -1525,8 +1547,11 @@ func (x *ListFilesResponse) GetNextPageToken() string {
 type GrantAccessRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Path under the granting agent's root.
-	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Access        Access `protobuf:"varint,2,opt,name=access,proto3,enum=ferry.v1.Access" json:"access,omitempty"`
+	Path   string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Access Access `protobuf:"varint,2,opt,name=access,proto3,enum=ferry.v1.Access" json:"access,omitempty"`
+	// How many logins the credential allows (parallel streams of one transfer); 0 means 1, at
+	// most 16. Each successful login uses one; the next after the last is refused.
+	Logins        int32 `protobuf:"varint,3,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1575,6 +1600,13 @@ func (x *GrantAccessRequest) GetAccess() Access {
 	return Access_ACCESS_UNSPECIFIED
 }
 
+func (x *GrantAccessRequest) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
+}
+
 type GrantAccessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// FTP control port of the granting agent; the caller uses the host it reached gRPC on.
@@ -1588,6 +1620,8 @@ type GrantAccessResponse struct {
 	// caller logs in with explicit FTPS (AUTH TLS, PROT P) and accepts only a certificate with this
 	// fingerprint; empty when that agent's FTP server has TLS off (then plain FTP).
 	TlsCertSha256 string `protobuf:"bytes,6,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
+	// Logins the credential allows; 0 from an agent that grants single-use credentials only.
+	Logins        int32 `protobuf:"varint,7,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1662,6 +1696,13 @@ func (x *GrantAccessResponse) GetTlsCertSha256() string {
 		return x.TlsCertSha256
 	}
 	return ""
+}
+
+func (x *GrantAccessResponse) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
 }
 
 // Check is one diagnostic probe.
@@ -2057,7 +2098,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xd1\x06\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xeb\x06\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2088,7 +2129,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"request_id\x18\x14 \x01(\tR\trequestId\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x15 \x01(\tR\terrorCode\x12#\n" +
-	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\"1\n" +
+	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\x12\x18\n" +
+	"\astreams\x18\x1a \x01(\x05R\astreams\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
@@ -2104,14 +2146,15 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"publicHost\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
-	"\bhostname\x18\b \x01(\tR\bhostname\"\xb5\x01\n" +
+	"\bhostname\x18\b \x01(\tR\bhostname\"\xcf\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
-	"\arestart\x18\x05 \x01(\bR\arestart\"G\n" +
+	"\arestart\x18\x05 \x01(\bR\arestart\x12\x18\n" +
+	"\astreams\x18\b \x01(\x05R\astreams\"G\n" +
 	"\x15StartTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"$\n" +
 	"\x12GetTransferRequest\x12\x0e\n" +
@@ -2147,10 +2190,11 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06is_dir\x18\x04 \x01(\bR\x05isDir\"j\n" +
 	"\x11ListFilesResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.ferry.v1.FileEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"R\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
-	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xfd\x01\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\x12\x16\n" +
+	"\x06logins\x18\x03 \x01(\x05R\x06logins\"\x95\x02\n" +
 	"\x13GrantAccessResponse\x12\x19\n" +
 	"\bftp_port\x18\x01 \x01(\x05R\aftpPort\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
@@ -2158,7 +2202,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
 	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\x12&\n" +
-	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\"\x99\x01\n" +
+	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\x12\x16\n" +
+	"\x06logins\x18\a \x01(\x05R\x06logins\"\x99\x01\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.ferry.v1.CheckStatusR\x06status\x125\n" +
