@@ -39,19 +39,20 @@ type controlConn struct {
 	w        net.Conn   // raw, or the TLS connection after AUTH TLS
 	wbuf     []byte     // library output not yet ended by "\n"
 	tls      bool
-	user     string  // argument of the last USER
-	loggedIn bool    // a PASS was accepted and handed to the library
-	login    *policy // accepted login waiting for the library's AuthUser
-	fails    int     // failed PASS commands on this connection
-	expect   string  // verb of the last command handed to the library
-	rnfrOK   bool    // the library accepted an RNFR not yet followed by RNTO
-	dataOK   bool    // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
-	epsvAll  bool    // EPSV ALL was accepted (RFC 2428 section 4)
-	abor     bool    // ABOR handed to the library, its reply not yet written
-	protP    bool    // the last PROT asked for private (TLS) data connections
-	dataTLS  bool    // protP held when the pending data connection was set up
-	abor426  bool    // the library aborted a running transfer (426) for that ABOR
-	homeDir  string  // host directory of the logged-in account's home, hidden in replies
+	user     string    // argument of the last USER
+	loggedIn bool      // a PASS was accepted and handed to the library
+	login    *policy   // accepted login waiting for the library's AuthUser
+	fails    int       // failed PASS commands on this connection
+	expect   string    // verb of the last command handed to the library
+	rnfrOK   bool      // the library accepted an RNFR not yet followed by RNTO
+	dataOK   bool      // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
+	epsvAll  bool      // EPSV ALL was accepted (RFC 2428 section 4)
+	abor     bool      // ABOR handed to the library, its reply not yet written
+	protP    bool      // the last PROT asked for private (TLS) data connections
+	dataTLS  bool      // protP held when the pending data connection was set up
+	abor426  bool      // the library aborted a running transfer (426) for that ABOR
+	homeDir  string    // host directory of the logged-in account's home, hidden in replies
+	tree     treeState // a pending XTREE transfer (tree.go)
 
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
@@ -135,6 +136,9 @@ func (c *controlConn) command(line []byte) ([]byte, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if out, done, err := c.treeCommand(verb, param); done {
+		return out, err
+	}
 	reply, forward, err := c.decide(verb, param)
 	if forward {
 		c.expect = verb
@@ -374,6 +378,9 @@ func (c *controlConn) reply(line []byte) []byte {
 		// A full disk is 452 (RFC 959: insufficient storage space), which clients know not to
 		// retry blindly; the library answers a generic code.
 		return []byte("452 Insufficient storage space: " + text + "\r\n")
+	}
+	if code == 211 && c.expect == "FEAT" {
+		return append([]byte(treeFeat), line...) // the tree stream (tree.go)
 	}
 	switch {
 	case code == 125 || code == 150:

@@ -193,6 +193,8 @@ type sessionFs struct {
 	// lastCmd returns the command being served (ClientContext's
 	// GetLastCommand), so that MDTM can refuse directories. nil: unknown.
 	lastCmd func() string
+	// ctl is the session's control connection: a pending tree stream (tree.go). nil: none.
+	ctl *controlConn
 }
 
 var (
@@ -235,6 +237,9 @@ func (s *sessionFs) OpenFile(name string, flag int, _ os.FileMode) (afero.File, 
 	op := opRead
 	if isWriteFlag(flag) {
 		op = opWrite
+	}
+	if t, ok, err := s.openTree(name); ok {
+		return t, err
 	}
 	rel, err := s.check(op, "open", name)
 	if err != nil {

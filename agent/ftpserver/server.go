@@ -301,7 +301,7 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 			return nil, errAuth
 		}
 	}
-	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand}, nil
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, ctl: d.s.controlOf(cc)}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {

@@ -466,7 +466,9 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	extra := min(n, len(pending)+1) - 1
 	if extra > 0 {
 		wg.Go(func() {
-			for _, s := range j.extraSessions(ctx, extra, write) {
+			more := j.extraSessions(ctx, extra, write)
+			j.update(func(s *Snapshot) { s.Streams = len(more) + 1 })
+			for _, s := range more {
 				wg.Go(func() {
 					defer s.Close()
 					select {
@@ -513,7 +515,8 @@ func (pp policyPeers) GrantLogins(ctx context.Context, agentAddr, path string, w
 	return lg.GrantLogins(ctx, agentAddr, path, write, logins)
 }
 
-// extraSessions opens up to k more sessions to the job's remote for parallel ranges, at once,
+// extraSessions opens up to k more sessions to the job's remote (parallel ranges, a tree's
+// files), at once,
 // in the job's current mode. A peer agent is asked for one credential good for k logins (a
 // grant per session from an agent without them); these sessions do not count against
 // --max-sessions-per-host, as the peer bounds them itself (its grant, its per-address
@@ -587,9 +590,8 @@ func (j *job) extraSessions(ctx context.Context, k int, write bool) []Session {
 		}
 	}
 	if len(got) < k {
-		j.m.log.Info("fewer parallel streams than planned", "id", j.id(), "planned", k+1, "open", len(got)+1)
+		j.m.log.Info("fewer parallel sessions than planned", "id", j.id(), "planned", k+1, "open", len(got)+1)
 	}
-	j.update(func(s *Snapshot) { s.Streams = len(got) + 1 })
 	return got
 }
 

@@ -42,7 +42,6 @@ type WANStats struct {
 type WANLink struct {
 	A, C         *Host
 	AddrA, AddrC netip.Addr
-	opts         WANOpts
 
 	tunA, tunC *os.File
 	ab, ca     wanDir // a→c and c→a
@@ -92,7 +91,7 @@ func (b *Bed) WANLink(a, c *Host, o WANOpts) *WANLink {
 	ia := Iface{Name: wanIface, Peer: c, Prefix: v4, Addr: v4.Addr().Next()}
 	ic := Iface{Name: wanIface, Peer: a, Prefix: v4, Addr: ia.Addr.Next()}
 	ia.PeerAddr, ic.PeerAddr = ic.Addr, ia.Addr
-	l := &WANLink{A: a, C: c, AddrA: ia.Addr, AddrC: ic.Addr, opts: o}
+	l := &WANLink{A: a, C: c, AddrA: ia.Addr, AddrC: ic.Addr}
 
 	var err error
 	if l.tunA, err = a.openTUN(wanIface); err != nil {
@@ -122,6 +121,16 @@ func (b *Bed) WANLink(a, c *Host, o WANOpts) *WANLink {
 	go l.read(l.tunC, &l.ca)
 	go l.write(&l.ca, l.tunA)
 	return l
+}
+
+// SetOpts changes the link's delay, loss, rate and buffer for the packets that enter it from
+// now on (MTU stays). Packets already in flight keep their fate.
+func (l *WANLink) SetOpts(o WANOpts) {
+	if o.Buffer <= 0 {
+		o.Buffer = 500 * time.Millisecond
+	}
+	l.ab.p.Store(paramsOf(o))
+	l.ca.p.Store(paramsOf(o))
 }
 
 // Close stops the forwarder and deletes both TUN devices. Safe to call more than once.
@@ -168,11 +177,8 @@ type packet struct {
 // wanDir is one direction of the link: the reader decides each packet's fate and due time, the
 // writer delivers them in order once due.
 type wanDir struct {
-	rtt    time.Duration
-	loss   float64 // probability
-	bps    float64 // bytes per second; 0: unlimited
-	buffer time.Duration
-	mtu    int
+	p   atomic.Pointer[wanParams]
+	mtu int
 
 	q      chan packet // capacity bounds the packets in flight
 	freeAt time.Time   // when the bottleneck finishes sending the last accepted packet
@@ -181,19 +187,28 @@ type wanDir struct {
 	packets, lost, overflow, bytes atomic.Int64
 }
 
-func (d *wanDir) init(o WANOpts) {
-	d.rtt, d.loss, d.buffer, d.mtu = o.RTT, o.LossPct/100, o.Buffer, o.MTU
+// wanParams are the link's current delay, loss and rate (SetOpts changes them).
+type wanParams struct {
+	rtt    time.Duration
+	loss   float64 // probability
+	bps    float64 // bytes per second; 0: unlimited
+	buffer time.Duration
+}
+
+func paramsOf(o WANOpts) *wanParams {
+	p := &wanParams{rtt: o.RTT, loss: o.LossPct / 100, buffer: o.Buffer}
 	if o.RateMbit > 0 {
-		d.bps = float64(o.RateMbit) * 1e6 / 8
+		p.bps = float64(o.RateMbit) * 1e6 / 8
 	}
-	// Enough slots for the buffer plus the delay line at the rate, at full-size packets, and a
-	// margin for small ones; bounded either way.
-	slots := 65536
-	if d.bps > 0 {
-		inFlight := d.bps * (o.Buffer + o.RTT/2).Seconds() / float64(d.mtu)
-		slots = min(max(int(inFlight)*4, 4096), 1<<18)
-	}
-	d.q = make(chan packet, slots)
+	return p
+}
+
+func (d *wanDir) init(o WANOpts) {
+	d.mtu = o.MTU
+	d.p.Store(paramsOf(o))
+	// Enough slots for a 1 s delay line and buffer at 1 Gbit/s in full-size packets (the most
+	// the forwarder carries), and a margin for small ones.
+	d.q = make(chan packet, 1<<17)
 	d.pool.New = func() any { b := make([]byte, d.mtu+64); return &b }
 }
 
@@ -220,27 +235,28 @@ func (l *WANLink) read(src *os.File, d *wanDir) {
 			return
 		}
 		d.packets.Add(1)
-		if d.loss > 0 && rng.Float64() < d.loss {
+		p := d.p.Load()
+		if p.loss > 0 && rng.Float64() < p.loss {
 			d.lost.Add(1)
 			d.pool.Put(buf)
 			continue
 		}
 		now := time.Now()
 		sent := now
-		if d.bps > 0 {
+		if p.bps > 0 {
 			sent = d.freeAt
 			if sent.Before(now) {
 				sent = now
 			}
-			sent = sent.Add(time.Duration(float64(n) / d.bps * float64(time.Second)))
-			if sent.Sub(now) > d.buffer {
+			sent = sent.Add(time.Duration(float64(n) / p.bps * float64(time.Second)))
+			if sent.Sub(now) > p.buffer {
 				d.overflow.Add(1)
 				d.pool.Put(buf)
 				continue
 			}
 		}
 		select {
-		case d.q <- packet{due: sent.Add(d.rtt / 2), buf: buf, n: n}:
+		case d.q <- packet{due: sent.Add(p.rtt / 2), buf: buf, n: n}:
 			d.freeAt = sent
 		default:
 			d.overflow.Add(1)
