@@ -545,6 +545,7 @@ func (j *job) moveTree(t tree, ends treeEnds, mkdir func(rel string) error, stat
 		if err != nil {
 			return err
 		}
+		j.bytes.Store(j.base.Load())
 		j.update(func(s *Snapshot) { s.Verified = all && len(t.files) > 0 })
 		return nil
 	}
@@ -557,6 +558,8 @@ func (j *job) moveTree(t tree, ends treeEnds, mkdir func(rel string) error, stat
 	if err != nil {
 		return err
 	}
+	j.bytes.Store(j.base.Load()) // files moved side by side may each have set it from base
+
 	j.update(func(s *Snapshot) { s.Verified = all && verified && len(t.files) > 0 })
 	return nil
 }

@@ -122,7 +122,7 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 	if d, ok := j.m.root.(interface{ Dir() string }); ok {
 		syncFn = treestream.SyncDir(d.Dir())
 	}
-	_, err = treestream.Receive(r, j.m.root, ends.local, treestream.Options{
+	res, err := treestream.Receive(r, j.m.root, ends.local, treestream.Options{
 		PartName:  j.partName,
 		Want:      func(rel string) bool { return want[rel] },
 		Sync:      syncFn,
@@ -135,6 +135,9 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 	}
 	if cerr != nil {
 		return fmt.Errorf("tree %s: %w", ends.remote, cerr)
+	}
+	if res.Files != int64(len(todo)) {
+		return fmt.Errorf("tree %s: %d of the %d files listed were sent (the tree changed?)", ends.remote, res.Files, len(todo))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,6 +120,9 @@ func BenchmarkWAN(b *testing.B) {
 
 	// 64 MiB down (server to client) and up, at 100 ms RTT, 0.1% loss, 200 Mbit/s.
 	for _, dir := range []string{"download", "upload"} {
+		if !wanted(dir) {
+			continue
+		}
 		sec := "64 MiB " + dir + ", 100 ms, 0.1% loss, 200 Mbit/s"
 		sender, receiver, recvAddr := srv, cli, link.AddrA
 		if dir == "upload" {
@@ -174,6 +178,23 @@ func BenchmarkWAN(b *testing.B) {
 		ferry("Ferry defaults, BBR sender", 0, "bbr")
 	}
 
+	// Parallel streams with BBR on the sending agent, 1 to 8 (FERRY_BENCH_CASES=streams).
+	if os.Getenv("FERRY_BENCH_CASES") != "" && wanted("streams") {
+		sec := "64 MiB download, 100 ms, 0.1% loss, 200 Mbit/s, BBR sender"
+		setCC(b, srv, "bbr")
+		for _, n := range []int32{1, 2, 4, 8} {
+			add(timed(sec, fmt.Sprintf("Ferry, %d streams", n), bigSize, func(ctx context.Context) error {
+				_, err := a.copy(ctx, s.url("big.bin"), fmt.Sprintf("sweep%d/", n), n)
+				return err
+			}))
+		}
+		setCC(b, srv, "cubic")
+	}
+	if !wanted("files") {
+		b.StopTimer()
+		printTable(rows)
+		return
+	}
 	// 500 files of 4 KiB down, at 50 ms RTT.
 	link.SetOpts(testbed.WANOpts{RTT: 50 * time.Millisecond, RateMbit: 200})
 	sec := fmt.Sprintf("%d x 4 KiB files download, 50 ms, 200 Mbit/s", smallFiles)
@@ -199,6 +220,13 @@ func BenchmarkWAN(b *testing.B) {
 	}
 	b.StopTimer()
 	printTable(rows)
+}
+
+// wanted reports whether FERRY_BENCH_CASES (a comma-separated list of download, upload, files,
+// streams) selects the case; unset selects all but streams.
+func wanted(c string) bool {
+	v := os.Getenv("FERRY_BENCH_CASES")
+	return v == "" || slices.Contains(strings.Split(v, ","), c)
 }
 
 // printTable prints the rows, each with its ratio to the section's ceiling and to each peer.
