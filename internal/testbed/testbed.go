@@ -73,12 +73,13 @@ type Bed struct {
 	n6  uint16 // second group of every IPv6 subnet: fd00:<n6>:<n>::/64
 	dir string // scratch files
 
-	mu      sync.Mutex
-	hosts   []*Host
-	procs   []*Proc
+	mu     sync.Mutex
+	hosts  []*Host
+	procs  []*Proc
+	nets   int  // subnets allocated so far
+	closed bool // cleanup has started: no more processes
+
 	closers []func() // WAN links: closed before the namespaces go
-	nets    int      // subnets allocated so far
-	closed  bool     // cleanup has started: no more processes
 }
 
 var sweepOnce sync.Once
