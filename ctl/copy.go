@@ -69,7 +69,7 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 			}
 			return a.copy(ctx, &ferryv1.StartTransferRequest{
 				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
-				LimitRate: limit,
+				LimitRate: limit, Streams: streamsOf(cmd),
 			}, detach)
 		}),
 	}
@@ -78,6 +78,7 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same ID returns the transfer it started")
 	cmd.Flags().BoolVar(&restart, "restart", false, "start over, ignoring a part file a failed copy left")
 	cmd.Flags().StringVar(&limitRate, "limit-rate", "0", "bandwidth limit of this transfer in bytes per second, e.g. 500K, 50M (0: none); change it later with 'ferryctl transfers limit'")
+	addStreamsFlag(cmd)
 	return cmd
 }
 

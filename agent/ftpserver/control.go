@@ -54,6 +54,8 @@ type controlConn struct {
 	homeDir  string   // host directory of the logged-in account's home, hidden in replies
 	sess     *session // set by ClientConnected: events and the session's log line
 
+	tree treeState // a pending XTREE transfer (tree.go)
+
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
 }
@@ -137,6 +139,9 @@ func (c *controlConn) command(line []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.logCommand(verb, param)
+	if out, done, err := c.treeCommand(verb, param); done {
+		return out, err
+	}
 	reply, forward, err := c.decide(verb, param)
 	if forward {
 		c.expect = verb
@@ -382,6 +387,9 @@ func (c *controlConn) reply(line []byte) []byte {
 		// A full disk is 452 (RFC 959: insufficient storage space), which clients know not to
 		// retry blindly; the library answers a generic code.
 		return []byte("452 Insufficient storage space: " + text + "\r\n")
+	}
+	if code == 211 && c.expect == "FEAT" {
+		return append([]byte(treeFeat), line...) // the tree stream (tree.go)
 	}
 	switch {
 	case code == 125 || code == 150:

@@ -51,6 +51,9 @@ type Scope struct {
 	Path   string
 	Access Access
 	TTL    time.Duration
+	// Logins is how many successful logins the credential allows (the parallel streams of one
+	// transfer): 0 means 1, at most MaxLogins. The one after the last is refused.
+	Logins int
 }
 
 // cleanScopePath validates and cleans a Scope.Path.
@@ -194,6 +197,8 @@ type sessionFs struct {
 	sess *session
 	// data is the server's data-transfer side (datafile.go); nil: plain files, no cached hashes.
 	data *dataSide
+	// ctl is the session's control connection: a pending tree stream (tree.go). nil: none.
+	ctl *controlConn
 }
 
 var (
@@ -236,6 +241,9 @@ func (s *sessionFs) OpenFile(name string, flag int, _ os.FileMode) (afero.File, 
 	op := opRead
 	if isWriteFlag(flag) {
 		op = opWrite
+	}
+	if t, ok, err := s.openTree(name); ok {
+		return t, err
 	}
 	rel, err := s.check(op, "open", name)
 	if err != nil {

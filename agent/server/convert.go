@@ -83,6 +83,7 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		BytesResumed:   s.Resumed,
 		TcpCongestion:  s.TCPCongestion,
 		LimitRate:      s.LimitRate,
+		Streams:        int32(s.Streams),
 		Progress: &ferryv1.Progress{
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -75,6 +74,7 @@ func (s *Service) StartTransfer(ctx context.Context, req *ferryv1.StartTransferR
 		Source: req.GetSource(), Destination: req.GetDestination(), Mode: mode, ModeSet: set,
 		RequestID: req.GetRequestId(), Restart: req.GetRestart(), Owner: security.FromContext(ctx).Name,
 		LimitRate: req.GetLimitRate(),
+		Streams:   int(req.GetStreams()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -168,12 +168,13 @@ func (s *Service) GrantAccess(_ context.Context, req *ferryv1.GrantAccessRequest
 	if e.Kind != transfer.KindLocal {
 		return nil, status.Error(codes.InvalidArgument, "path: must be a path under the agent root, not a URL")
 	}
-	user, pass, exp, err := s.cfg.Granter.Grant(e.Path, write)
+	user, pass, exp, logins, err := s.grant(e.Path, write, req.GetLogins())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("path: %v", err))
+		return nil, err
 	}
 	resp := &ferryv1.GrantAccessResponse{
 		FtpPort: int32(s.cfg.Granter.FTPPort()), User: user, Password: pass, ExpiresAt: timestamppb.New(exp),
+		Logins: int32(logins),
 	}
 	if lo, hi := s.cfg.Granter.PassivePorts(); lo > 0 {
 		resp.PassivePorts = &ferryv1.PortRange{Low: int32(lo), High: int32(hi)}

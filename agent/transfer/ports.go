@@ -63,6 +63,8 @@ type Grant struct {
 	// TLSPin is the SHA-256 (hex) of the granting FTP server's certificate: the session uses
 	// explicit FTPS and accepts only that certificate. Empty: that server has TLS off (plain FTP).
 	TLSPin string
+	// Logins is how many sessions may log in with it (GrantLogins); 0 or 1: one.
+	Logins int
 }
 
 // Peers reaches other Ferry agents (implemented over gRPC by the API layer). Errors carry the

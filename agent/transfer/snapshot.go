@@ -99,4 +99,5 @@ type Snapshot struct {
 	// TCPCongestion is the congestion control this agent asks for on its data connections
 	// (Config.Client.TCPCongestion; "" = the system default).
 	TCPCongestion string
+	Streams       int // parallel streams the file moved over (segments.go); 0 before it is known
 }

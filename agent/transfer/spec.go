@@ -28,6 +28,8 @@ type Spec struct {
 	// LimitRate is the job's bandwidth limit in bytes per second (0 = none besides the
 	// agent's); Manager.Update changes it while the job runs.
 	LimitRate int64 `json:"limit_rate,omitempty"`
+	// Streams asks for that many parallel streams for one large file (segments.go); 0 picks.
+	Streams int `json:"streams,omitempty"`
 }
 
 // MaxRequestID bounds the idempotency key (bytes); the API edge checks it too, before logging.
@@ -44,6 +46,8 @@ type checkpoint struct {
 	// Peer is the peer agent running a reversed transfer, and PeerTransfer its id there.
 	Peer         string `json:"peer,omitempty"`
 	PeerTransfer string `json:"peer_transfer,omitempty"`
+	// Segments are the byte ranges of a file moving over parallel streams (segments.go).
+	Segments []segment `json:"segments,omitempty"`
 }
 
 // record is a job as stored.

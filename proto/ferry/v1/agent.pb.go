@@ -445,7 +445,9 @@ type Transfer struct {
 	// (e.g. "bbr", "cubic"; empty when the system default was kept).
 	TcpCongestion string `protobuf:"bytes,23,opt,name=tcp_congestion,json=tcpCongestion,proto3" json:"tcp_congestion,omitempty"`
 	// Bandwidth limit of this transfer in bytes per second (0 = none besides the agent's).
-	LimitRate     int64 `protobuf:"varint,24,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	LimitRate int64 `protobuf:"varint,24,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// Parallel streams the file moved over (see StartTransferRequest.streams); 0 before it is known.
+	Streams       int32 `protobuf:"varint,26,opt,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -644,6 +646,13 @@ func (x *Transfer) GetTcpCongestion() string {
 func (x *Transfer) GetLimitRate() int64 {
 	if x != nil {
 		return x.LimitRate
+	}
+	return 0
+}
+
+func (x *Transfer) GetStreams() int32 {
+	if x != nil {
+		return x.Streams
 	}
 	return 0
 }
@@ -881,7 +890,13 @@ type StartTransferRequest struct {
 	Restart bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
 	// Bandwidth limit of this transfer in bytes per second; 0 = none (the agent's own
 	// --limit-rate still applies). Changeable while it runs with UpdateTransfer.
-	LimitRate     int64 `protobuf:"varint,6,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	LimitRate int64 `protobuf:"varint,6,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// Parallel streams for one large file: it moves as this many byte ranges over as many FTP
+	// sessions at once (REST + RETR into a preallocated part file; REST + STOR into the remote
+	// part file between agents), then the whole file's SHA-256 is verified. 0 picks a number from
+	// the file's size and the measured round-trip time (1 for small files or short links, up to 8);
+	// 1 is one stream. At most 16. Trees ignore it.
+	Streams       int32 `protobuf:"varint,8,opt,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -954,6 +969,13 @@ func (x *StartTransferRequest) GetRestart() bool {
 func (x *StartTransferRequest) GetLimitRate() int64 {
 	if x != nil {
 		return x.LimitRate
+	}
+	return 0
+}
+
+func (x *StartTransferRequest) GetStreams() int32 {
+	if x != nil {
+		return x.Streams
 	}
 	return 0
 }
@@ -1582,8 +1604,11 @@ func (x *ListFilesResponse) GetNextPageToken() string {
 type GrantAccessRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Path under the granting agent's root.
-	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Access        Access `protobuf:"varint,2,opt,name=access,proto3,enum=ferry.v1.Access" json:"access,omitempty"`
+	Path   string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Access Access `protobuf:"varint,2,opt,name=access,proto3,enum=ferry.v1.Access" json:"access,omitempty"`
+	// How many logins the credential allows (parallel streams of one transfer); 0 means 1, at
+	// most 16. Each successful login uses one; the next after the last is refused.
+	Logins        int32 `protobuf:"varint,3,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1632,6 +1657,13 @@ func (x *GrantAccessRequest) GetAccess() Access {
 	return Access_ACCESS_UNSPECIFIED
 }
 
+func (x *GrantAccessRequest) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
+}
+
 type GrantAccessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// FTP control port of the granting agent; the caller uses the host it reached gRPC on.
@@ -1645,6 +1677,8 @@ type GrantAccessResponse struct {
 	// caller logs in with explicit FTPS (AUTH TLS, PROT P) and accepts only a certificate with this
 	// fingerprint; empty when that agent's FTP server has TLS off (then plain FTP).
 	TlsCertSha256 string `protobuf:"bytes,6,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
+	// Logins the credential allows; 0 from an agent that grants single-use credentials only.
+	Logins        int32 `protobuf:"varint,7,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1719,6 +1753,13 @@ func (x *GrantAccessResponse) GetTlsCertSha256() string {
 		return x.TlsCertSha256
 	}
 	return ""
+}
+
+func (x *GrantAccessResponse) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
 }
 
 // Check is one diagnostic probe.
@@ -2329,7 +2370,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\x97\a\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xb1\a\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2363,7 +2404,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\x12%\n" +
 	"\x0etcp_congestion\x18\x17 \x01(\tR\rtcpCongestion\x12\x1d\n" +
 	"\n" +
-	"limit_rate\x18\x18 \x01(\x03R\tlimitRate\"1\n" +
+	"limit_rate\x18\x18 \x01(\x03R\tlimitRate\x12\x18\n" +
+	"\astreams\x18\x1a \x01(\x05R\astreams\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
@@ -2384,7 +2426,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x0etcp_congestion\x18\t \x01(\tR\rtcpCongestion\x12\x1d\n" +
 	"\n" +
 	"limit_rate\x18\n" +
-	" \x01(\x03R\tlimitRate\"\xd4\x01\n" +
+	" \x01(\x03R\tlimitRate\"\xee\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
@@ -2393,7 +2435,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
 	"\arestart\x18\x05 \x01(\bR\arestart\x12\x1d\n" +
 	"\n" +
-	"limit_rate\x18\x06 \x01(\x03R\tlimitRate\"G\n" +
+	"limit_rate\x18\x06 \x01(\x03R\tlimitRate\x12\x18\n" +
+	"\astreams\x18\b \x01(\x05R\astreams\"G\n" +
 	"\x15StartTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"$\n" +
 	"\x12GetTransferRequest\x12\x0e\n" +
@@ -2429,10 +2472,11 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06is_dir\x18\x04 \x01(\bR\x05isDir\"j\n" +
 	"\x11ListFilesResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.ferry.v1.FileEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"R\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
-	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xfd\x01\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\x12\x16\n" +
+	"\x06logins\x18\x03 \x01(\x05R\x06logins\"\x95\x02\n" +
 	"\x13GrantAccessResponse\x12\x19\n" +
 	"\bftp_port\x18\x01 \x01(\x05R\aftpPort\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
@@ -2440,7 +2484,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
 	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\x12&\n" +
-	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\"\x99\x01\n" +
+	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\x12\x16\n" +
+	"\x06logins\x18\a \x01(\x05R\x06logins\"\x99\x01\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.ferry.v1.CheckStatusR\x06status\x125\n" +
