@@ -257,6 +257,8 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 // (verified is false); a different digest is. A large file's hash is awaited as long as its
 // size needs.
 func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
+	j.update(func(s *Snapshot) { s.Phase = PhaseVerifying })
+	defer j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
 	got, err := c.HashSize(j.ctx, remote, size)
 	switch {
 	case err == nil && got == sum:
@@ -264,10 +266,12 @@ func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
 	case err == nil:
 		return false, fmt.Errorf("%w for %s: local sha256 %s, server %s", ErrChecksum, remote, sum, got)
 	case errors.Is(err, ftpclient.ErrUnsupported):
+		j.noHash.Store(true)
 		return false, nil
 	case j.ctx.Err() != nil:
 		return false, j.ctx.Err()
 	default:
+		j.hashFailed.Store(true)
 		j.m.log.Debug("HASH failed; file not verified", "path", remote, "err", err)
 		return false, nil
 	}

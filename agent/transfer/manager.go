@@ -225,7 +225,7 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	j := m.newJob(newID(), spec, plan, Snapshot{
 		Source: plan.src.String(), Destination: plan.dst.String(), Direction: plan.dir,
 		RequestedMode: plan.mode, State: StateQueued, Created: time.Now(), ETA: -1,
-		RequestID: spec.RequestID, Owner: spec.Owner,
+		RequestID: spec.RequestID, Owner: spec.Owner, Options: spec.Options,
 	}, m.lastCheck[plan.key])
 	if spec.Restart {
 		j.check = checkpoint{}

@@ -91,6 +91,8 @@ type ReverseRequest struct {
 	// TLSPin is the SHA-256 of this agent's FTP server certificate, which the peer pins
 	// (explicit FTPS); empty when this agent's FTP server has TLS off.
 	TLSPin string
+	// Options are the job's own (filters, sync...), applied by the peer.
+	Options Options
 }
 
 // LocalFTP issues one-time credentials on this agent's own FTP server, for reversed transfers.

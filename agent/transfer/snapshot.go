@@ -95,4 +95,15 @@ type Snapshot struct {
 	ErrCode      string // ErrorCode of the final error
 	Resumed      int64  // bytes not sent again: resumed from part files or already complete
 	Owner        string // the caller that started it (Spec.Owner)
+	// Phase is what a running job does now: PhaseListing, PhaseTransferring, PhaseVerifying,
+	// PhaseDeleting ("" when not running).
+	Phase        string
+	FilesSkipped int64  // files the options left alone
+	FilesDeleted int64  // files sync --delete removed (or, dry run, would remove)
+	VerifyNote   string // why a succeeded transfer is not verified ("not verified (server has no HASH)")
+	Options      Options
+	// Planned lists what the job did or, with DryRun, would do (at most MaxPlanned actions;
+	// PlannedOmitted counts the rest).
+	Planned        []Action
+	PlannedOmitted int64
 }

@@ -25,6 +25,9 @@ type Spec struct {
 	// one accepted, with no CA check. Internal: a reversed transfer carries its peer's pin here
 	// (the API's ReverseTransferRequest.tls_cert_sha256); the remote must be ftpes:// or ftps://.
 	TLSPin string `json:"tls_pin,omitempty"`
+	// Options select and compare files (plan.go): filters, no-clobber, update, sync, delete,
+	// dry run. Persisted with the job, so a resumed job selects the same way.
+	Options
 }
 
 // MaxRequestID bounds the idempotency key (bytes); the API edge checks it too, before logging.

@@ -316,7 +316,11 @@ type Progress struct {
 	// Estimated time left; unset when unknown.
 	Eta *durationpb.Duration `protobuf:"bytes,6,opt,name=eta,proto3" json:"eta,omitempty"`
 	// The file being moved now, relative to the transfer's source.
-	CurrentFile   string `protobuf:"bytes,7,opt,name=current_file,json=currentFile,proto3" json:"current_file,omitempty"`
+	CurrentFile string `protobuf:"bytes,7,opt,name=current_file,json=currentFile,proto3" json:"current_file,omitempty"`
+	// What the transfer is doing: "listing" (walking source and destination), "transferring",
+	// "verifying" (waiting for the server's SHA-256 of the file just moved) or "deleting"
+	// (sync --delete); empty when queued or finished.
+	Phase         string `protobuf:"bytes,8,opt,name=phase,proto3" json:"phase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +404,13 @@ func (x *Progress) GetCurrentFile() string {
 	return ""
 }
 
+func (x *Progress) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
 // Transfer is a snapshot of one transfer.
 type Transfer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -440,9 +451,23 @@ type Transfer struct {
 	// "unreachable", "no_space", "conflict", "invalid", "checksum" or "" (other).
 	ErrorCode string `protobuf:"bytes,21,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// Bytes not sent again because they were resumed from part files or already complete.
-	BytesResumed  int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BytesResumed int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
+	// Files the options left alone: unchanged (sync), existing (no_clobber) or newer at the
+	// destination (update).
+	FilesSkipped int64 `protobuf:"varint,30,opt,name=files_skipped,json=filesSkipped,proto3" json:"files_skipped,omitempty"`
+	// Files removed from the destination because the source lacks them (sync with delete).
+	FilesDeleted int64 `protobuf:"varint,31,opt,name=files_deleted,json=filesDeleted,proto3" json:"files_deleted,omitempty"`
+	// Set when the transfer succeeded but the checksum could not be compared, e.g. "not verified
+	// (server has no HASH)"; empty when verified (or nothing was moved).
+	VerifyNote string `protobuf:"bytes,32,opt,name=verify_note,json=verifyNote,proto3" json:"verify_note,omitempty"`
+	// The options the transfer runs with (as asked).
+	Options *TransferOptions `protobuf:"bytes,33,opt,name=options,proto3" json:"options,omitempty"`
+	// With options.dry_run: what the transfer would do, at most 1000 actions in source order
+	// (planned_omitted counts the rest). Nothing is moved or deleted.
+	Planned        []*PlannedAction `protobuf:"bytes,34,rep,name=planned,proto3" json:"planned,omitempty"`
+	PlannedOmitted int64            `protobuf:"varint,35,opt,name=planned_omitted,json=plannedOmitted,proto3" json:"planned_omitted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Transfer) Reset() {
@@ -625,6 +650,48 @@ func (x *Transfer) GetErrorCode() string {
 func (x *Transfer) GetBytesResumed() int64 {
 	if x != nil {
 		return x.BytesResumed
+	}
+	return 0
+}
+
+func (x *Transfer) GetFilesSkipped() int64 {
+	if x != nil {
+		return x.FilesSkipped
+	}
+	return 0
+}
+
+func (x *Transfer) GetFilesDeleted() int64 {
+	if x != nil {
+		return x.FilesDeleted
+	}
+	return 0
+}
+
+func (x *Transfer) GetVerifyNote() string {
+	if x != nil {
+		return x.VerifyNote
+	}
+	return ""
+}
+
+func (x *Transfer) GetOptions() *TransferOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *Transfer) GetPlanned() []*PlannedAction {
+	if x != nil {
+		return x.Planned
+	}
+	return nil
+}
+
+func (x *Transfer) GetPlannedOmitted() int64 {
+	if x != nil {
+		return x.PlannedOmitted
 	}
 	return 0
 }
@@ -831,7 +898,9 @@ type StartTransferRequest struct {
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Start over: ignore any part file a failed transfer with the same source and destination
 	// left (by default the new transfer resumes from it).
-	Restart       bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
+	Restart bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
+	// How files are selected and compared (copy and sync options); unset: copy everything.
+	Options       *TransferOptions `protobuf:"bytes,10,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -899,6 +968,13 @@ func (x *StartTransferRequest) GetRestart() bool {
 		return x.Restart
 	}
 	return false
+}
+
+func (x *StartTransferRequest) GetOptions() *TransferOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
 }
 
 type StartTransferResponse struct {
@@ -1900,6 +1976,8 @@ type ReverseTransferRequest struct {
 	// SHA-256 of the caller's FTP server certificate (DER), lower-case hex: as
 	// GrantAccessResponse.tls_cert_sha256, this agent then connects with explicit FTPS and pins it.
 	TlsCertSha256 string `protobuf:"bytes,9,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
+	// The options of the caller's transfer, applied by this agent to the mirrored one.
+	Options       *TransferOptions `protobuf:"bytes,15,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1997,6 +2075,13 @@ func (x *ReverseTransferRequest) GetTlsCertSha256() string {
 	return ""
 }
 
+func (x *ReverseTransferRequest) GetOptions() *TransferOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
 type ReverseTransferResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
@@ -2041,11 +2126,197 @@ func (x *ReverseTransferResponse) GetTransfer() *Transfer {
 	return nil
 }
 
+// TransferOptions select and compare files (ferryctl copy and sync). Source globs ("media/*.jpg":
+// * ? [..] in the last element) are part of the source itself, not an option.
+type TransferOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only files matching one of these globs (path.Match syntax) are moved. A glob without "/"
+	// matches a file's name or the name of any directory above it; one with "/" matches the
+	// path relative to the source. At most 32, each at most 1024 bytes.
+	Include []string `protobuf:"bytes,1,rep,name=include,proto3" json:"include,omitempty"`
+	// Files matching one of these globs are not moved (nor deleted by sync); as include.
+	Exclude []string `protobuf:"bytes,2,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	// Skip every file that exists at the destination.
+	NoClobber bool `protobuf:"varint,3,opt,name=no_clobber,json=noClobber,proto3" json:"no_clobber,omitempty"`
+	// Skip files whose destination copy is newer than the source.
+	Update bool `protobuf:"varint,4,opt,name=update,proto3" json:"update,omitempty"`
+	// Move only what differs: a file is skipped when the destination has the same size and is
+	// not older than the source (or, with checksum, has the same SHA-256). ferryctl sync sets it.
+	Sync bool `protobuf:"varint,5,opt,name=sync,proto3" json:"sync,omitempty"`
+	// With sync: compare SHA-256 (the server's HASH and the local file) instead of size and time.
+	Checksum bool `protobuf:"varint,6,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// With sync: remove files at the destination that the source lacks (excluded ones are kept).
+	Delete bool `protobuf:"varint,7,opt,name=delete,proto3" json:"delete,omitempty"`
+	// Plan only: list what would be moved, skipped and deleted (Transfer.planned); change nothing.
+	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferOptions) Reset() {
+	*x = TransferOptions{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferOptions) ProtoMessage() {}
+
+func (x *TransferOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferOptions.ProtoReflect.Descriptor instead.
+func (*TransferOptions) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TransferOptions) GetInclude() []string {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *TransferOptions) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *TransferOptions) GetNoClobber() bool {
+	if x != nil {
+		return x.NoClobber
+	}
+	return false
+}
+
+func (x *TransferOptions) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
+}
+
+func (x *TransferOptions) GetSync() bool {
+	if x != nil {
+		return x.Sync
+	}
+	return false
+}
+
+func (x *TransferOptions) GetChecksum() bool {
+	if x != nil {
+		return x.Checksum
+	}
+	return false
+}
+
+func (x *TransferOptions) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *TransferOptions) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// PlannedAction is one thing a transfer does (or, with dry_run, would do).
+type PlannedAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "copy", "skip" or "delete".
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	// Path relative to the source (copy, skip) or to the destination (delete).
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Size int64  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// Why: "new", "size differs", "source newer", "checksum differs", "unchanged", "exists",
+	// "destination newer", "not in source".
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedAction) Reset() {
+	*x = PlannedAction{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedAction) ProtoMessage() {}
+
+func (x *PlannedAction) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedAction.ProtoReflect.Descriptor instead.
+func (*PlannedAction) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PlannedAction) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *PlannedAction) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PlannedAction) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PlannedAction) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_ferry_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14ferry/v1/agent.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x02\n" +
+	"\x14ferry/v1/agent.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n" +
 	"\bProgress\x12\x1d\n" +
 	"\n" +
 	"bytes_done\x18\x01 \x01(\x03R\tbytesDone\x12\x1f\n" +
@@ -2057,7 +2328,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xd1\x06\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\x12\x14\n" +
+	"\x05phase\x18\b \x01(\tR\x05phase\"\xcd\b\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2088,7 +2360,14 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"request_id\x18\x14 \x01(\tR\trequestId\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x15 \x01(\tR\terrorCode\x12#\n" +
-	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\"1\n" +
+	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\x12#\n" +
+	"\rfiles_skipped\x18\x1e \x01(\x03R\ffilesSkipped\x12#\n" +
+	"\rfiles_deleted\x18\x1f \x01(\x03R\ffilesDeleted\x12\x1f\n" +
+	"\vverify_note\x18  \x01(\tR\n" +
+	"verifyNote\x123\n" +
+	"\aoptions\x18! \x01(\v2\x19.ferry.v1.TransferOptionsR\aoptions\x121\n" +
+	"\aplanned\x18\" \x03(\v2\x17.ferry.v1.PlannedActionR\aplanned\x12'\n" +
+	"\x0fplanned_omitted\x18# \x01(\x03R\x0eplannedOmitted\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
@@ -2104,14 +2383,16 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"publicHost\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
-	"\bhostname\x18\b \x01(\tR\bhostname\"\xb5\x01\n" +
+	"\bhostname\x18\b \x01(\tR\bhostname\"\xea\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
-	"\arestart\x18\x05 \x01(\bR\arestart\"G\n" +
+	"\arestart\x18\x05 \x01(\bR\arestart\x123\n" +
+	"\aoptions\x18\n" +
+	" \x01(\v2\x19.ferry.v1.TransferOptionsR\aoptions\"G\n" +
 	"\x15StartTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"$\n" +
 	"\x12GetTransferRequest\x12\x0e\n" +
@@ -2174,7 +2455,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06checks\x18\x03 \x03(\v2\x0f.ferry.v1.CheckR\x06checks\x12=\n" +
 	"\x0esuggested_mode\x18\x04 \x01(\x0e2\x16.ferry.v1.TransferModeR\rsuggestedMode\x12&\n" +
 	"\x0erecommendation\x18\x05 \x01(\tR\x0erecommendation\x12\x14\n" +
-	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xbe\x02\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xf3\x02\n" +
 	"\x16ReverseTransferRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.ferry.v1.DirectionR\tdirection\x12\x19\n" +
@@ -2186,9 +2467,25 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x04mode\x18\a \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tR\trequestId\x12&\n" +
-	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\"I\n" +
+	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\x123\n" +
+	"\aoptions\x18\x0f \x01(\v2\x19.ferry.v1.TransferOptionsR\aoptions\"I\n" +
 	"\x17ReverseTransferResponse\x12.\n" +
-	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\xdd\x01\n" +
+	"\x0fTransferOptions\x12\x18\n" +
+	"\ainclude\x18\x01 \x03(\tR\ainclude\x12\x18\n" +
+	"\aexclude\x18\x02 \x03(\tR\aexclude\x12\x1d\n" +
+	"\n" +
+	"no_clobber\x18\x03 \x01(\bR\tnoClobber\x12\x16\n" +
+	"\x06update\x18\x04 \x01(\bR\x06update\x12\x12\n" +
+	"\x04sync\x18\x05 \x01(\bR\x04sync\x12\x1a\n" +
+	"\bchecksum\x18\x06 \x01(\bR\bchecksum\x12\x16\n" +
+	"\x06delete\x18\a \x01(\bR\x06delete\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"g\n" +
+	"\rPlannedAction\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason*z\n" +
 	"\fTransferMode\x12\x1d\n" +
 	"\x19TRANSFER_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSFER_MODE_PASSIVE\x10\x01\x12\x18\n" +
@@ -2240,7 +2537,7 @@ func file_ferry_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_ferry_v1_agent_proto_goTypes = []any{
 	(TransferMode)(0),               // 0: ferry.v1.TransferMode
 	(TransferState)(0),              // 1: ferry.v1.TransferState
@@ -2272,67 +2569,73 @@ var file_ferry_v1_agent_proto_goTypes = []any{
 	(*DiagnoseResponse)(nil),        // 27: ferry.v1.DiagnoseResponse
 	(*ReverseTransferRequest)(nil),  // 28: ferry.v1.ReverseTransferRequest
 	(*ReverseTransferResponse)(nil), // 29: ferry.v1.ReverseTransferResponse
-	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
+	(*TransferOptions)(nil),         // 30: ferry.v1.TransferOptions
+	(*PlannedAction)(nil),           // 31: ferry.v1.PlannedAction
+	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 33: google.protobuf.Timestamp
 }
 var file_ferry_v1_agent_proto_depIdxs = []int32{
-	30, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
+	32, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
 	2,  // 1: ferry.v1.Transfer.direction:type_name -> ferry.v1.Direction
 	0,  // 2: ferry.v1.Transfer.requested_mode:type_name -> ferry.v1.TransferMode
 	0,  // 3: ferry.v1.Transfer.mode:type_name -> ferry.v1.TransferMode
 	1,  // 4: ferry.v1.Transfer.state:type_name -> ferry.v1.TransferState
 	5,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
-	31, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	31, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
-	31, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
-	31, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	6,  // 12: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 13: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	1,  // 14: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
-	6,  // 15: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
-	6,  // 16: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 17: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	0,  // 18: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
-	31, // 19: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
-	21, // 20: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
-	3,  // 21: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
-	31, // 22: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 23: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
-	4,  // 24: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
-	30, // 25: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
-	30, // 26: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
-	25, // 27: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
-	0,  // 28: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
-	2,  // 29: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
-	0,  // 30: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	6,  // 31: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	8,  // 32: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
-	10, // 33: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
-	12, // 34: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
-	14, // 35: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
-	16, // 36: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
-	18, // 37: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
-	20, // 38: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
-	23, // 39: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
-	26, // 40: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
-	28, // 41: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
-	9,  // 42: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
-	11, // 43: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
-	13, // 44: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
-	15, // 45: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
-	17, // 46: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
-	19, // 47: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
-	22, // 48: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
-	24, // 49: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
-	27, // 50: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
-	29, // 51: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
-	42, // [42:52] is the sub-list for method output_type
-	32, // [32:42] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	33, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	33, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
+	33, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
+	30, // 9: ferry.v1.Transfer.options:type_name -> ferry.v1.TransferOptions
+	31, // 10: ferry.v1.Transfer.planned:type_name -> ferry.v1.PlannedAction
+	7,  // 11: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
+	33, // 12: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	0,  // 13: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	30, // 14: ferry.v1.StartTransferRequest.options:type_name -> ferry.v1.TransferOptions
+	6,  // 15: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 16: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	1,  // 17: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
+	6,  // 18: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
+	6,  // 19: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 20: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	0,  // 21: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
+	33, // 22: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
+	21, // 23: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
+	3,  // 24: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
+	33, // 25: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 26: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
+	4,  // 27: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
+	32, // 28: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
+	32, // 29: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
+	25, // 30: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
+	0,  // 31: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
+	2,  // 32: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
+	0,  // 33: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	30, // 34: ferry.v1.ReverseTransferRequest.options:type_name -> ferry.v1.TransferOptions
+	6,  // 35: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	8,  // 36: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
+	10, // 37: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
+	12, // 38: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
+	14, // 39: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
+	16, // 40: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
+	18, // 41: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
+	20, // 42: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
+	23, // 43: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
+	26, // 44: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
+	28, // 45: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
+	9,  // 46: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
+	11, // 47: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
+	13, // 48: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
+	15, // 49: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
+	17, // 50: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
+	19, // 51: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
+	22, // 52: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
+	24, // 53: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
+	27, // 54: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
+	29, // 55: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
+	46, // [46:56] is the sub-list for method output_type
+	36, // [36:46] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_agent_proto_init() }
@@ -2346,7 +2649,7 @@ func file_ferry_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_agent_proto_rawDesc), len(file_ferry_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
