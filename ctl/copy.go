@@ -25,12 +25,23 @@ const reattachWait = 2 * time.Minute
 func (a *app) newCopyCmd() *cobra.Command {
 	var mode, requestID string
 	var detach, restart bool
+	var sel selectFlags
 	cmd := &cobra.Command{
 		Use:   "copy SRC DST",
 		Short: "Start a transfer and watch it to the end",
 		Long: `copy asks the agent to move SRC to DST (StartTransfer), then follows it (WatchTransfer)
 until it ends. Exactly one of SRC and DST is a path under the agent's root; the other is an
 ftp:// or agent:// URL. A trailing / on DST means "into this directory".
+
+Trees follow rsync's trailing-slash rule, the same on every run: "tree" copies the directory
+itself into DST (DST/tree), "tree/" copies its contents into DST. A glob in the last element of
+SRC ("media/*.jpg") copies the matching entries into DST. A URL needs a path: agent://host:port/
+is the agent's root, ftp://host/ the login directory.
+
+--include/--exclude GLOB (repeatable) select files: a glob without "/" matches a file's name or
+any directory name above it ("*.jpg", ".git"), one with "/" the path below SRC ("logs/*.gz").
+--no-clobber skips files that exist at the destination; --update skips files whose destination
+copy is newer. --dry-run lists what would be copied or skipped and changes nothing.
 
 Text output: a live progress bar when stderr is a terminal; otherwise plain progress lines (at
 most one a second, plus one per state change). Either way the last line on stdout is the result:
@@ -51,7 +62,9 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 		Example: `  ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin --mode active -o json
   ferryctl copy ftp://user:secret@files.example:21/pub/a.tar incoming/
   ferryctl copy outgoing/report.csv agent://10.0.0.7:7070/incoming/ --detach
-  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --request-id nightly-2026-12-01 -o json`,
+  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --request-id nightly-2026-12-01 -o json
+  ferryctl copy agent://10.0.0.7:7070/media/*.jpg photos/ --no-clobber
+  ferryctl copy site/ ftp://deploy@www.example/htdocs/ --exclude .git --exclude '*.tmp' --dry-run`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			m, err := parseMode(cmd.Flags(), mode)
@@ -61,8 +74,13 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 			if len(requestID) > 128 {
 				return usageErrorf("--request-id: at most 128 bytes")
 			}
+			opts, err := sel.options(false)
+			if err != nil {
+				return err
+			}
 			return a.copy(ctx, &ferryv1.StartTransferRequest{
 				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
+				Options: opts,
 			}, detach)
 		}),
 	}
@@ -70,6 +88,7 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the transfer ID and exit without watching")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same ID returns the transfer it started")
 	cmd.Flags().BoolVar(&restart, "restart", false, "start over, ignoring a part file a failed copy left")
+	sel.register(cmd, false)
 	return cmd
 }
 

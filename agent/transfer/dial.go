@@ -80,7 +80,7 @@ func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Lo
 		l := netcheck.Login{Addr: r.Host, User: r.User, Password: r.Password}
 		return l, d.secure(&l, r.TLS, r.Pin)
 	}
-	g, err := d.peers.Grant(ctx, r.Host, r.Path, write)
+	g, err := d.peers.Grant(ctx, r.Host, grantPath(r.Path), write)
 	if err != nil {
 		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
 	}

@@ -538,3 +538,11 @@ func planOptions(spec Spec, src, dst Endpoint) error {
 	}
 	return nil
 }
+
+// grantPath is the path a peer agent grants access to for p: a glob's directory.
+func grantPath(p string) string {
+	if hasGlob(p) {
+		return path.Dir(p)
+	}
+	return p
+}

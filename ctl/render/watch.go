@@ -105,6 +105,11 @@ func (wt *Watcher) Finish(t *ferryv1.Transfer) error {
 	if wt.format == JSON {
 		wt.writeEvent(jsonEvent{Event: "result", OK: &ok, Error: new(oneLineCause(t, ok))}, t)
 	} else {
+		if ok && t.GetOptions().GetDryRun() {
+			for _, a := range t.GetPlanned() {
+				wt.write(PlanLine(a) + "\n")
+			}
+		}
 		wt.write(ResultLine(t, wt.now()) + "\n")
 	}
 	if wt.err != nil {
@@ -208,6 +213,9 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 		return StateName(t.GetState()) + ": " + oneLineCause(t, false)
 	}
 	p := t.GetProgress()
+	if t.GetOptions().GetDryRun() {
+		return DryRunLine(t)
+	}
 	var start, end time.Time
 	switch {
 	case t.GetStartedAt() != nil:
@@ -226,8 +234,14 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "succeeded: %s in %s (%s) mode=%s", Bytes(p.GetBytesDone()), Duration(elapsed),
 		Rate(rate), usedMode(t))
-	if p.GetFilesTotal() > 1 {
+	if p.GetFilesTotal() > 1 || t.GetFilesSkipped() > 0 || t.GetFilesDeleted() > 0 {
 		fmt.Fprintf(&b, " files=%d", p.GetFilesDone())
+	}
+	if n := t.GetFilesSkipped(); n > 0 {
+		fmt.Fprintf(&b, " skipped=%d", n)
+	}
+	if n := t.GetFilesDeleted(); n > 0 {
+		fmt.Fprintf(&b, " deleted=%d", n)
 	}
 	if t.GetSha256() != "" {
 		fmt.Fprintf(&b, " sha256=%s", t.GetSha256())
@@ -238,7 +252,33 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	if r := t.GetBytesResumed(); r > 0 {
 		fmt.Fprintf(&b, " resumed=%s", Bytes(r))
 	}
+	if n := t.GetVerifyNote(); n != "" {
+		b.WriteString(", " + n)
+	}
 	return b.String()
+}
+
+// PlanLine is one planned action of a dry run: "copy    photos/a.jpg  1.0 MiB  (new)".
+func PlanLine(a *ferryv1.PlannedAction) string {
+	return fmt.Sprintf("%-6s  %s  %s  (%s)", a.GetAction(), a.GetPath(), Bytes(a.GetSize()), a.GetReason())
+}
+
+// DryRunLine ends a dry run: "dry run: 3 to copy (2.0 MiB), 40 to skip, 1 to delete; nothing changed".
+func DryRunLine(t *ferryv1.Transfer) string {
+	var copies int64
+	var size int64
+	for _, a := range t.GetPlanned() {
+		if a.GetAction() == "copy" {
+			copies++
+			size += a.GetSize()
+		}
+	}
+	line := fmt.Sprintf("dry run: %d to copy (%s), %d to skip, %d to delete; nothing changed",
+		copies, Bytes(size), t.GetFilesSkipped(), t.GetFilesDeleted())
+	if n := t.GetPlannedOmitted(); n > 0 {
+		line += fmt.Sprintf(" (%d more actions not listed; counts cover the listed ones)", n)
+	}
+	return line
 }
 
 // usedMode is the data-connection mode used, or the one asked for when not yet known.
