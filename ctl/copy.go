@@ -44,9 +44,10 @@ any directory name above it ("*.jpg", ".git"), one with "/" the path below SRC (
 copy is newer. --dry-run lists what would be copied or skipped and changes nothing.
 
 Text output: a live progress bar when stderr is a terminal; otherwise plain progress lines (at
-most one a second, plus one per state change). Either way the last line on stdout is the result:
+most one a second, plus one per state change). A success ends with its result on stdout:
   succeeded: 100.0 MiB in 2.1s (47.6 MiB/s) mode=passive sha256=<hex>
-  failed: <cause>
+and ", not verified (server has no HASH)" when the checksum could not be compared; a failure
+is one line on stderr, "ferryctl: failed: <cause>", naming your file (never a part file).
 JSON output: {"event":"update","transfer":{...}} per snapshot, then
 {"event":"result","ok":true|false,"transfer":{...},"error":"..."}.
 
@@ -114,7 +115,7 @@ func (a *app) copy(ctx context.Context, req *ferryv1.StartTransferRequest, detac
 // cancelOnInterrupt (copy) and exits 130; otherwise (transfers watch) it only stops watching.
 func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) error {
 	w := render.NewWatcher(a.stdout, a.format, a.format == render.Text && a.stderrTTY,
-		render.WithProgressOutput(a.stderr), render.WithClock(a.now))
+		render.WithProgressOutput(a.stderr), render.WithClock(a.now), render.WithFailureAsError())
 	final, err := a.follow(ctx, id, w)
 	if err == nil {
 		return w.Finish(final)

@@ -230,6 +230,7 @@ func (a *app) api() (ferryv1.AgentServiceClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.agent = agentTarget(a.agent)
 	conn, err := grpc.NewClient(a.agent, opts...)
 	if err != nil {
 		return nil, usageErrorf("--agent %q: %v", a.agent, err)

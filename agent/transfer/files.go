@@ -245,7 +245,9 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 		}
 	}
 	if err := c.Rename(j.ctx, tmp, final); err != nil {
-		return "", false, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+		// Not a missing file (the part was just stored there): the name is taken, by a
+		// directory say. The message names the user's file (userNames maps the part's name).
+		return "", false, WithKind(ErrConflict, fmt.Errorf("store %s: the server refused to give the upload its name: %w", final, err))
 	}
 	j.mu.Lock()
 	j.remotePart = ""

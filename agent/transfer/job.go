@@ -70,7 +70,7 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 		p.dir = Upload
 		root, _ := sourceRoot(src)
 		if _, err := m.root.Stat(root); err != nil {
-			return plan{}, WithKind(ErrNotFound, invalid("source", fmt.Sprintf("%q does not exist under the agent root", root)))
+			return plan{}, WithKind(ErrNotFound, fmt.Errorf("source: %q does not exist under the agent root", root))
 		}
 	default:
 		p.dir = Download
@@ -284,7 +284,7 @@ func (j *job) started() error {
 		}
 		delay := j.m.backoff(tries)
 		j.update(func(s *Snapshot) {
-			s.LastError = oneLine(err.Error())
+			s.LastError = userNames(oneLine(err.Error()))
 			s.Rate, s.ETA = 0, -1
 		})
 		j.mu.Lock()
@@ -339,7 +339,7 @@ func (j *job) finish(err error) {
 			s.State, s.Err = StateCancelled, "by request"
 		default:
 			s.State = StateFailed
-			s.Err = oneLine(err.Error())
+			s.Err = userNames(oneLine(err.Error()))
 			s.ErrCode = ErrorCode(err)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -546,3 +547,10 @@ func grantPath(p string) string {
 	}
 	return p
 }
+
+// partRE matches a part file's name (storage.PartName: ".name.<8 hex>.ferry-part").
+var partRE = regexp.MustCompile(`(^|[/\s"'])\.([^/]+?)\.[0-9a-f]{8}\` + storage.PartSuffix)
+
+// userNames replaces part file names in an error message with the names of the files they
+// become: users never see the hidden names.
+func userNames(msg string) string { return partRE.ReplaceAllString(msg, "$1$2") }

@@ -42,6 +42,15 @@ type Watcher struct {
 	bar      *mpb.Bar
 	latest   atomic.Pointer[ferryv1.Transfer] // read by the bar's decorators
 	finished bool
+	// failAsError: a text result that is no success is not written; the caller reports the
+	// returned FinalError as its one error line on stderr.
+	failAsError bool
+}
+
+// WithFailureAsError leaves a failed or cancelled transfer's text result to the caller, who
+// prints it as an error ("ferryctl: failed: <cause>" on stderr) instead of on stdout.
+func WithFailureAsError() WatcherOption {
+	return func(wt *Watcher) { wt.failAsError = true }
 }
 
 // WatcherOption adjusts a Watcher.
@@ -104,6 +113,9 @@ func (wt *Watcher) Finish(t *ferryv1.Transfer) error {
 	wt.stopBar(t, ok)
 	if wt.format == JSON {
 		wt.writeEvent(jsonEvent{Event: "result", OK: &ok, Error: new(oneLineCause(t, ok))}, t)
+	} else if !ok && wt.failAsError {
+		// A failure is an error: the caller prints the one stderr line (FinalError's text),
+		// nothing goes to stdout.
 	} else {
 		if ok && t.GetOptions().GetDryRun() {
 			for _, a := range t.GetPlanned() {
@@ -296,7 +308,7 @@ func oneLineCause(t *ferryv1.Transfer, ok bool) string {
 	if ok {
 		return ""
 	}
-	if c := OneLine(t.GetError()); c != "" {
+	if c := UserNames(OneLine(t.GetError())); c != "" {
 		return c
 	}
 	return "no cause given by the agent"
