@@ -115,7 +115,8 @@ func (a *app) copy(ctx context.Context, req *ferryv1.StartTransferRequest, detac
 // cancelOnInterrupt (copy) and exits 130; otherwise (transfers watch) it only stops watching.
 func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) error {
 	w := render.NewWatcher(a.stdout, a.format, a.format == render.Text && a.stderrTTY,
-		render.WithProgressOutput(a.stderr), render.WithClock(a.now), render.WithFailureAsError())
+		render.WithProgressOutput(a.stderr), render.WithClock(a.now), render.WithFailureAsError(),
+		render.WithWidth(terminalWidth), render.WithVerbosity(a.quiet, a.verbose))
 	final, err := a.follow(ctx, id, w)
 	if err == nil {
 		return w.Finish(final)
@@ -158,7 +159,9 @@ func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) erro
 			return &exitError{code: exitInterrupted, err: err}
 		}
 	}
-	return &exitError{code: exitInterrupted, err: errInterrupted, silent: true}
+	// Text: the one line that says what became of the transfer; JSON: the result event did.
+	return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted; transfer %s %s", id, render.StateName(final.GetState())),
+		silent: a.format == render.JSON}
 }
 
 // follow streams the snapshots of transfer id into w.Update and returns the final one.

@@ -39,6 +39,8 @@ type app struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	stderrTTY bool
+	quiet     bool // -q: only errors
+	verbose   bool // -v: the mode story, a line per file and per retry
 	now       func() time.Time
 
 	conn    *grpc.ClientConn
@@ -134,6 +136,9 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 			if a.timeout < 0 {
 				return usageErrorf("--timeout must not be negative")
 			}
+			if a.quiet && a.verbose {
+				return usageErrorf("-q and -v exclude each other")
+			}
 			return nil
 		},
 	}
@@ -150,6 +155,8 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	pf.StringVar(&a.caFile, "ca", os.Getenv("FERRY_CA"), "CA certificate (PEM) to verify the agent with; turns on TLS (env FERRY_CA)")
 	pf.StringVar(&a.certFile, "cert", os.Getenv("FERRY_CERT"), "client certificate (PEM) for mutual TLS (env FERRY_CERT)")
 	pf.StringVar(&a.keyFile, "key", os.Getenv("FERRY_KEY"), "private key of --cert (env FERRY_KEY)")
+	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors (text output)")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "also print how the data-connection mode was chosen, a line per file and each retry with its cause")
 
 	root.AddCommand(a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
 	return root

@@ -13,3 +13,5 @@ func stderrIsTerminal() bool {
 	fd := os.Stderr.Fd()
 	return isatty.IsTerminal(fd) || isatty.IsCygwinTerminal(fd)
 }
+
+func terminalWidth() int { return 80 }
