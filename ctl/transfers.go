@@ -68,7 +68,11 @@ The agent answers in pages; list fetches every page.`,
 			if a.format == render.JSON {
 				return a.printJSON(resp)
 			}
-			return render.TransfersTable(a.stdout, resp.GetTransfers(), a.now())
+			width := 0
+			if stdoutIsTerminal() {
+				width = terminalWidth()
+			}
+			return render.TransfersTableWidth(a.stdout, resp.GetTransfers(), a.now(), width)
 		}),
 	}
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only transfers in this state: queued, running, succeeded, failed, cancelled")

@@ -15,3 +15,5 @@ func stderrIsTerminal() bool {
 }
 
 func terminalWidth() int { return 80 }
+
+func stdoutIsTerminal() bool { return isatty.IsTerminal(os.Stdout.Fd()) }

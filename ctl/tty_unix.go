@@ -29,3 +29,6 @@ func terminalWidth() int {
 	}
 	return int(ws.Col)
 }
+
+// stdoutIsTerminal reports whether tables go to a terminal (then they are cut to its width).
+func stdoutIsTerminal() bool { return isatty.IsTerminal(os.Stdout.Fd()) }

@@ -42,3 +42,25 @@ func TestStatusLineFits(t *testing.T) {
 		t.Errorf("a wide line should show the retry and its cause: %q", line)
 	}
 }
+
+func TestTransfersTableFitsWidth(t *testing.T) {
+	now := time.Now()
+	long := &ferryv1.Transfer{Id: "0123456789abcdef", State: ferryv1.TransferState_TRANSFER_STATE_RUNNING,
+		Source:      "agent://storage-node-17.example.internal:7070/exports/2026/12/01/nightly/database-dump.tar.zst",
+		Destination: "incoming/backups/from-storage-node-17/2026/12/01/nightly/database-dump.tar.zst",
+		CreatedAt:   timestamppb.New(now.Add(-time.Minute)), Progress: &ferryv1.Progress{BytesDone: 1, BytesTotal: 2}}
+	for _, w := range []int{80, 120} {
+		var out strings.Builder
+		if err := TransfersTableWidth(&out, []*ferryv1.Transfer{long}, now, w); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+			if n := utf8.RuneCountInString(line); n >= w {
+				t.Errorf("width %d: a row of %d columns: %q", w, n, line)
+			}
+		}
+		if !strings.Contains(out.String(), "dump.tar.zst") {
+			t.Errorf("width %d: the cut lost the file name: %q", w, out.String())
+		}
+	}
+}
