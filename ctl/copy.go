@@ -79,8 +79,12 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 			if err != nil {
 				return err
 			}
+			src, dst, err := a.endpoints(args[0], args[1])
+			if err != nil {
+				return err
+			}
 			return a.copy(ctx, &ferryv1.StartTransferRequest{
-				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
+				Source: src, Destination: dst, Mode: m, RequestId: requestID, Restart: restart,
 				Options: opts,
 			}, detach)
 		}),

@@ -39,7 +39,10 @@ type app struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	stderrTTY bool
-	quiet     bool // -q: only errors
+	cfg       *Config // the configuration file (contexts, FTP logins)
+	cfgPath   string
+	token     string // from the context (FERRY_TOKEN and --token-file come first)
+	quiet     bool   // -q: only errors
 	verbose   bool // -v: the mode story, a line per file and per retry
 	now       func() time.Time
 
@@ -139,7 +142,7 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 			if a.quiet && a.verbose {
 				return usageErrorf("-q and -v exclude each other")
 			}
-			return nil
+			return a.applyContext(cmd)
 		},
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
@@ -148,7 +151,7 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.agent, "agent", agentDefault,
-		"agent gRPC address, host:port or unix:///path/to.sock (env FERRY_AGENT)")
+		"agent: a context name from the config file, or a gRPC address host[:port] (port 7070 when none) or unix:///path/to.sock (env FERRY_AGENT)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "timeout of each request to the agent (0: none)")
 	pf.StringVar(&a.tokenFile, "token-file", os.Getenv("FERRY_TOKEN_FILE"), "file holding the API token (env FERRY_TOKEN_FILE; FERRY_TOKEN gives the token itself)")
@@ -158,7 +161,7 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors (text output)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "also print how the data-connection mode was chosen, a line per file and each retry with its cause")
 
-	root.AddCommand(a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	root.AddCommand(a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
 	return root
 }
 
@@ -214,6 +217,9 @@ func (a *app) dialOptions() ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	token := os.Getenv("FERRY_TOKEN")
+	if token == "" && a.tokenFile == "" {
+		token = a.token
+	}
 	if token == "" && a.tokenFile != "" {
 		t, err := security.ReadClientToken(a.tokenFile)
 		if err != nil {

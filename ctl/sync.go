@@ -77,8 +77,12 @@ Output and exit codes are those of copy; the result line counts what was skipped
 			if err != nil {
 				return err
 			}
+			src, dst, err := a.endpoints(args[0], args[1])
+			if err != nil {
+				return err
+			}
 			return a.copy(ctx, &ferryv1.StartTransferRequest{
-				Source: args[0], Destination: args[1], Mode: m, Options: opts,
+				Source: src, Destination: dst, Mode: m, Options: opts,
 			}, detach)
 		}),
 	}
