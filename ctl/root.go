@@ -43,7 +43,7 @@ type app struct {
 	cfgPath   string
 	token     string // from the context (FERRY_TOKEN and --token-file come first)
 	quiet     bool   // -q: only errors
-	verbose   bool // -v: the mode story, a line per file and per retry
+	verbose   bool   // -v: the mode story, a line per file and per retry
 	now       func() time.Time
 
 	conn    *grpc.ClientConn
