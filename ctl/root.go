@@ -145,7 +145,8 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 			return a.applyContext(cmd)
 		},
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.Version = clientVersion()
+	root.SetVersionTemplate("ferryctl {{.Version}} (api " + apiVersion + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
@@ -161,7 +162,8 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors (text output)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "also print how the data-connection mode was chosen, a line per file and each retry with its cause")
 
-	root.AddCommand(a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	root.AddCommand(a.newVersionCmd(), newManCmd(root), a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	a.completions(root)
 	return root
 }
 
