@@ -66,7 +66,7 @@ Output and exit codes are those of copy; the result line counts what was skipped
   succeeded: 2.0 MiB in 0.4s (5.0 MiB/s) mode=passive files=2 skipped=40 deleted=1`,
 		Example: `  ferryctl sync agent://10.0.0.7:7070/photos/ backup/photos/ --delete
   ferryctl sync site/ ftp://deploy@www.example/htdocs/ --exclude '*.tmp' --dry-run
-  ferryctl sync reports/ agent://archive:7070/reports/ --checksum -o json | jq -c .transfer.filesSkipped`,
+  ferryctl sync reports/ agent://archive:7070/reports/ --checksum -o json | jq -c .transfer.files_skipped`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			m, err := parseMode(cmd.Flags(), mode)

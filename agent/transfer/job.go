@@ -435,6 +435,9 @@ func (j *job) download(c Session) error {
 	from, glob := sourceRoot(src)
 	st, err := c.Stat(j.ctx, from)
 	if err != nil {
+		if errors.Is(classify(err), ErrNotFound) {
+			return WithKind(ErrNotFound, fmt.Errorf("source %s: no such file or directory on %s (%w)", from, j.plan.src.Host, err))
+		}
 		return fmt.Errorf("source %s: %w", from, err)
 	}
 	j.srcDir.Store(st.IsDir || glob != "")
