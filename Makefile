@@ -6,11 +6,11 @@ STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
 
-.PHONY: build demo test unit lint generate check-generated bench bench-wan fuzz clean
+.PHONY: build demo test unit lint generate check-generated bench bench-wan fuzz clean man
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
-	go build -ldflags "$(LDFLAGS)" -o bin/ferryctl ./ctl
+	go build -ldflags "$(LDFLAGS) -X main.version=$(VERSION)" -o bin/ferryctl ./ctl
 
 demo: build
 	BIN=bin ./docs/demo.sh
@@ -81,3 +81,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Man pages of ferryctl, generated from its commands (cobra/doc) into man/man1; not committed
+# (a test generates them, so a command that breaks generation fails CI). man -l man/man1/ferryctl.1
+man:
+	rm -rf man && mkdir -p man/man1
+	go run -ldflags "-X main.version=$(VERSION)" ./ctl __man man/man1

@@ -39,6 +39,11 @@ type app struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	stderrTTY bool
+	cfg       *Config // the configuration file (contexts, FTP logins)
+	cfgPath   string
+	token     string // from the context (FERRY_TOKEN and --token-file come first)
+	quiet     bool   // -q: only errors
+	verbose   bool   // -v: the mode story, a line per file and per retry
 	now       func() time.Time
 
 	conn    *grpc.ClientConn
@@ -134,24 +139,31 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 			if a.timeout < 0 {
 				return usageErrorf("--timeout must not be negative")
 			}
-			return nil
+			if a.quiet && a.verbose {
+				return usageErrorf("-q and -v exclude each other")
+			}
+			return a.applyContext(cmd)
 		},
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.Version = clientVersion()
+	root.SetVersionTemplate("ferryctl {{.Version}} (api " + apiVersion + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.agent, "agent", agentDefault,
-		"agent gRPC address, host:port or unix:///path/to.sock (env FERRY_AGENT)")
+		"agent: a context name from the config file, or a gRPC address host[:port] (port 7070 when none) or unix:///path/to.sock (env FERRY_AGENT)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "timeout of each request to the agent (0: none)")
 	pf.StringVar(&a.tokenFile, "token-file", os.Getenv("FERRY_TOKEN_FILE"), "file holding the API token (env FERRY_TOKEN_FILE; FERRY_TOKEN gives the token itself)")
 	pf.StringVar(&a.caFile, "ca", os.Getenv("FERRY_CA"), "CA certificate (PEM) to verify the agent with; turns on TLS (env FERRY_CA)")
 	pf.StringVar(&a.certFile, "cert", os.Getenv("FERRY_CERT"), "client certificate (PEM) for mutual TLS (env FERRY_CERT)")
 	pf.StringVar(&a.keyFile, "key", os.Getenv("FERRY_KEY"), "private key of --cert (env FERRY_KEY)")
+	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors (text output)")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "also print how the data-connection mode was chosen, a line per file and each retry with its cause")
 
-	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	root.AddCommand(a.newVersionCmd(), newManCmd(root), a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	a.completions(root)
 	return root
 }
 
@@ -207,6 +219,9 @@ func (a *app) dialOptions() ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	token := os.Getenv("FERRY_TOKEN")
+	if token == "" && a.tokenFile == "" {
+		token = a.token
+	}
 	if token == "" && a.tokenFile != "" {
 		t, err := security.ReadClientToken(a.tokenFile)
 		if err != nil {
@@ -230,6 +245,7 @@ func (a *app) api() (ferryv1.AgentServiceClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.agent = agentTarget(a.agent)
 	conn, err := grpc.NewClient(a.agent, opts...)
 	if err != nil {
 		return nil, usageErrorf("--agent %q: %v", a.agent, err)

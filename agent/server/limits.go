@@ -53,6 +53,8 @@ var fieldLimits = map[protoreflect.FullName]int{
 	"ferry.v1.ReverseTransferRequest.password":    MaxUserBytes,
 	"ferry.v1.ReverseTransferRequest.remote_path": MaxPathBytes,
 	"ferry.v1.ReverseTransferRequest.request_id":  MaxRequestIDBytes,
+	"ferry.v1.TransferOptions.include":            transfer.MaxPatterns,
+	"ferry.v1.TransferOptions.exclude":            transfer.MaxPatterns,
 	// 64 hex digits; anything longer is refused here, the form by the handler.
 	"ferry.v1.ReverseTransferRequest.tls_cert_sha256": 64,
 }

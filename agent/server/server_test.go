@@ -205,13 +205,13 @@ func TestTreeBetweenAgents(t *testing.T) {
 	wantA, sizeA := makeTree(t, filepath.Join(a.Root, "mine"))
 	for _, m := range modes {
 		t.Run(m.name+"/download", func(t *testing.T) {
-			seen := run(t, a, b.URL("tree"), "dl-"+m.name, m.mode)
+			seen := run(t, a, b.URL("tree/"), "dl-"+m.name, m.mode)
 			checkProgress(t, seen, sizeB, int64(len(wantB)))
 			checkTree(t, filepath.Join(a.Root, "dl-"+m.name), wantB)
 		})
 		t.Run(m.name+"/upload", func(t *testing.T) {
 			dst := fmt.Sprintf("ftp://%s:%s@%s/ul-%s", testagent.User, testagent.Password, b.FTP, m.name)
-			seen := run(t, a, "mine", dst, m.mode)
+			seen := run(t, a, "mine/", dst, m.mode)
 			checkProgress(t, seen, sizeA, int64(len(wantA)))
 			checkTree(t, filepath.Join(b.Root, "ul-"+m.name), wantA)
 		})
