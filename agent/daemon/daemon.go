@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ferry-dev/ferry/agent/fleet"
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
 	"github.com/ferry-dev/ferry/agent/security"
@@ -74,6 +75,10 @@ type Config struct {
 	Keep               int           // finished transfers kept in memory (and listed); default 1000
 	PartTTL            time.Duration // age at which part files no job will resume are removed
 	RetryBase          time.Duration // first retry delay (tests shorten it)
+	// Fleet coordinator: poll interval of running deliveries and first retry delay of a host
+	// (zero: 500ms and 1s; tests shorten them).
+	FleetPoll      time.Duration
+	FleetRetryBase time.Duration
 
 	// API security. Without TokenFile or Tokens (and without NoAuth) the agent creates an admin
 	// token in StateDir/admin.token.
@@ -113,6 +118,7 @@ type Daemon struct {
 	grpc    *grpc.Server
 	ftp     *ftpserver.Server
 	mgr     *transfer.Manager
+	fleet   *fleet.Coordinator
 	root    *storage.Root
 	store   *store.Store
 	started time.Time
@@ -226,6 +232,10 @@ func New(cfg Config) (d *Daemon, err error) {
 	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
 		Manager: d.mgr, Granter: granter{d}, Info: d.info,
 	}))
+	if d.fleet, err = d.newFleet(peers); err != nil {
+		return nil, err
+	}
+	ferryv1.RegisterFleetServiceServer(d.grpc, fleet.NewService(d.fleet))
 	return d, nil
 }
 
@@ -357,6 +367,9 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		// The engine first: running jobs are checkpointed (they go on after a restart) and
 		// their watchers told so, which ends the streams GracefulStop would wait for.
+		if d.fleet != nil {
+			d.closeErr = errors.Join(d.closeErr, d.fleet.Close())
+		}
 		if d.mgr != nil {
 			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
 		}
@@ -386,6 +399,7 @@ func (d *Daemon) Close() error {
 
 func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 	host, _ := os.Hostname()
+	free, total := diskSpace(d.cfg.Root)
 	return &ferryv1.GetAgentInfoResponse{
 		Version:      Version,
 		GrpcAddress:  d.Addr().GRPC,
@@ -395,6 +409,8 @@ func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 		PublicHost:   d.cfg.PublicHost,
 		StartedAt:    timestamppb.New(d.started),
 		Hostname:     host,
+		FreeBytes:    free,
+		TotalBytes:   total,
 	}
 }
 

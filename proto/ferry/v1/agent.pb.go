@@ -719,15 +719,18 @@ func (*GetAgentInfoRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetAgentInfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	GrpcAddress   string                 `protobuf:"bytes,2,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
-	FtpAddress    string                 `protobuf:"bytes,3,opt,name=ftp_address,json=ftpAddress,proto3" json:"ftp_address,omitempty"`
-	Root          string                 `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
-	PassivePorts  *PortRange             `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
-	PublicHost    string                 `protobuf:"bytes,6,opt,name=public_host,json=publicHost,proto3" json:"public_host,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	Hostname      string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Version      string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	GrpcAddress  string                 `protobuf:"bytes,2,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	FtpAddress   string                 `protobuf:"bytes,3,opt,name=ftp_address,json=ftpAddress,proto3" json:"ftp_address,omitempty"`
+	Root         string                 `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	PassivePorts *PortRange             `protobuf:"bytes,5,opt,name=passive_ports,json=passivePorts,proto3" json:"passive_ports,omitempty"`
+	PublicHost   string                 `protobuf:"bytes,6,opt,name=public_host,json=publicHost,proto3" json:"public_host,omitempty"`
+	StartedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Hostname     string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// Free and total bytes of the filesystem holding the served root (fleet ls).
+	FreeBytes     int64 `protobuf:"varint,17,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	TotalBytes    int64 `protobuf:"varint,18,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -816,6 +819,20 @@ func (x *GetAgentInfoResponse) GetHostname() string {
 		return x.Hostname
 	}
 	return ""
+}
+
+func (x *GetAgentInfoResponse) GetFreeBytes() int64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *GetAgentInfoResponse) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
 }
 
 type StartTransferRequest struct {
@@ -2092,7 +2109,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
-	"\x13GetAgentInfoRequest\"\xba\x02\n" +
+	"\x13GetAgentInfoRequest\"\xfa\x02\n" +
 	"\x14GetAgentInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12\x1f\n" +
@@ -2104,7 +2121,11 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"publicHost\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
-	"\bhostname\x18\b \x01(\tR\bhostname\"\xb5\x01\n" +
+	"\bhostname\x18\b \x01(\tR\bhostname\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x11 \x01(\x03R\tfreeBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x12 \x01(\x03R\n" +
+	"totalBytes\"\xb5\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
