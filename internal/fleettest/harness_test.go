@@ -72,9 +72,9 @@ func fleetConfig(host string) func(*daemon.Config) {
 	}
 }
 
-// startFleet starts n agents named n0..n<n-1>; n0 listens on its own loopback address (its
-// egress can be counted apart).
-func startFleet(t testing.TB, n int, srcHost string) []*node {
+// startFleet starts n agents named n0..n<n-1>; hosts[i], when given, is the loopback address
+// agent i listens on (its traffic can be counted or shaped apart).
+func startFleet(t testing.TB, n int, hosts ...string) []*node {
 	t.Helper()
 	nodes := make([]*node, n)
 	var wg sync.WaitGroup
@@ -92,8 +92,8 @@ func startFleet(t testing.TB, n int, srcHost string) []*node {
 				}
 			}()
 			host := ""
-			if i == 0 {
-				host = srcHost
+			if i < len(hosts) {
+				host = hosts[i]
 			}
 			nodes[i] = &node{name: fmt.Sprintf("n%d", i), a: testagent.Start(t, fleetConfig(host))}
 		}()
@@ -223,6 +223,26 @@ func newEgress(t testing.TB, addr string) *egress {
 	}
 	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", e.table).Run() })
 	return e
+}
+
+// throttle slows the large packets addr sends to about rate bytes a second (nftables drops the
+// excess; TCP backs off), so a transfer from it lasts long enough to be cut. It reports false
+// when nft cannot run here.
+func throttle(t testing.TB, addr string, rate int) bool {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
+		return false
+	}
+	table := fmt.Sprintf("ff_slow_%d_%s", os.Getpid(), strings.ReplaceAll(addr, ".", "_"))
+	script := fmt.Sprintf("table ip %s {\n chain out {\n type filter hook output priority 0; policy accept;\n ip saddr %s meta length > 1000 limit rate over %d kbytes/second drop\n }\n}\n", table, addr, rate>>10)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("throttle: nft: %v %s", err, out)
+		return false
+	}
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", table).Run() })
+	return true
 }
 
 // bytes returns the counter's bytes so far (-1 without a counter).
