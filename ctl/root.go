@@ -151,7 +151,8 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	pf.StringVar(&a.certFile, "cert", os.Getenv("FERRY_CERT"), "client certificate (PEM) for mutual TLS (env FERRY_CERT)")
 	pf.StringVar(&a.keyFile, "key", os.Getenv("FERRY_KEY"), "private key of --cert (env FERRY_KEY)")
 
-	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd(),
+		a.newFleetCmd())
 	return root
 }
 

@@ -585,11 +585,17 @@ func parallel(n int, fn func(int)) {
 	wg.Wait()
 }
 
+// msg is an error's text without gRPC's wrapping of a dial error.
 func msg(err error) string {
+	m := err.Error()
 	if s, ok := status.FromError(err); ok {
-		return s.Message()
+		m = s.Message()
 	}
-	return err.Error()
+	const marker = "Error while dialing: "
+	if i := strings.Index(m, marker); i >= 0 {
+		m = strings.TrimRight(m[i+len(marker):], `"`)
+	}
+	return m
 }
 
 func short(s string) string {
