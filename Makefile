@@ -6,7 +6,7 @@ STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
 
-.PHONY: build demo test unit lint generate check-generated bench fuzz clean
+.PHONY: build demo test unit lint generate check-generated bench bench-fleet fuzz clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
@@ -42,6 +42,15 @@ bench:
 	    mbs[name]=$$5; order[++n]=name } \
 	  END { printf "%-20s %10s %8s\n", "path", "MB/s", "vs raw"; \
 	    for (i=1; i<=n; i++) printf "%-20s %10.1f %8.2f\n", order[i], mbs[order[i]], mbs[order[i]]/mbs["raw-tcp"] }'
+
+# Fleet fan-out: a 200 MiB file from one agent to N = 5, 10, 20, 40 agents on loopback, direct
+# and tree, wall time and the source's egress (nftables counter: needs root) for both; then the
+# 20-agent figure run. Override with FLEET_N=5,10 FLEET_MIB=50.
+FLEET_N   ?= 5,10,20,40
+FLEET_MIB ?= 200
+bench-fleet:
+	go test -count=1 -timeout 90m -v -run '^TestFleetBench$$' ./internal/fleettest/ -args -fleet.bench -fleet.bench.n $(FLEET_N) -fleet.bench.mib $(FLEET_MIB) | grep -vE '^(=== |--- |\s+\S+\.go:[0-9]+:)'
+	go test -count=1 -timeout 30m -v -run '^TestFleetFanOut$$' ./internal/fleettest/ -args -fleet.mib $(FLEET_MIB) -fleet.agents 20 | grep -E 'agents,|wall|PASS|FAIL|ok'
 
 # Fuzzing: every target runs for FUZZTIME, one at a time (each uses all cores). Their seed
 # corpora (f.Add and testdata/fuzz/<Target>/) also run in every go test. A run that fails

@@ -254,7 +254,7 @@ type fleetStartOpts struct {
 
 func (o *fleetStartOpts) addCommon(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&o.canary, "canary", 0, "deliver to the first N selected hosts first; the rest only if all of them succeed")
-	cmd.Flags().IntVar(&o.concurrency, "concurrency", 0, "deliveries running at once across the job (0: 16)")
+	cmd.Flags().IntVar(&o.concurrency, "concurrency", 0, "deliveries running at once across the job (0: 16 for direct and collect, 1024 for tree)")
 	cmd.Flags().IntVar(&o.attempts, "attempts", 0, "attempts per host, each a transfer retried by its agent (0: 3)")
 	cmd.Flags().BoolVar(&o.detach, "detach", false, "print the job ID and exit; the job goes on (fleet watch ID follows it)")
 	cmd.Flags().StringVar(&o.requestID, "request-id", "", "idempotency key: the same ID returns the job it started")

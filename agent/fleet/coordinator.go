@@ -56,7 +56,8 @@ type Config struct {
 // Defaults of a job's knobs.
 const (
 	DefaultFanout      = 3
-	DefaultConcurrency = 16
+	DefaultConcurrency = 16   // direct (and collect): what the one source (or destination) serves at once
+	DefaultTreeRunning = 1024 // tree: holders bound themselves (fanout each); this bounds the polls
 	DefaultAttempts    = 3
 	maxFanout          = 64
 	maxConcurrency     = 1024
@@ -249,6 +250,9 @@ func (c *Coordinator) Start(req *ferryv1.StartFleetJobRequest, owner string) (*f
 		}
 		if *k.v == 0 {
 			*k.v = k.def
+			if k.name == "concurrency" && r.Strategy == ferryv1.FleetStrategy_FLEET_STRATEGY_TREE {
+				*k.v = DefaultTreeRunning
+			}
 		}
 	}
 	if len(req.GetTargets()) == 0 {

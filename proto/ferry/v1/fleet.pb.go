@@ -711,7 +711,8 @@ type StartFleetJobRequest struct {
 	Fanout int32 `protobuf:"varint,8,opt,name=fanout,proto3" json:"fanout,omitempty"`
 	// Hosts of the first wave; the rest start only if all of them succeed. 0: no canary.
 	Canary int32 `protobuf:"varint,9,opt,name=canary,proto3" json:"canary,omitempty"`
-	// Deliveries running at once across the job; 0 means 16.
+	// Deliveries running at once across the job; 0 means 16 for direct and collect (what the one
+	// source or destination serves at once) and 1024 for tree (each holder serves fanout at once).
 	Concurrency int32 `protobuf:"varint,10,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	// Attempts per host (each a transfer, itself retried by its agent); 0 means 3.
 	MaxAttempts int32 `protobuf:"varint,11,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`

@@ -1,0 +1,5 @@
+package fleettest
+
+import "runtime"
+
+func runtimeCPUs() int { return runtime.NumCPU() }
