@@ -439,12 +439,7 @@ func (c *Coordinator) Cancel(id string, wait time.Duration) (*ferryv1.FleetJob, 
 	if err != nil {
 		return nil, err
 	}
-	j.mu.Lock()
-	if !finalJob(j.rec.State) {
-		j.rec.Cancelled = true
-		j.changed()
-	}
-	j.mu.Unlock()
+	j.cancel.Store(true)
 	select {
 	case j.wake <- struct{}{}:
 	default:

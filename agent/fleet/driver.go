@@ -56,7 +56,7 @@ func (c *Coordinator) step(j *job) bool {
 	ctx := c.ctx
 	dirty := map[int]bool{}
 
-	if r.Cancelled {
+	if r.Cancelled || j.cancel.Load() {
 		c.cancelAll(j)
 		return true
 	}
@@ -481,6 +481,7 @@ func (c *Coordinator) cancelAll(j *job) {
 		}
 	}
 	j.rec.State, j.rec.Finished, j.rec.Error = ferryv1.FleetJobState_FLEET_JOB_STATE_CANCELLED, now, "cancelled"
+	j.rec.Cancelled = true
 	j.changed()
 	j.mu.Unlock()
 	c.persist(j, dirty)

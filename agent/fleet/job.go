@@ -13,6 +13,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -101,6 +102,8 @@ type job struct {
 	wake    chan struct{} // capacity 1: cancel asks the driver to look now
 	done    chan struct{} // closed when the driver returns
 	owner   string
+	// cancel is set by Cancel; the driver sees it at its next step and records Cancelled.
+	cancel atomic.Bool
 }
 
 func newJob(rec jobRecord, hosts []*hostRecord) *job {

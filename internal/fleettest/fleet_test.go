@@ -317,3 +317,89 @@ func TestFleetAuth(t *testing.T) {
 		t.Errorf("path escaping the root: %v; want InvalidArgument naming source_path", err)
 	}
 }
+
+// TestFleetCanaryAndCancel: a canary wave whose host fails stops the job before the others
+// start; a cancelled job cancels its running delivery on the receiving agent and skips the rest.
+func TestFleetCanaryAndCancel(t *testing.T) {
+	nodes := startFleet(t, 6)
+	sum := writeRandom(t, nodes[0].agent().Root, "rel/a.bin", 32<<20)
+	fc := fleetClient(t, nodes[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Canary: the first target is down.
+	down := nodes[1]
+	down.agent().Stop()
+	resp, err := fc.StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{
+		Kind: ferryv1.FleetJobKind_FLEET_JOB_KIND_COPY, Source: nodes[0].fleetAgent(), SourcePath: "rel/a.bin",
+		Targets: targets(nodes[1:]), DestinationPath: "canary/", Canary: 1, MaxAttempts: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := waitJob(t, nodes[0], resp.GetJob().GetId(), 30*time.Second, nil)
+	if job.GetState() != ferryv1.FleetJobState_FLEET_JOB_STATE_FAILED || !strings.Contains(job.GetError(), "canary") {
+		t.Errorf("canary job: %s %q", job.GetState(), job.GetError())
+	}
+	for _, h := range job.GetHosts()[1:] {
+		if h.GetState() != ferryv1.FleetHostState_FLEET_HOST_STATE_SKIPPED || h.GetAttempt() != 0 {
+			t.Errorf("%s: %s after %d attempts; want skipped, never tried", h.GetName(), h.GetState(), h.GetAttempt())
+		}
+	}
+
+	// Cancel: one delivery at a time; cancel once the second one runs.
+	resp, err = fc.StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{
+		Kind: ferryv1.FleetJobKind_FLEET_JOB_KIND_COPY, Source: nodes[0].fleetAgent(), SourcePath: "rel/a.bin",
+		Targets: targets(nodes[2:]), DestinationPath: "cancel/", Strategy: ferryv1.FleetStrategy_FLEET_STRATEGY_DIRECT,
+		Concurrency: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetJob().GetId()
+	var running *ferryv1.FleetHost
+	waitJob(t, nodes[0], id, 30*time.Second, func(j *ferryv1.FleetJob) {
+		if running != nil {
+			return
+		}
+		for _, h := range j.GetHosts() {
+			if h.GetState() == ferryv1.FleetHostState_FLEET_HOST_STATE_RUNNING && h.GetTransferId() != "" && j.GetHostsSucceeded() >= 1 {
+				running = h
+				c, err := fc.CancelFleetJob(ctx, &ferryv1.CancelFleetJobRequest{Id: id})
+				if err != nil {
+					t.Fatalf("cancel: %v", err)
+				}
+				if c.GetJob().GetState() != ferryv1.FleetJobState_FLEET_JOB_STATE_CANCELLED {
+					t.Errorf("after cancel: %s", c.GetJob().GetState())
+				}
+			}
+		}
+	})
+	if running == nil {
+		t.Fatal("no delivery was seen running")
+	}
+	job = waitJob(t, nodes[0], id, 10*time.Second, nil)
+	skipped := 0
+	for _, h := range job.GetHosts() {
+		if h.GetState() == ferryv1.FleetHostState_FLEET_HOST_STATE_SKIPPED {
+			skipped++
+		}
+	}
+	if skipped < 2 {
+		t.Errorf("%d hosts skipped after cancel; want the running one and the pending ones", skipped)
+	}
+	// The running delivery was cancelled on its agent (or had just finished).
+	for _, n := range nodes {
+		if n.name != running.GetName() {
+			continue
+		}
+		tr, err := n.agent().Client.GetTransfer(ctx, &ferryv1.GetTransferRequest{Id: running.GetTransferId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := tr.GetTransfer().GetState(); st != ferryv1.TransferState_TRANSFER_STATE_CANCELLED && st != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
+			t.Errorf("the running delivery on %s is %s after the cancel", n.name, st)
+		}
+	}
+	checkCopies(t, nodes[2:3], "cancel/a.bin", sum)
+}
