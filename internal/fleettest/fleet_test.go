@@ -40,7 +40,7 @@ func runCopy(t *testing.T, nodes []*node, eg *egress, rel, sum string, strategy 
 	defer cancel()
 	resp, err := fc.StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{
 		Kind: ferryv1.FleetJobKind_FLEET_JOB_KIND_COPY, Source: src.fleetAgent(), SourcePath: rel,
-		Targets: targets(nodes[1:]), DestinationPath: dest, Strategy: strategy, Concurrency: 64,
+		Targets: targets(nodes[1:]), DestinationPath: dest, Strategy: strategy,
 	})
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -49,6 +49,11 @@ func runCopy(t *testing.T, nodes []*node, eg *egress, rel, sum string, strategy 
 	res := copyResult{wall: time.Since(start), job: job, copies: job.GetSourceCopies(), egress: -1}
 	if before >= 0 {
 		res.egress = eg.bytes(t) - before
+	}
+	for _, h := range job.GetHosts() {
+		if h.GetAttempt() > 1 || h.GetState() != ferryv1.FleetHostState_FLEET_HOST_STATE_SUCCEEDED {
+			t.Logf("%s: %s: %s after %d attempt(s), from %q: %s", strategy, h.GetName(), h.GetState(), h.GetAttempt(), h.GetServedBy(), h.GetError())
+		}
 	}
 	if job.GetState() != ferryv1.FleetJobState_FLEET_JOB_STATE_SUCCEEDED {
 		t.Fatalf("%s: job %s: %s", strategy, job.GetState(), job.GetError())
@@ -91,8 +96,8 @@ func TestFleetFanOut(t *testing.T) {
 		}
 		t.Logf("  %-6s wall %6.2fs  source egress %s  source deliveries %d", r.name, r.res.wall.Seconds(), eb, r.res.copies)
 	}
-	if direct.copies != int32(n) {
-		t.Errorf("direct: the source served %d deliveries, want %d", direct.copies, n)
+	if direct.copies < int32(n) {
+		t.Errorf("direct: the source served %d deliveries, want at least %d", direct.copies, n)
 	}
 	if tree.copies > 3 {
 		t.Errorf("tree: the source served %d deliveries, want at most 3", tree.copies)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/daemon"
 	"github.com/ferry-dev/ferry/agent/security"
+	"github.com/ferry-dev/ferry/agent/transfer"
 	"github.com/ferry-dev/ferry/internal/testagent"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -67,6 +68,9 @@ func fleetConfig(host string) func(*daemon.Config) {
 		c.StateDir = filepath.Join(c.Root, "..", filepath.Base(c.Root)+".state")
 		c.Tokens = append(c.Tokens, security.Token{Role: security.RoleFleet, Value: FleetToken})
 		c.PeerToken = FleetToken
+		// Passive data connections: the source's data then leaves from its own address, which
+		// the egress counter watches (an active one is dialled from 127.0.0.1).
+		c.DefaultMode = transfer.ModePassive
 		c.FleetPoll = 100 * time.Millisecond
 		c.FleetRetryBase = 200 * time.Millisecond
 	}
