@@ -33,7 +33,7 @@ Usage:
        ferry-agent token          (print a new random API token)
 
 Every gRPC call is authenticated: with a bearer token from --token-file ("ROLE TOKEN" lines;
-roles admin, peer, viewer), or a client certificate (--tls-client-ca). Without --token-file the
+roles admin, peer, viewer, fleet), or a client certificate (--tls-client-ca). Without --token-file the
 agent creates an admin token in <state-dir>/admin.token on first start.
 
 Example:
@@ -108,7 +108,7 @@ func run(args []string) error {
 	fs.Var(&allowRemote, "allow-remote", "client: CIDR|HOST[:PORTS] the agent may connect to (FTP servers, agents; PORTS: 21, 2121-2130 or *; repeatable); default: anything but link-local addresses")
 	fs.StringVar(&defaultMode, "default-mode", defaultMode, "mode for transfers that do not ask for one: auto, passive or active")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
-	fs.StringVar(&cfg.TokenFile, "token-file", "", `API tokens, one "ROLE TOKEN" per line (roles admin, peer, viewer; mode 0600); default: an admin token created in <state-dir>/admin.token`)
+	fs.StringVar(&cfg.TokenFile, "token-file", "", `API tokens, one "ROLE TOKEN" per line (roles admin, peer, viewer, fleet; mode 0600); default: an admin token created in <state-dir>/admin.token`)
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "no API authentication: for experiments on a loopback address or unix socket only")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext gRPC on a non-loopback --grpc-listen (tokens cross the network in clear)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "gRPC API TLS certificate (PEM)")

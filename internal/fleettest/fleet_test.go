@@ -307,6 +307,16 @@ func TestFleetAuth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
 		t.Errorf("fleet token upload: %v; want PermissionDenied", err)
 	}
+	_, err = ferryv1.NewAgentServiceClient(fconn).StartTransfer(ctx, &ferryv1.StartTransferRequest{
+		Source: "ftp://u:p@127.0.0.1:1/x", Destination: "x",
+	})
+	if err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("fleet token ftp:// source: %v; want PermissionDenied", err)
+	}
+	_, err = ferryv1.NewFleetServiceClient(fconn).StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{})
+	if err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("fleet token StartFleetJob: %v; want PermissionDenied (admins start fleet jobs)", err)
+	}
 	_, err = ferryv1.NewFleetServiceClient(conn).StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{})
 	if err == nil {
 		t.Error("empty request accepted")
