@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ var (
 	benchOn  = flag.Bool("fleet.bench", false, "run TestFleetBench (make bench-fleet): wall time and source egress against N")
 	benchNs  = flag.String("fleet.bench.n", "5,10,20,40", "receiving agents per run, comma-separated")
 	benchMiB = flag.Int64("fleet.bench.mib", 200, "file size in MiB")
+	benchCap = flag.Int("fleet.bench.uplink", 0, "MB/s each agent may send (nftables, per address); 0: loopback as is")
 )
 
 // TestFleetBench pushes one file from a source to N agents with direct and with tree, for each
@@ -45,8 +47,19 @@ func TestFleetBench(t *testing.T) {
 	for _, n := range ns {
 		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
 			srcHost := uniqueLoopback()
-			nodes := startFleet(t, n+1, srcHost)
+			hosts := []string{srcHost}
+			if *benchCap > 0 { // every agent on its own address, so each can be capped
+				for len(hosts) < n+1 {
+					if h := uniqueLoopback(); !slices.Contains(hosts, h) {
+						hosts = append(hosts, h)
+					}
+				}
+			}
+			nodes := startFleet(t, n+1, hosts...)
 			eg := newEgress(t, srcHost)
+			if *benchCap > 0 && !shapeEach(t, hosts, *benchCap<<20) {
+				t.Skip("-fleet.bench.uplink needs nft (root)")
+			}
 			sum := writeRandom(t, nodes[0].agent().Root, "release/app.bin", size)
 			limit := 10*time.Minute + time.Duration(n)*time.Duration(*benchMiB)*20*time.Millisecond
 			d := runCopy(t, nodes, eg, "release/app.bin", sum, ferryv1.FleetStrategy_FLEET_STRATEGY_DIRECT, "direct/", limit)
@@ -61,7 +74,11 @@ func TestFleetBench(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "fleet fan-out, %d MiB file, loopback, %d CPU(s)\n", *benchMiB, runtimeCPUs())
+	uplink := "as is"
+	if *benchCap > 0 {
+		uplink = fmt.Sprintf("each agent's uplink capped at %d MiB/s", *benchCap)
+	}
+	fmt.Fprintf(&b, "fleet fan-out, %d MiB file, loopback (%s), %d CPU(s)\n", *benchMiB, uplink, runtimeCPUs())
 	fmt.Fprintf(&b, "%6s  %10s %12s %7s  %10s %12s %7s  %8s %9s\n", "N", "direct s", "egress MiB", "copies", "tree s", "egress MiB", "copies", "wall d/t", "egress d/t")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%6d  %10.1f %12.0f %7d  %10.1f %12.0f %7d  %8.2f %9.1f\n", r.n,

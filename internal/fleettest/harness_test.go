@@ -249,6 +249,26 @@ func throttle(t testing.TB, addr string, rate int) bool {
 	return true
 }
 
+// shapeEach caps the large packets each of addrs sends at rate bytes a second, per address
+// (an nftables meter; the excess is dropped and TCP backs off): a stand-in for every host's own
+// uplink, which loopback lacks. It reports false when nft cannot run here.
+func shapeEach(t testing.TB, addrs []string, rate int) bool {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
+		return false
+	}
+	table := fmt.Sprintf("ff_shape_%d", os.Getpid())
+	script := fmt.Sprintf("table ip %s {\n chain out {\n type filter hook output priority 0; policy accept;\n ip saddr { %s } meta length > 1000 meter ff_uplink { ip saddr limit rate over %d kbytes/second burst %d kbytes } drop\n }\n}\n",
+		table, strings.Join(addrs, ", "), rate>>10, rate>>12)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("shape: nft: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", table).Run() })
+	return true
+}
+
 // bytes returns the counter's bytes so far (-1 without a counter).
 func (e *egress) bytes(t testing.TB) int64 {
 	if e == nil {
