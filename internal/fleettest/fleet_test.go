@@ -18,7 +18,7 @@ import (
 
 var (
 	fleetSize = flag.Int("fleet.agents", 20, "receiving agents in TestFleetFanOut")
-	fleetMiB  = flag.Int64("fleet.mib", 4, "file size in MiB in TestFleetFanOut (the figure run uses 200)")
+	fleetMiB  = flag.Int64("fleet.mib", 2, "file size in MiB in TestFleetFanOut (the figure run uses 200)")
 )
 
 type copyResult struct {
@@ -103,7 +103,9 @@ func TestFleetFanOut(t *testing.T) {
 		t.Errorf("tree: the source served %d deliveries, want at most 3", tree.copies)
 	}
 	if tree.egress >= 0 {
-		if tree.egress > 3*size+size/10 {
+		// Besides the copies the source sends FTP replies and gRPC answers (to this test's
+		// polls too): under 1 MiB here.
+		if tree.egress > 3*size+1<<20 {
 			t.Errorf("tree: the source sent %s, more than 3 copies of %s", mib(tree.egress), mib(size))
 		}
 		if direct.egress < int64(n)*size {
@@ -151,7 +153,7 @@ func TestFleetFanOut(t *testing.T) {
 func TestFleetFaults(t *testing.T) {
 	relayHost := uniqueLoopback()
 	nodes := startFleet(t, 12, "", relayHost)
-	const size = 32 << 20
+	const size = 16 << 20
 	// The relay sends slowly (when nft can shape it), so it is stopped in the middle of a file.
 	slow := throttle(t, relayHost, 4<<20)
 	sum := writeRandom(t, nodes[0].agent().Root, "rel/big.bin", size)
@@ -237,6 +239,10 @@ func TestFleetFaults(t *testing.T) {
 		t.Errorf("no host says it was routed around relay %s", relay.name)
 	}
 	t.Logf("job: %s; %d host(s) routed around the stopped relay", job.GetError(), rerouted)
+	for _, h := range job.GetHosts() {
+		t.Logf("  %s %s attempts %d from %q in %s: %s", h.GetName(), h.GetState(), h.GetAttempt(), h.GetServedBy(),
+			h.GetFinishedAt().AsTime().Sub(h.GetStartedAt().AsTime()).Round(time.Millisecond), h.GetError())
+	}
 	checkCopies(t, nodes[2:11], "in/big.bin", sum)
 }
 
@@ -244,7 +250,7 @@ func TestFleetFaults(t *testing.T) {
 // runs; the job resumes from its store and every host ends with an intact copy.
 func TestFleetCoordinatorRestart(t *testing.T) {
 	nodes := startFleet(t, 9)
-	const size = 16 << 20
+	const size = 8 << 20
 	sum := writeRandom(t, nodes[0].agent().Root, "rel/app.bin", size)
 	fc := fleetClient(t, nodes[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -275,7 +281,9 @@ func TestFleetCoordinatorRestart(t *testing.T) {
 	checkCopies(t, nodes[1:], "in/app.bin", sum)
 	// The same request id finds the same job after the restart.
 	fc = fleetClient(t, nodes[0])
-	again, err := fc.StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	again, err := fc.StartFleetJob(ctx2, &ferryv1.StartFleetJobRequest{
 		Kind: ferryv1.FleetJobKind_FLEET_JOB_KIND_COPY, Source: nodes[0].fleetAgent(), SourcePath: "rel/app.bin",
 		Targets: targets(nodes[1:]), DestinationPath: "in/app.bin", RequestId: "restart-test",
 	})
@@ -337,7 +345,7 @@ func TestFleetAuth(t *testing.T) {
 // start; a cancelled job cancels its running delivery on the receiving agent and skips the rest.
 func TestFleetCanaryAndCancel(t *testing.T) {
 	nodes := startFleet(t, 6)
-	sum := writeRandom(t, nodes[0].agent().Root, "rel/a.bin", 32<<20)
+	sum := writeRandom(t, nodes[0].agent().Root, "rel/a.bin", 8<<20)
 	fc := fleetClient(t, nodes[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
