@@ -86,7 +86,6 @@ func (h *hostRecord) final() bool {
 
 func jobKey(id string) string         { return "j/" + id }
 func hostKey(id string, i int) string { return fmt.Sprintf("h/%s/%06d", id, i) }
-func hostPrefix(id string) string     { return "h/" + id + "/" }
 func finalJob(s ferryv1.FleetJobState) bool {
 	return s != ferryv1.FleetJobState_FLEET_JOB_STATE_RUNNING
 }

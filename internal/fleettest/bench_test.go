@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,7 +79,7 @@ func TestFleetBench(t *testing.T) {
 	if *benchCap > 0 {
 		uplink = fmt.Sprintf("each agent's uplink capped at %d MiB/s", *benchCap)
 	}
-	fmt.Fprintf(&b, "fleet fan-out, %d MiB file, loopback (%s), %d CPU(s)\n", *benchMiB, uplink, runtimeCPUs())
+	fmt.Fprintf(&b, "fleet fan-out, %d MiB file, loopback (%s), %d CPU(s)\n", *benchMiB, uplink, runtime.NumCPU())
 	fmt.Fprintf(&b, "%6s  %10s %12s %7s  %10s %12s %7s  %8s %9s\n", "N", "direct s", "egress MiB", "copies", "tree s", "egress MiB", "copies", "wall d/t", "egress d/t")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%6d  %10.1f %12.0f %7d  %10.1f %12.0f %7d  %8.2f %9.1f\n", r.n,

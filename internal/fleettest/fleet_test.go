@@ -22,11 +22,10 @@ var (
 )
 
 type copyResult struct {
-	wall    time.Duration
-	egress  int64 // bytes the source sent (nft), -1 when not counted
-	copies  int32 // deliveries the source served (coordinator's count)
-	job     *ferryv1.FleetJob
-	sizeMiB int64
+	wall   time.Duration
+	egress int64 // bytes the source sent (nft), -1 when not counted
+	copies int32 // deliveries the source served (coordinator's count)
+	job    *ferryv1.FleetJob
 }
 
 // runCopy pushes rel from nodes[0] to all the others with strategy and checks every copy.

@@ -1,5 +1,0 @@
-package fleettest
-
-import "runtime"
-
-func runtimeCPUs() int { return runtime.NumCPU() }
