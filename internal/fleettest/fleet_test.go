@@ -425,3 +425,44 @@ func TestFleetCanaryAndCancel(t *testing.T) {
 	}
 	checkCopies(t, nodes[2:3], "cancel/a.bin", sum)
 }
+
+// TestFleetHostComesBack: a host down when the job starts is retried, and gets its copy once it
+// is back, while the others go on.
+func TestFleetHostComesBack(t *testing.T) {
+	nodes := startFleet(t, 4)
+	sum := writeRandom(t, nodes[0].agent().Root, "rel/a.bin", 1<<20)
+	late := nodes[3]
+	late.agent().Stop()
+	fc := fleetClient(t, nodes[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := fc.StartFleetJob(ctx, &ferryv1.StartFleetJobRequest{
+		Kind: ferryv1.FleetJobKind_FLEET_JOB_KIND_COPY, Source: nodes[0].fleetAgent(), SourcePath: "rel/a.bin",
+		Targets: targets(nodes[1:]), DestinationPath: "in/", MaxAttempts: 6,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := false
+	job := waitJob(t, nodes[0], resp.GetJob().GetId(), 60*time.Second, func(j *ferryv1.FleetJob) {
+		h := j.GetHosts()[2]
+		if !back && h.GetAttempt() >= 1 && h.GetState() == ferryv1.FleetHostState_FLEET_HOST_STATE_PENDING {
+			if j.GetHostsSucceeded() != 2 {
+				return // the others first: they do not wait for the host that is down
+			}
+			t.Logf("%s failed attempt %d (%s); starting it again", h.GetName(), h.GetAttempt(), h.GetError())
+			late.restart(t)
+			back = true
+		}
+	})
+	if !back {
+		t.Fatal("the down host was never seen waiting for a retry")
+	}
+	if job.GetState() != ferryv1.FleetJobState_FLEET_JOB_STATE_SUCCEEDED {
+		t.Fatalf("job %s: %s", job.GetState(), job.GetError())
+	}
+	if h := job.GetHosts()[2]; h.GetAttempt() < 2 || h.GetError() == "" {
+		t.Errorf("%s: %d attempts, error %q; want a failed attempt reported, then success", h.GetName(), h.GetAttempt(), h.GetError())
+	}
+	checkCopies(t, nodes[1:], "in/a.bin", sum)
+}
