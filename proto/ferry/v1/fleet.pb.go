@@ -201,7 +201,8 @@ const (
 	FleetHostState_FLEET_HOST_STATE_SUCCEEDED   FleetHostState = 3
 	// Failed after all attempts.
 	FleetHostState_FLEET_HOST_STATE_FAILED FleetHostState = 4
-	// Not tried: the canary wave failed or the job was cancelled first.
+	// Not tried because the canary wave failed, or not finished because the job was cancelled
+	// (a running delivery is cancelled on its agent).
 	FleetHostState_FLEET_HOST_STATE_SKIPPED FleetHostState = 5
 )
 
@@ -316,7 +317,8 @@ type FleetHost struct {
 	State   FleetHostState         `protobuf:"varint,3,opt,name=state,proto3,enum=ferry.v1.FleetHostState" json:"state,omitempty"`
 	// Attempts made (each an ordinary transfer on the receiving agent).
 	Attempt int32 `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// ID of the current (or last) transfer on the receiving agent.
+	// ID of the current (or last) transfer on the agent that runs it; its request_id is
+	// "fleet-<job id>-<host index>-<attempt>".
 	TransferId string `protobuf:"bytes,5,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
 	// The agent that served the copy: the source or a relay (tree).
 	ServedBy   string `protobuf:"bytes,6,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
