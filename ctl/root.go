@@ -162,7 +162,8 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors (text output)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "also print how the data-connection mode was chosen, a line per file and each retry with its cause")
 
-	root.AddCommand(a.newVersionCmd(), newManCmd(root), a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	root.AddCommand(a.newVersionCmd(), newManCmd(root), a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd(),
+		a.newFleetCmd())
 	a.completions(root)
 	return root
 }

@@ -829,7 +829,10 @@ type GetAgentInfoResponse struct {
 	// ("bbr" by default where the kernel offers it; empty = the system default).
 	TcpCongestion string `protobuf:"bytes,9,opt,name=tcp_congestion,json=tcpCongestion,proto3" json:"tcp_congestion,omitempty"`
 	// The agent's bandwidth limit in bytes per second, shared by all its transfers (0 = none).
-	LimitRate     int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	LimitRate int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// Free and total bytes of the filesystem holding the served root (fleet ls).
+	FreeBytes     int64 `protobuf:"varint,17,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	TotalBytes    int64 `protobuf:"varint,18,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -937,6 +940,20 @@ func (x *GetAgentInfoResponse) GetTcpCongestion() string {
 func (x *GetAgentInfoResponse) GetLimitRate() int64 {
 	if x != nil {
 		return x.LimitRate
+	}
+	return 0
+}
+
+func (x *GetAgentInfoResponse) GetFreeBytes() int64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *GetAgentInfoResponse) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
 	}
 	return 0
 }
@@ -2688,7 +2705,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
-	"\x13GetAgentInfoRequest\"\xb0\x03\n" +
+	"\x13GetAgentInfoRequest\"\xf0\x03\n" +
 	"\x14GetAgentInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12\x1f\n" +
@@ -2705,7 +2722,11 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x0etcp_congestion\x18\t \x01(\tR\rtcpCongestion\x12\x1d\n" +
 	"\n" +
 	"limit_rate\x18\n" +
-	" \x01(\x03R\tlimitRate\"\xa3\x02\n" +
+	" \x01(\x03R\tlimitRate\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x11 \x01(\x03R\tfreeBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x12 \x01(\x03R\n" +
+	"totalBytes\"\xa3\x02\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
