@@ -1,40 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testftp"
 )
-
-// ferryctlEnv runs the binary with exactly env added (no FERRY_TOKEN unless given).
-func ferryctlEnv(t *testing.T, env []string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ferryctlBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_AGENT=", "FERRY_TOKEN=", "FERRY_TOKEN_FILE=")
-	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("ferryctl %q: %v", args, err)
-	}
-	t.Logf("ferryctl %s\n%s", strings.Join(args, " "), r)
-	return r
-}
 
 func TestContextsAndFTPLogins(t *testing.T) {
 	a := testagent.Start(t)

@@ -70,10 +70,6 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
   ferryctl copy site/ ftp://deploy@www.example/htdocs/ --exclude .git --exclude '*.tmp' --dry-run`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
-			m, err := parseMode(cmd.Flags(), mode)
-			if err != nil {
-				return err
-			}
 			if len(requestID) > 128 {
 				return usageErrorf("--request-id: at most 128 bytes")
 			}
@@ -81,18 +77,13 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 			if err != nil {
 				return usageErrorf("--limit-rate: %v", err)
 			}
-			opts, err := sel.options(false)
+			req, err := a.transferRequest(cmd, mode, &sel, false, args)
 			if err != nil {
 				return err
 			}
-			src, dst, err := a.endpoints(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return a.copy(ctx, &ferryv1.StartTransferRequest{
-				Source: src, Destination: dst, Mode: m, RequestId: requestID, Restart: restart,
-				Options: opts, LimitRate: limit, Streams: streamsOf(cmd),
-			}, detach)
+			req.RequestId, req.Restart = requestID, restart
+			req.LimitRate, req.Streams = limit, streamsOf(cmd)
+			return a.copy(ctx, req, detach)
 		}),
 	}
 	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)

@@ -88,10 +88,18 @@ func startFerryctl(ctx context.Context, t *testing.T, args ...string) (*exec.Cmd
 // ferryctl runs the binary with args (bounded to a minute) and returns what it printed.
 func ferryctl(t *testing.T, args ...string) result {
 	t.Helper()
+	return ferryctlEnv(t, []string{"FERRY_TOKEN=" + testagent.AdminToken}, args...)
+}
+
+// ferryctlEnv runs the binary with env added to a clean ferryctl environment (no agent, token
+// or config from the machine running the tests).
+func ferryctlEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferryctlBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_AGENT=", "FERRY_TOKEN="+testagent.AdminToken)
+	cmd.Env = append(os.Environ(), "FERRY_AGENT=", "FERRY_TOKEN=", "FERRY_TOKEN_FILE=", "FERRY_CONFIG="+os.DevNull+".none", "NETRC="+os.DevNull)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

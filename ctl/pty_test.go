@@ -132,7 +132,7 @@ func startPty(t *testing.T, cols uint16, args ...string) (*exec.Cmd, *os.File, *
 func TestProgressDisplayPty(t *testing.T) {
 	a, b := newPair(t)
 	// A large sparse file: it moves quickly yet takes the server a moment to hash.
-	const size = 320 << 20
+	const size = 96 << 20
 	f, err := os.Create(filepath.Join(b.Root, "big-archive-2026.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestProgressDisplayPty(t *testing.T) {
 					shown = append(shown, l)
 				}
 			}
-			if len(shown) != 1 || !strings.HasPrefix(shown[0], "succeeded: 320.0 MiB") {
+			if len(shown) != 1 || !strings.HasPrefix(shown[0], "succeeded: 96.0 MiB") {
 				t.Errorf("screen after the copy: %q, want the result line alone", shown)
 			}
 			t.Logf("capture at %d columns:\n%s\n%s\n%s", cols, running, verifying, shown)

@@ -119,7 +119,13 @@ Authentication: every call carries the token in FERRY_TOKEN, or the one in --tok
 creates in its state directory). --ca (FERRY_CA) turns on TLS and verifies the agent against
 that CA; --cert/--key (FERRY_CERT, FERRY_KEY) present a client certificate.
 
-Errors are one line on stderr: "ferryctl: <cause>".`,
+Agents by name: a configuration file (~/.config/ferry/config.yaml or FERRY_CONFIG) holds
+contexts (address, token file, CA) and FTP logins; see 'ferryctl config --help'. --agent NAME
+picks a context; a host without a port means port 7070. FTP URLs without a user take their
+login from the configuration or ~/.netrc.
+
+Errors are one line on stderr: "ferryctl: <cause>". -q prints only errors; -v adds how the
+mode was chosen, a line per file and each retry. The user's guide: docs/ferryctl.md.`,
 		Example: `  ferryctl --token-file /var/lib/ferry-agent/admin.token agent info
   FERRY_TOKEN=$(cat admin.token) ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin -o json
   ferryctl --agent agent1.example:7070 --ca fleet-ca.pem --cert ops.pem --key ops.key transfers list

@@ -8,6 +8,24 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
+// transferRequest is what copy and sync start: the endpoints (with FTP logins from the config
+// or ~/.netrc), the mode and the selection options.
+func (a *app) transferRequest(cmd *cobra.Command, mode string, sel *selectFlags, sync bool, args []string) (*ferryv1.StartTransferRequest, error) {
+	m, err := parseMode(cmd.Flags(), mode)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := sel.options(sync)
+	if err != nil {
+		return nil, err
+	}
+	src, dst, err := a.endpoints(args[0], args[1])
+	if err != nil {
+		return nil, err
+	}
+	return &ferryv1.StartTransferRequest{Source: src, Destination: dst, Mode: m, Options: opts}, nil
+}
+
 // selectFlags are the file selection and comparison flags of copy and sync.
 type selectFlags struct {
 	include, exclude                                 []string
@@ -69,21 +87,11 @@ Output and exit codes are those of copy; the result line counts what was skipped
   ferryctl sync reports/ agent://archive:7070/reports/ --checksum -o json | jq -c .transfer.files_skipped`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
-			m, err := parseMode(cmd.Flags(), mode)
+			req, err := a.transferRequest(cmd, mode, &sel, true, args)
 			if err != nil {
 				return err
 			}
-			opts, err := sel.options(true)
-			if err != nil {
-				return err
-			}
-			src, dst, err := a.endpoints(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return a.copy(ctx, &ferryv1.StartTransferRequest{
-				Source: src, Destination: dst, Mode: m, Options: opts,
-			}, detach)
+			return a.copy(ctx, req, detach)
 		}),
 	}
 	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)

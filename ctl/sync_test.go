@@ -247,6 +247,17 @@ func TestTreeRuleIdempotent(t *testing.T) {
 		wantCode(t, ferryctl(t, "--agent", b.GRPC, "copy", "tree", a.URL("up/")), 0)
 		sameTree(t, fmt.Sprintf("run %d of upload tree", run), listTree(t, filepath.Join(a.Root, "up")), nested)
 	}
+	// -q: nothing but errors; -v: the mode story and a line per file (on stderr).
+	q := ferryctl(t, "--agent", a.GRPC, "-q", "copy", b.URL("tree/"), "q/")
+	wantCode(t, q, 0)
+	if q.stdout != "" || q.stderr != "" {
+		t.Errorf("-q printed %q and %q", q.stdout, q.stderr)
+	}
+	v := ferryctl(t, "--agent", a.GRPC, "-v", "copy", b.URL("tree/"), "v/")
+	wantCode(t, v, 0)
+	if !strings.Contains(v.stderr, "mode: passive (auto: ") || !strings.Contains(v.stdout, "succeeded: ") {
+		t.Errorf("-v should tell how the mode was chosen, on stderr: %q", v.stderr)
+	}
 }
 
 func TestURLWithoutPathRefused(t *testing.T) {

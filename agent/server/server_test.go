@@ -353,9 +353,13 @@ func TestBadRequests(t *testing.T) {
 		{"bad scheme", &ferryv1.StartTransferRequest{Source: "http://h/x", Destination: "x"}, "source"},
 		{"both local", &ferryv1.StartTransferRequest{Source: "a", Destination: "b"}, "destination"},
 		{"both remote", &ferryv1.StartTransferRequest{Source: "ftp://h/a", Destination: "agent://h:1/b"}, "destination"},
-		{"missing local source", &ferryv1.StartTransferRequest{Source: "nope.bin", Destination: "ftp://h/x"}, "source"},
 		{"bad mode", &ferryv1.StartTransferRequest{Source: "ftp://h/a", Destination: "b", Mode: 42}, "mode"},
 		{"agent with password", &ferryv1.StartTransferRequest{Source: "agent://u:p@h:1/a", Destination: "b"}, "source"},
+	}
+	// A missing local source is not found (as a missing remote one), naming the field.
+	_, err := a.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: "nope.bin", Destination: "ftp://h/x"})
+	if status.Code(err) != codes.NotFound || !strings.HasPrefix(status.Convert(err).Message(), "source:") {
+		t.Errorf("missing local source: %v, want NotFound naming source", err)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -290,7 +290,7 @@ func (j *job) sendFile(w io.Writer, f io.Reader, n int64) (int64, error) {
 // (verified is false); a different digest is. A large file's hash is awaited as long as its
 // size needs.
 func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
-	j.update(func(s *Snapshot) { s.Phase = PhaseVerifying })
+	j.enterVerify(size)
 	defer j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
 	got, err := c.HashSize(j.ctx, remote, size)
 	switch {

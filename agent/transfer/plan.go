@@ -554,3 +554,17 @@ var partRE = regexp.MustCompile(`(^|[/\s"'])\.([^/]+?)\.[0-9a-f]{8}\` + storage.
 // userNames replaces part file names in an error message with the names of the files they
 // become: users never see the hidden names.
 func userNames(msg string) string { return partRE.ReplaceAllString(msg, "$1$2") }
+
+// publishVerifyFrom is the file size from which entering the verifying phase is published at
+// once: the server takes a while to hash such a file, and watchers should see why the bytes
+// stopped. Smaller files wait for the next tick (a tree of many must not flood watchers).
+const publishVerifyFrom = 16 << 20
+
+func (j *job) enterVerify(size int64) {
+	j.update(func(s *Snapshot) { s.Phase = PhaseVerifying })
+	if size >= publishVerifyFrom {
+		j.mu.Lock()
+		j.publishLocked()
+		j.mu.Unlock()
+	}
+}

@@ -119,6 +119,12 @@ func (wt *Watcher) Finish(t *ferryv1.Transfer) error {
 	wt.finished = true
 	ok := t.GetState() == ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED
 	wt.stopBar(t, ok)
+	if wt.verbose && wt.format == Text {
+		// The mode story (and a last retry) if no snapshot on the way told it.
+		for _, l := range wt.verboseLines(t) {
+			wt.writeTo(wt.barOut, l+"\n")
+		}
+	}
 	if wt.format == JSON {
 		wt.writeEvent(jsonEvent{Event: "result", OK: &ok, Error: new(oneLineCause(t, ok))}, t)
 	} else if ok && wt.quiet {
