@@ -83,7 +83,7 @@ func TestTreeStreamBetweenAgents(t *testing.T) {
 	want := oddTree(t, filepath.Join(b.Root, "tree"))
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			seen := run(t, a, b.URL("tree"), "dl-"+m.name, m.mode)
+			seen := run(t, a, b.URL("tree/"), "dl-"+m.name, m.mode) // "tree/": its contents (rsync's rule)
 			last := seen[len(seen)-1]
 			if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || !last.GetVerified() || last.GetProgress().GetFilesDone() != int64(len(want)) {
 				t.Fatalf("download: %v %s verified=%v files=%d", last.GetState(), last.GetError(), last.GetVerified(), last.GetProgress().GetFilesDone())
