@@ -68,6 +68,7 @@ func (d *Daemon) openOps() error {
 		d.metricsLis = lis
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", d.metrics.Handler())
+		mux.HandleFunc("/healthz", d.healthz)
 		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return nil
@@ -136,6 +137,21 @@ func (d *Daemon) publishHealthLocked() {
 	}
 	d.health.SetServingStatus("", status)
 	d.health.SetServingStatus(ferryv1.AgentService_ServiceDesc.ServiceName, status)
+}
+
+// healthz answers HTTP probes (kubelet, load balancers without gRPC): 200 SERVING or 503
+// NOT_SERVING, as the gRPC health service says.
+func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
+	d.healthMu.Lock()
+	ok := d.serving && d.storeErr == nil
+	d.healthMu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "NOT_SERVING")
+		return
+	}
+	fmt.Fprintln(w, "SERVING")
 }
 
 // storeFailed is told of each job store write: a failure turns the agent NOT_SERVING until a
