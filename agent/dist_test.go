@@ -140,8 +140,8 @@ func TestSystemdUnit(t *testing.T) {
 }
 
 var (
-	lookPath = exec.LookPath
-	execCommand   = exec.Command
+	lookPath    = exec.LookPath
+	execCommand = exec.Command
 )
 
 func TestDockerfile(t *testing.T) {
