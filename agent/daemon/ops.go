@@ -118,8 +118,12 @@ func (d *Daemon) setHealth(up bool, why string, err error) {
 	d.healthMu.Lock()
 	defer d.healthMu.Unlock()
 	d.serving = up
-	if !up && why != "" {
+	switch {
+	case up || why == "":
+	case err != nil:
 		d.log.Warn("health: NOT_SERVING", "why", why, "err", err)
+	default:
+		d.log.Info("health: NOT_SERVING", "why", why)
 	}
 	d.publishHealthLocked()
 	if why == whyShutdown {
