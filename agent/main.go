@@ -33,8 +33,13 @@ const usage = `ferry-agent: serve a directory over FTP and run transfers started
 
 Usage:
   ferry-agent --root DIR [flags]
+  ferry-agent --config FILE [flags]
 
        ferry-agent token          (print a new random API token)
+       ferry-agent version        (print the version)
+
+Settings come from flags, then FERRY_<FLAG> environment variables (FERRY_GRPC_LISTEN=...), then
+the --config YAML file (flag names as keys; lists for repeatable flags), then defaults.
 
 Every gRPC call is authenticated: with a bearer token from --token-file ("ROLE TOKEN" lines;
 roles admin, peer, viewer), or a client certificate (--tls-client-ca). Without --token-file the
@@ -44,6 +49,7 @@ Example:
   ferry-agent --root /srv/ferry --state-dir /var/lib/ferry --grpc-listen 127.0.0.1:7070 \
       --ftp-listen :2121 --passive-ports 50000-50100 --ftp-users-file /etc/ferry/ftp-users
   ferryctl --token-file /var/lib/ferry/admin.token agent info
+  ferry-agent --config /etc/ferry/agent.yaml --print-config     (the effective settings, secrets masked)
 
 Flags:
 `
