@@ -188,6 +188,11 @@ func run(args []string) error {
 			cfg.Logger.Debug("setting from the environment", "key", name, "variable", s.Where)
 		}
 	}
+	// ferryctl's variables, and the test bed's, share the prefix.
+	if unknown := config.UnknownEnv(fs, os.Environ(), "FERRY_TOKEN", "FERRY_CA", "FERRY_CERT", "FERRY_KEY",
+		"FERRY_AGENT", "FERRY_TESTBED"); len(unknown) > 0 {
+		cfg.Logger.Warn("environment variables that name no ferry-agent flag are ignored (a typo?)", "variables", unknown)
+	}
 	d, err := daemon.New(cfg)
 	if err != nil {
 		return src.Annotate(err)
