@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -214,22 +215,36 @@ type healthService struct {
 func (h *healthService) Watch(req *healthgrpc.HealthCheckRequest, stream healthgrpc.Health_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	ws := &watchStream{Health_WatchServer: stream, ctx: ctx}
 	go func() {
 		select {
 		case <-h.stopping:
+			// The watcher gets NOT_SERVING before its stream ends (bounded wait).
+			for i := 0; i < 200 && ws.last.Load() != int32(healthgrpc.HealthCheckResponse_NOT_SERVING); i++ {
+				time.Sleep(5 * time.Millisecond)
+			}
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	return h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+	return h.Server.Watch(req, ws)
 }
 
 type watchStream struct {
 	healthgrpc.Health_WatchServer
-	ctx context.Context
+	ctx  context.Context
+	last atomic.Int32 // the last status sent
 }
 
 func (w *watchStream) Context() context.Context { return w.ctx }
+
+func (w *watchStream) Send(r *healthgrpc.HealthCheckResponse) error {
+	err := w.Health_WatchServer.Send(r)
+	if err == nil {
+		w.last.Store(int32(r.GetStatus()))
+	}
+	return err
+}
 
 // healthStore tells the daemon whether job store writes succeed.
 type healthStore struct {
