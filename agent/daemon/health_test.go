@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -53,3 +56,19 @@ type failing struct{}
 func (failing) Put(string, []byte) error              { return errors.New("disk full") }
 func (failing) Delete(string) error                   { return nil }
 func (failing) List(func(string, []byte) error) error { return nil }
+
+// TestNewFailsCleanly: a New that fails before the operations part exists closes what it opened
+// without a panic.
+func TestNewFailsCleanly(t *testing.T) {
+	state := t.TempDir()
+	if err := os.Mkdir(filepath.Join(state, "jobs.db"), 0o700); err != nil { // the store cannot open
+		t.Fatal(err)
+	}
+	if _, err := New(Config{GRPCListen: "127.0.0.1:0", FTPListen: "127.0.0.1:0", Root: t.TempDir(), StateDir: state}); err == nil {
+		t.Fatal("New succeeded with a directory as job store")
+	}
+	audit := filepath.Join(t.TempDir(), "no", "such", "dir", "audit.log")
+	if _, err := New(Config{GRPCListen: "127.0.0.1:0", FTPListen: "127.0.0.1:0", Root: t.TempDir(), StateDir: t.TempDir(), AuditLog: audit}); err == nil || !strings.Contains(err.Error(), "audit-log") {
+		t.Fatalf("New with an unwritable audit log: %v", err)
+	}
+}

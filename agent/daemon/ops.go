@@ -116,6 +116,9 @@ func (d *Daemon) registerOps() {
 // setHealth records whether the agent serves (from Run until Close, unless a server failed)
 // and publishes SERVING or NOT_SERVING; why says why it does not serve, for the log.
 func (d *Daemon) setHealth(up bool, why string, err error) {
+	if d.health == nil {
+		return // New failed before openOps
+	}
 	d.healthMu.Lock()
 	defer d.healthMu.Unlock()
 	d.serving = up
@@ -180,7 +183,11 @@ func (d *Daemon) storeFailed(err error) {
 // endHealthWatches ends the health Watch streams, which would otherwise hold the gRPC
 // server's graceful stop (they already got NOT_SERVING).
 func (d *Daemon) endHealthWatches() {
-	d.stopOnce.Do(func() { close(d.stopping) })
+	d.stopOnce.Do(func() {
+		if d.stopping != nil {
+			close(d.stopping)
+		}
+	})
 }
 
 func (d *Daemon) serveMetrics(errc chan<- error) {
