@@ -241,7 +241,8 @@ func listServices(ctx context.Context, cc *grpc.ClientConn) ([]string, error) {
 		return nil, err
 	}
 	defer s.CloseSend()
-	if err := s.Send(&reflectgrpc.ServerReflectionRequest{MessageRequest: &reflectgrpc.ServerReflectionRequest_ListServices{}}); err != nil {
+	// A refused stream may end before the request goes out: Send says io.EOF, Recv the status.
+	if err := s.Send(&reflectgrpc.ServerReflectionRequest{MessageRequest: &reflectgrpc.ServerReflectionRequest_ListServices{}}); err != nil && err != io.EOF {
 		return nil, err
 	}
 	r, err := s.Recv()
