@@ -51,7 +51,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stderrTTY
 	a := &app{stdout: stdout, stderr: stderr, stderrTTY: stderrTTY, now: time.Now}
 	defer a.close()
 	root := a.newRootCmd()
-	root.Version = version // ferryctl --version (version.go)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
