@@ -1,21 +1,51 @@
+# make build   - static binaries (CGO off) with the version stamped, in bin/
+# make install - binaries, man pages (make man first), systemd unit, sysusers file, example config
+#                under DESTDIR/PREFIX (default /usr/local; config in /etc/ferry unless it exists)
+# make docs    - docs/api.md, the API reference, from the .proto comments (checked by make test)
 # make demo  - build, run two agents and copy a 100 MB file between them (the README quick start)
 # make test  - everything CI runs: lint, generated-code check, all tests
 # make fuzz  - each fuzz target for FUZZTIME (default 5s), one at a time
 BUF     := go run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.7.0
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR  ?= /etc
 
-.PHONY: build demo test unit lint generate check-generated bench bench-wan bench-fleet fuzz clean man
+.PHONY: build install docs check-docs demo test unit lint generate check-generated bench bench-wan bench-fleet fuzz clean man
 
+# Static binaries: no cgo (pure-Go DNS resolver and user lookups), no build paths, version stamped.
 build:
-	go build -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
-	go build -ldflags "$(LDFLAGS) -X main.version=$(VERSION)" -o bin/ferryctl ./ctl
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS) -X main.version=$(VERSION)" -o bin/ferryctl ./ctl
+
+# The unit's ExecStart names $(BINDIR); the example config is installed only where none exists;
+# man pages are installed when make man made them.
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/ferry
+	install -m 0755 bin/ferry-agent bin/ferryctl $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/bin/ferry-agent|$(BINDIR)/ferry-agent|; s|/etc/ferry/|$(SYSCONFDIR)/ferry/|g' dist/ferry-agent.service > $(DESTDIR)$(UNITDIR)/ferry-agent.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ferry-agent.service
+	install -m 0644 dist/ferry-agent.sysusers $(DESTDIR)$(SYSUSERSDIR)/ferry-agent.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/ferry/agent.yaml || install -m 0640 dist/ferry-agent.yaml $(DESTDIR)$(SYSCONFDIR)/ferry/agent.yaml
+	@if ls man/man1/*.1 >/dev/null 2>&1; then install -d $(DESTDIR)$(MANDIR)/man1 && install -m 0644 man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/; fi
+
+# The API reference, generated from the comments of proto/ferry/v1/agent.proto by internal/apidoc,
+# a protoc plugin buf runs (buf.docs.gen.yaml).
+docs:
+	$(BUF) generate --template buf.docs.gen.yaml --path proto/ferry/v1
+
+check-docs: docs
+	@test -z "$$(git status --porcelain -- docs/api.md)" || { git status --porcelain -- docs/api.md; echo "docs/api.md is stale: run make docs"; exit 1; }
 
 demo: build
 	BIN=bin ./docs/demo.sh
 
-test: lint check-generated unit
+test: lint check-generated check-docs unit
 
 unit:
 	go test -race -count=1 -timeout 15m ./...

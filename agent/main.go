@@ -34,8 +34,13 @@ const usage = `ferry-agent: serve a directory over FTP and run transfers started
 
 Usage:
   ferry-agent --root DIR [flags]
+  ferry-agent --config FILE [flags]
 
        ferry-agent token          (print a new random API token)
+       ferry-agent version        (print the version)
+
+Settings come from flags, then FERRY_<FLAG> environment variables (FERRY_GRPC_LISTEN=...), then
+the --config YAML file (flag names as keys; lists for repeatable flags), then defaults.
 
 Every gRPC call is authenticated: with a bearer token from --token-file ("ROLE TOKEN" lines;
 roles admin, peer, viewer, fleet), or a client certificate (--tls-client-ca). Without --token-file the
@@ -45,6 +50,7 @@ Example:
   ferry-agent --root /srv/ferry --state-dir /var/lib/ferry --grpc-listen 127.0.0.1:7070 \
       --ftp-listen :2121 --passive-ports 50000-50100 --ftp-users-file /etc/ferry/ftp-users
   ferryctl --token-file /var/lib/ferry/admin.token agent info
+  ferry-agent --config /etc/ferry/agent.yaml --print-config     (the effective settings, secrets masked)
 
 Plugins (docs/plugins.md):
   ferry-agent --root /srv/ferry \
@@ -193,6 +199,11 @@ func run(args []string) error {
 		if s.Kind == "env" {
 			cfg.Logger.Debug("setting from the environment", "key", name, "variable", s.Where)
 		}
+	}
+	// ferryctl's variables, and the test bed's, share the prefix.
+	if unknown := config.UnknownEnv(fs, os.Environ(), "FERRY_TOKEN", "FERRY_CA", "FERRY_CERT", "FERRY_KEY",
+		"FERRY_AGENT", "FERRY_TESTBED"); len(unknown) > 0 {
+		cfg.Logger.Warn("environment variables that name no ferry-agent flag are ignored (a typo?)", "variables", unknown)
 	}
 	d, err := daemon.New(cfg)
 	if err != nil {

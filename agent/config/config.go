@@ -169,6 +169,26 @@ func (r *recorded) Set(v string) error {
 
 func (r *recorded) Values() []string { return r.vals }
 
+// UnknownEnv lists the FERRY_* variables of environ ("KEY=value" entries) that name no flag of
+// fs and are not in known (variables other programs read, such as ferryctl's FERRY_TOKEN): most
+// likely typos, which the agent reports.
+func UnknownEnv(fs *flag.FlagSet, environ []string, known ...string) []string {
+	names := map[string]bool{EnvPrefix + "CONFIG": true}
+	for _, k := range known {
+		names[k] = true
+	}
+	fs.VisitAll(func(f *flag.Flag) { names[EnvName(f.Name)] = true })
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, EnvPrefix) && !names[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // EnvName is the environment variable of a flag: FERRY_ plus its name in capitals, dashes as
 // underscores (--grpc-listen: FERRY_GRPC_LISTEN).
 func EnvName(flagName string) string {

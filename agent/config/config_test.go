@@ -172,3 +172,11 @@ func TestAnnotate(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+func TestUnknownEnv(t *testing.T) {
+	fs, _ := flags()
+	got := UnknownEnv(fs, []string{"FERRY_RETRIES=1", "FERRY_RETRYS=2", "FERRY_TOKEN=x", "HOME=/root", "FERRY_CONFIG=a"}, "FERRY_TOKEN")
+	if strings.Join(got, ",") != "FERRY_RETRYS" {
+		t.Errorf("UnknownEnv = %v", got)
+	}
+}

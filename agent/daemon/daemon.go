@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,8 +33,19 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
-// Version is set at build time with -ldflags "-X github.com/ferry-dev/ferry/agent/daemon.Version=…".
+// Version is set at build time with -ldflags "-X github.com/ferry-dev/ferry/agent/daemon.Version=…"
+// (make build); otherwise it is the module version Go stamps into the binary (go install
+// …@v1.2.3, or a build in a git checkout), or "dev".
 var Version = "dev"
+
+func init() {
+	if Version != "dev" {
+		return
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		Version = bi.Main.Version
+	}
+}
 
 // Config is everything an agent needs. Zero values get the documented defaults in New.
 type Config struct {

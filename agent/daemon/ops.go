@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -64,6 +65,7 @@ func (d *Daemon) openOps() error {
 		d.metricsLis = lis
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", d.metrics.Handler())
+		mux.HandleFunc("/healthz", d.healthz)
 		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return nil
@@ -110,11 +112,18 @@ func (d *Daemon) registerOps() {
 // setHealth records whether the agent serves (from Run until Close, unless a server failed)
 // and publishes SERVING or NOT_SERVING; why says why it does not serve, for the log.
 func (d *Daemon) setHealth(up bool, why string, err error) {
+	if d.health == nil {
+		return // New failed before openOps
+	}
 	d.healthMu.Lock()
 	defer d.healthMu.Unlock()
 	d.serving = up
-	if !up && why != "" {
+	switch {
+	case up || why == "":
+	case err != nil:
 		d.log.Warn("health: NOT_SERVING", "why", why, "err", err)
+	default:
+		d.log.Info("health: NOT_SERVING", "why", why)
 	}
 	d.publishHealthLocked()
 	if why == whyShutdown {
@@ -132,6 +141,21 @@ func (d *Daemon) publishHealthLocked() {
 	}
 	d.health.SetServingStatus("", status)
 	d.health.SetServingStatus(ferryv1.AgentService_ServiceDesc.ServiceName, status)
+}
+
+// healthz answers HTTP probes (kubelet, load balancers without gRPC): 200 SERVING or 503
+// NOT_SERVING, as the gRPC health service says.
+func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
+	d.healthMu.Lock()
+	ok := d.serving && d.storeErr == nil
+	d.healthMu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "NOT_SERVING")
+		return
+	}
+	fmt.Fprintln(w, "SERVING")
 }
 
 // storeFailed is told of each job store write: a failure turns the agent NOT_SERVING until a
@@ -155,7 +179,11 @@ func (d *Daemon) storeFailed(err error) {
 // endHealthWatches ends the health Watch streams, which would otherwise hold the gRPC
 // server's graceful stop (they already got NOT_SERVING).
 func (d *Daemon) endHealthWatches() {
-	d.stopOnce.Do(func() { close(d.stopping) })
+	d.stopOnce.Do(func() {
+		if d.stopping != nil {
+			close(d.stopping)
+		}
+	})
 }
 
 func (d *Daemon) serveMetrics(errc chan<- error) {
@@ -190,22 +218,36 @@ type healthService struct {
 func (h *healthService) Watch(req *healthgrpc.HealthCheckRequest, stream healthgrpc.Health_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	ws := &watchStream{Health_WatchServer: stream, ctx: ctx}
 	go func() {
 		select {
 		case <-h.stopping:
+			// The watcher gets NOT_SERVING before its stream ends (bounded wait).
+			for i := 0; i < 200 && ws.last.Load() != int32(healthgrpc.HealthCheckResponse_NOT_SERVING); i++ {
+				time.Sleep(5 * time.Millisecond)
+			}
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	return h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+	return h.Server.Watch(req, ws)
 }
 
 type watchStream struct {
 	healthgrpc.Health_WatchServer
-	ctx context.Context
+	ctx  context.Context
+	last atomic.Int32 // the last status sent
 }
 
 func (w *watchStream) Context() context.Context { return w.ctx }
+
+func (w *watchStream) Send(r *healthgrpc.HealthCheckResponse) error {
+	err := w.Health_WatchServer.Send(r)
+	if err == nil {
+		w.last.Store(int32(r.GetStatus()))
+	}
+	return err
+}
 
 // healthStore tells the daemon whether job store writes succeed.
 type healthStore struct {

@@ -39,25 +39,26 @@ type controlConn struct {
 	w        net.Conn   // raw, or the TLS connection after AUTH TLS
 	wbuf     []byte     // library output not yet ended by "\n"
 	tls      bool
-	user     string   // argument of the last USER
-	loggedIn bool     // a PASS was accepted and handed to the library
-	login    *policy  // accepted login waiting for the library's AuthUser
-	fails    int      // failed PASS commands on this connection
-	expect   string   // verb of the last command handed to the library
-	rnfrOK   bool     // the library accepted an RNFR not yet followed by RNTO
-	dataOK   bool     // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
-	epsvAll  bool     // EPSV ALL was accepted (RFC 2428 section 4)
-	abor     bool     // ABOR handed to the library, its reply not yet written
-	protP    bool     // the last PROT asked for private (TLS) data connections
-	dataTLS  bool     // protP held when the pending data connection was set up
-	abor426  bool     // the library aborted a running transfer (426) for that ABOR
-	homeDir  string   // host directory of the logged-in account's home, hidden in replies
-	sess     *session // set by ClientConnected: events and the session's log line
+	user     string  // argument of the last USER
+	loggedIn bool    // a PASS was accepted and handed to the library
+	login    *policy // accepted login waiting for the library's AuthUser
+	fails    int     // failed PASS commands on this connection
+	expect   string  // verb of the last command handed to the library
+	rnfrOK   bool    // the library accepted an RNFR not yet followed by RNTO
+	dataOK   bool    // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
+	epsvAll  bool    // EPSV ALL was accepted (RFC 2428 section 4)
+	abor     bool    // ABOR handed to the library, its reply not yet written
+	protP    bool    // the last PROT asked for private (TLS) data connections
+	dataTLS  bool    // protP held when the pending data connection was set up
+	abor426  bool    // the library aborted a running transfer (426) for that ABOR
+	homeDir  string  // host directory of the logged-in account's home, hidden in replies
 
 	tree treeState // a pending XTREE transfer (tree.go)
 
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
+
+	sess *session // set by ClientConnected: events and the session's log line (session.go)
 }
 
 // maxLoginFails is the number of refused PASS commands after which the

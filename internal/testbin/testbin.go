@@ -20,7 +20,10 @@ var build = sync.OnceValues(func() (string, error) {
 		{"ferry-agent", "github.com/ferry-dev/ferry/agent"},
 		{"ferryctl", "github.com/ferry-dev/ferry/ctl"},
 	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		// As make build does (static, -trimpath): the tests run what ships, and make build
+		// reuses these compiled packages.
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
