@@ -348,7 +348,7 @@ func setCC(b *testing.B, h *testbed.Host, cc string) {
 }
 
 func ftpURL(base string, v *testftp.Server, name string) string {
-	return fmt.Sprintf("ftp://%s:%s@%s%s/%s", url.PathEscape(v.User), url.PathEscape(v.Password), strings.TrimPrefix(base, "ftp://"), v.Pub, name)
+	return fmt.Sprintf("ftp://%s:%s@%s%s/%s", url.QueryEscape(v.User), url.QueryEscape(v.Password), strings.TrimPrefix(base, "ftp://"), v.Pub, name)
 }
 
 // lftp runs one lftp command against vsftpd from cli, failing on any error.
