@@ -278,6 +278,13 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 		have, err := c.Size(j.ctx, tmp)
 		return err == nil && have <= size
 	})
+	// The checkpoint counts bytes sent; what the server holds of each range is proven by its
+	// hash of that range (Ferry agents answer range hashes), else the range starts over.
+	for i := range segs {
+		if segs[i].Done > 0 {
+			segs[i].Done = j.heldPrefix(c, f, tmp, segs[i])
+		}
+	}
 	if segs[0].Done == 0 {
 		for i := range segs {
 			segs[i].Done = 0
@@ -285,8 +292,8 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 	}
 	err = j.runSegments(c, segs, n, 0, true, nil,
 		func(ctx context.Context, s Session, ls *liveSeg, _ *sync.Mutex, _ bool, opened func()) error {
-			// Upload ranges are not split: each is done once the server confirmed it (the
-			// 226 that Close reads), so a resume trusts whole ranges only.
+			// Upload ranges are not split. Done counts bytes sent; a resume checks them
+			// against the server's range hash (rangeHeld).
 			seg := segment{Start: ls.start, End: ls.end, Done: ls.done.Load()}
 			at := seg.Start + seg.Done
 			w, err := s.Stor(ctx, tmp, at)
@@ -296,7 +303,7 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 			if seg.Start == 0 {
 				opened()
 			}
-			_, err = io.CopyBuffer(w, countingReader{r: io.NewSectionReader(f, at, seg.left()), j: j}, make([]byte, copyBuffer))
+			_, err = io.CopyBuffer(&sentWriter{w: w, done: &ls.done, j: j}, io.NewSectionReader(f, at, seg.left()), make([]byte, 256<<10))
 			if cerr := w.Close(); err == nil {
 				err = cerr
 			}
@@ -329,6 +336,49 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 	j.remotePart = ""
 	j.mu.Unlock()
 	return sum, verified, nil
+}
+
+// sentWriter counts the bytes of an upload range the data connection took.
+type sentWriter struct {
+	w    io.Writer
+	done *atomic.Int64
+	j    *job
+}
+
+func (s *sentWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.done.Add(int64(n))
+	s.j.add(n)
+	return n, err
+}
+
+// heldPrefix returns how many of seg's first Done bytes the remote part tmp holds as the local
+// file f has them, proven by the server's SHA-256 of the range: Done itself, else (bytes sent
+// may have died in socket buffers) the longest matching prefix, found by bisection to 64 KiB;
+// 0 if none matches.
+func (j *job) heldPrefix(c Session, f io.ReaderAt, tmp string, seg segment) int64 {
+	match := func(n int64) bool {
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, seg.Start, n), make([]byte, copyBuffer)); err != nil {
+			return false
+		}
+		got, err := c.HashRange(j.ctx, tmp, seg.Start, seg.Start+n)
+		return err == nil && got == hex.EncodeToString(h.Sum(nil))
+	}
+	if match(seg.Done) {
+		return seg.Done
+	}
+	const unit = 64 << 10
+	lo, hi := int64(0), seg.Done/unit // the answer, in units, is in [lo, hi)
+	for lo+1 < hi && j.ctx.Err() == nil {
+		mid := (lo + hi) / 2
+		if match(mid * unit) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo * unit
 }
 
 // hashResult is verify's verdict on a server digest already fetched.
