@@ -171,29 +171,37 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 	}
 	last := len(segs) - 1
 	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() },
-		func(ctx context.Context, s Session, seg segment, done *atomic.Int64, keep bool, _ func()) error {
-			at := seg.Start + seg.Done
+		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, _ func()) error {
+			mu.Lock()
+			at := ls.start + ls.claimed
+			mu.Unlock()
 			r, err := s.Retr(ctx, remote, at)
 			if err != nil {
 				return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
 			}
-			want := seg.left()
-			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx), Count: j.add}
-			got, err := cp.Copy(&doneWriter{w: io.NewOffsetWriter(wa, at), done: done}, io.LimitReader(r, want))
+			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx)} // segWriter counts the progress
+			_, err = cp.Copy(&segWriter{w: wa, ls: ls, mu: mu, j: j}, r)
+			mu.Lock()
+			end, got := ls.end, ls.start+ls.done.Load()
+			mu.Unlock()
 			switch {
-			case err != nil:
+			case err != nil && !errors.Is(err, errRangeEnd):
 				r.Close()
 				return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
-			case got != want:
+			case got != end:
 				r.Close()
-				return fmt.Errorf("retrieve %s at %d: got %d bytes, want %d (the source changed?)", remote, at, got, want)
-			case seg.End == size:
+				return fmt.Errorf("retrieve %s at %d: the data ends at %d, want %d (the source changed?)", remote, at, got, end)
+			case err == nil:
 				// Read to EOF: the transfer completes and the session stays usable.
 				if err := r.Close(); err != nil {
 					return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
 				}
 			case keep:
-				_ = r.Close() // ABOR: this session moves another range next
+				// ABOR: this session may move another range next. If the abort leaves the session
+				// unusable, the range is still whole: the session just stops here.
+				if err := r.Close(); err != nil && s != c {
+					return errSessionSpent
+				}
 			default:
 				// The session is closed next: that ends the transfer, without an ABOR's round trip.
 			}
@@ -272,13 +280,23 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 		have, err := c.Size(j.ctx, tmp)
 		return err == nil && have <= size
 	})
+	// The checkpoint counts bytes sent; what the server holds of each range is proven by its
+	// hash of that range (Ferry agents answer range hashes), else the range starts over.
+	for i := range segs {
+		if segs[i].Done > 0 {
+			segs[i].Done = j.heldPrefix(c, f, tmp, segs[i])
+		}
+	}
 	if segs[0].Done == 0 {
 		for i := range segs {
 			segs[i].Done = 0
 		}
 	}
 	err = j.runSegments(c, segs, n, 0, true, nil,
-		func(ctx context.Context, s Session, seg segment, done *atomic.Int64, _ bool, opened func()) error {
+		func(ctx context.Context, s Session, ls *liveSeg, _ *sync.Mutex, _ bool, opened func()) error {
+			// Upload ranges are not split. Done counts bytes sent; a resume checks them
+			// against the server's range hash (rangeHeld).
+			seg := segment{Start: ls.start, End: ls.end, Done: ls.done.Load()}
 			at := seg.Start + seg.Done
 			w, err := s.Stor(ctx, tmp, at)
 			if err != nil {
@@ -288,15 +306,15 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 				opened()
 			}
 			// The range counts as done once the server confirmed it (Close reads the 226).
-			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx), Count: j.add}
-			_, err = cp.Copy(w, io.NewSectionReader(f, at, seg.left()))
+			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx)} // sentWriter counts the progress
+			_, err = cp.Copy(&sentWriter{w: w, done: &ls.done, j: j}, io.NewSectionReader(f, at, seg.left()))
 			if cerr := w.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
 				return fmt.Errorf("store %s at %d: %w", final, at, err)
 			}
-			done.Store(seg.End - seg.Start)
+			ls.done.Store(seg.End - seg.Start)
 			return nil
 		})
 	if err != nil {
@@ -324,6 +342,49 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 	return sum, verified, nil
 }
 
+// sentWriter counts the bytes of an upload range the data connection took.
+type sentWriter struct {
+	w    io.Writer
+	done *atomic.Int64
+	j    *job
+}
+
+func (s *sentWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.done.Add(int64(n))
+	s.j.add(n)
+	return n, err
+}
+
+// heldPrefix returns how many of seg's first Done bytes the remote part tmp holds as the local
+// file f has them, proven by the server's SHA-256 of the range: Done itself, else (bytes sent
+// may have died in socket buffers) the longest matching prefix, found by bisection to 64 KiB;
+// 0 if none matches.
+func (j *job) heldPrefix(c Session, f io.ReaderAt, tmp string, seg segment) int64 {
+	match := func(n int64) bool {
+		h := sha256.New()
+		if _, err := datapath.HashFile(h, f, seg.Start, seg.Start+n); err != nil {
+			return false
+		}
+		got, err := c.HashRange(j.ctx, tmp, seg.Start, seg.Start+n)
+		return err == nil && got == hex.EncodeToString(h.Sum(nil))
+	}
+	if match(seg.Done) {
+		return seg.Done
+	}
+	const unit = 64 << 10
+	lo, hi := int64(0), seg.Done/unit // the answer, in units, is in [lo, hi)
+	for lo+1 < hi && j.ctx.Err() == nil {
+		mid := (lo + hi) / 2
+		if match(mid * unit) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo * unit
+}
+
 // hashResult is verify's verdict on a server digest already fetched.
 func (j *job) hashResult(remote, sum, got string, err error) (bool, error) {
 	switch {
@@ -339,40 +400,76 @@ func (j *job) hashResult(remote, sum, got string, err error) (bool, error) {
 	}
 }
 
-// doneWriter counts the bytes of one range that reached the destination.
-type doneWriter struct {
-	w    io.Writer
-	done *atomic.Int64
+// minSteal: a range with less than twice this left is not split for an idle stream.
+const minSteal = 2 << 20
+
+// liveSeg is a range while it moves. Its end may move down while it does: a stream done with its
+// own range takes the second half of the range with the most left (downloads), so one slow
+// stream does not hold up the file. Positions are claimed under runSegments' lock before the
+// bytes are written, so a split never hands out bytes already under way.
+type liveSeg struct {
+	start     int64
+	end       int64 // guarded by the lock of runSegments (mu)
+	claimed   int64 // bytes from start handed to the writer; guarded by mu
+	done      atomic.Int64
+	stealable bool
 }
 
-func (d *doneWriter) Write(p []byte) (int, error) {
-	n, err := d.w.Write(p)
-	d.done.Add(int64(n))
-	return n, err
+// segWriter writes a range's bytes at their place, up to the range's current end; it returns
+// errRangeEnd once there (a split moved the end down, or the range is whole).
+type segWriter struct {
+	w  io.WriterAt
+	ls *liveSeg
+	mu *sync.Mutex
+	j  *job
 }
 
-// segmentMove moves what is left of one range over session s; done counts its bytes at the
-// destination; keep says the session moves another range afterwards; opened (uploads) tells
-// the waiting ranges that range 0's STOR has opened (and truncated) the part file.
-type segmentMove func(ctx context.Context, s Session, seg segment, done *atomic.Int64, keep bool, opened func()) error
+var (
+	errRangeEnd     = errors.New("end of range")
+	errSessionSpent = errors.New("session no longer usable after its range")
+)
+
+func (sw *segWriter) Write(p []byte) (int, error) {
+	sw.mu.Lock()
+	pos := sw.ls.start + sw.ls.claimed
+	n := int(min(int64(len(p)), sw.ls.end-pos))
+	sw.ls.claimed += int64(n)
+	sw.mu.Unlock()
+	if n <= 0 {
+		return 0, errRangeEnd
+	}
+	m, err := sw.w.WriteAt(p[:n], pos)
+	sw.ls.done.Add(int64(m))
+	sw.j.add(m)
+	if err == nil && m < len(p) {
+		err = errRangeEnd
+	}
+	return m, err
+}
+
+// segmentMove moves what is left of one range over session s; keep says the session moves
+// another range afterwards; opened (uploads) tells the waiting ranges that range 0's STOR has
+// opened (and truncated) the part file. mu guards the range's end and claimed bytes.
+type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, opened func()) error
 
 // runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
-// first) and sessions of their own for the others, opened at once. It checkpoints the ranges'
-// progress every segmentSave (after sync, when given, so the checkpoint never claims bytes the
-// disk may not hold) and when they end. The first failure stops every range; it is the error.
-// For uploads (write), the other ranges wait until range 0's STOR has opened the file.
+// first) and sessions of their own for the others, opened at once. A session done with its
+// ranges splits the range with the most left (downloads). It checkpoints the ranges' progress
+// every segmentSave (after sync, when given, so the checkpoint never claims bytes the disk may
+// not hold) and when they end. The first failure stops every range; it is the error. For
+// uploads (write), the other ranges wait until range 0's STOR has opened the file.
 func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, move segmentMove) error {
-	done := make([]atomic.Int64, len(segs))
+	var mu sync.Mutex // guards live and every liveSeg's end and claimed
+	live := make([]*liveSeg, len(segs))
+	var resumed int64
 	var pending []int
 	for i, s := range segs {
-		done[i].Store(s.Done)
+		live[i] = &liveSeg{start: s.Start, end: s.End, claimed: s.Done, stealable: !write}
+		live[i].done.Store(s.Done)
+		resumed += s.Done
 		if s.left() > 0 && i != first {
 			pending = append(pending, i)
 		}
-	}
-	var resumed int64
-	for _, s := range segs {
-		resumed += s.Done
 	}
 	j.bytes.Store(j.base.Load() + resumed)
 	if resumed > 0 {
@@ -388,11 +485,12 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 				return
 			}
 		}
-		cur := make([]segment, len(segs))
-		for i, s := range segs {
-			s.Done = done[i].Load()
-			cur[i] = s
+		mu.Lock()
+		cur := make([]segment, len(live))
+		for i, ls := range live {
+			cur[i] = segment{Start: ls.start, End: ls.end, Done: ls.done.Load()}
 		}
+		mu.Unlock()
 		j.checkpoint(func(c *checkpoint) { c.Segments = cur })
 	}
 	defer save()
@@ -423,46 +521,68 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		opened()
 	}
 
-	queue := make(chan int, len(pending))
+	queue := make(chan *liveSeg, len(pending))
 	for _, i := range pending {
-		queue <- i
+		queue <- live[i]
 	}
 	close(queue)
-	var mu sync.Mutex
+	// next is a session's next range: a pending one, else the second half of the range with
+	// the most left (that range's writer stops at the new end).
+	next := func() *liveSeg {
+		if ls, ok := <-queue; ok {
+			return ls
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var victim *liveSeg
+		for _, ls := range live {
+			if ls.stealable && ls.end-(ls.start+ls.claimed) > 2*minSteal && (victim == nil || ls.end-(ls.start+ls.claimed) > victim.end-(victim.start+victim.claimed)) {
+				victim = ls
+			}
+		}
+		if victim == nil {
+			return nil
+		}
+		from := victim.start + victim.claimed
+		mid := from + (victim.end-from)/2
+		ls := &liveSeg{start: mid, end: victim.end, stealable: true}
+		victim.end = mid
+		live = append(live, ls)
+		return ls
+	}
+	var emu sync.Mutex
 	var firstErr error
 	fail := func(err error) {
-		mu.Lock()
+		emu.Lock()
 		if firstErr == nil || (errors.Is(firstErr, context.Canceled) && !errors.Is(err, context.Canceled)) {
 			firstErr = err
 		}
-		mu.Unlock()
+		emu.Unlock()
 		cancel(err)
 	}
-	work := func(s Session, idx int) {
+	work := func(s Session, ls *liveSeg) {
 		for {
-			if idx < 0 {
-				i, ok := <-queue
-				if !ok {
+			if ls == nil {
+				if ls = next(); ls == nil {
 					return
 				}
-				idx = i
 			}
-			seg := segs[idx]
-			seg.Done = done[idx].Load()
-			if err := move(ctx, s, seg, &done[idx], s == c || len(queue) > 0, opened); err != nil {
-				fail(err)
+			if err := move(ctx, s, ls, &mu, s == c || len(queue) > 0 || !write, opened); err != nil {
+				if !errors.Is(err, errSessionSpent) {
+					fail(err)
+				}
 				return
 			}
-			idx = -1
+			ls = nil
 			if ctx.Err() != nil {
 				return
 			}
 		}
 	}
 	var wg sync.WaitGroup
-	start := first
-	if !firstLeft {
-		start = -1
+	var start *liveSeg
+	if firstLeft {
+		start = live[first]
 	}
 	wg.Go(func() { work(c, start) })
 	extra := min(n, len(pending)+1) - 1
@@ -478,7 +598,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 					case <-ctx.Done():
 						return
 					}
-					work(s, -1)
+					work(s, nil)
 				})
 			}
 		})
@@ -490,9 +610,9 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	if j.ctx.Err() != nil {
 		return context.Cause(j.ctx)
 	}
-	for i := range segs {
-		if segs[i].End-segs[i].Start != done[i].Load() {
-			return fmt.Errorf("range %d-%d: %d of %d bytes moved", segs[i].Start, segs[i].End, done[i].Load(), segs[i].End-segs[i].Start)
+	for _, ls := range live {
+		if ls.end-ls.start != ls.done.Load() {
+			return fmt.Errorf("range %d-%d: %d of %d bytes moved", ls.start, ls.end, ls.done.Load(), ls.end-ls.start)
 		}
 	}
 	return nil

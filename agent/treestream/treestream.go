@@ -362,6 +362,7 @@ type receiver struct {
 	batchBytes      int64
 	seen, seenBytes int64
 	res             Result
+	lastDir         string // made already
 }
 
 // header reads one header line, bounded by MaxHeader.
@@ -452,10 +453,11 @@ func (rc *receiver) file(rest string) error {
 		}
 		return nil
 	}
-	if dir := path.Dir(final); dir != "." {
+	if dir := path.Dir(final); dir != "." && dir != rc.lastDir {
 		if err := rc.fsys.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
+		rc.lastDir = dir // files come directory by directory: one MkdirAll each
 	}
 	pname := rc.o.PartName(final)
 	out, err := rc.fsys.OpenFile(pname, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode)&0o777|0o600)

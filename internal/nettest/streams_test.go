@@ -31,11 +31,25 @@ func TestWANSmallFile(t *testing.T) {
 	}
 }
 
-// TestWANSegmentedResume: a download over 4 streams through a 40 Mbit/s, 20 ms link is cut
-// by a restart of the receiving agent; after it, the job resumes the ranges it had and the
-// file arrives whole (SHA-256), with the bytes already there not sent again.
+// TestWANSegmentedResume: a transfer over 4 streams through a 40 Mbit/s, 20 ms link is cut by
+// a restart of the agent running it; after it, the job resumes the ranges it had (a download's
+// from its part file and checkpoint; an upload's as far as the peer's range hashes prove) and
+// the file arrives whole (SHA-256), with the bytes already there not sent again.
 func TestWANSegmentedResume(t *testing.T) {
 	t.Parallel()
+	for _, upload := range []bool{false, true} {
+		name := "download"
+		if upload {
+			name = "upload"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			segmentedResume(t, upload)
+		})
+	}
+}
+
+func segmentedResume(t *testing.T, upload bool) {
 	b := newBed(t)
 	cli, srv := b.Host("fs-cli"), b.Host("fs-srv")
 	l := b.WANLink(cli, srv, testbed.WANOpts{RTT: 20 * time.Millisecond, RateMbit: 40})
@@ -44,18 +58,23 @@ func TestWANSegmentedResume(t *testing.T) {
 	a := startAgent(t, cli, l.AddrA, keep)
 	s := startAgent(t, srv, l.AddrC, agentOpts{})
 	const size = 12 << 20 // about 2.5 s at 40 Mbit/s
+	src, dst, result := s.url("big.bin"), "big.bin", filepath.Join(root, "big.bin")
 	sum := writeFile(t, filepath.Join(s.root, "big.bin"), size)
+	if upload {
+		src, dst, result = "big.bin", s.url("in/big.bin"), filepath.Join(s.root, "in/big.bin")
+		sum = writeFile(t, filepath.Join(root, "big.bin"), size)
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second)
 	defer cancel()
-	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: s.url("big.bin"), Destination: "big.bin",
+	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: src, Destination: dst,
 		Mode: passive, Streams: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := resp.GetTransfer().GetId()
 	var before int64
-	for before < 3<<20 {
+	for before < 4<<20 {
 		tr, err := a.api.GetTransfer(ctx, &ferryv1.GetTransferRequest{Id: id})
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +88,7 @@ func TestWANSegmentedResume(t *testing.T) {
 	if err := a.proc.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "big.bin")); err == nil {
+	if _, err := os.Stat(result); err == nil {
 		t.Fatal("a partial file stands under the final name after the restart")
 	}
 	a = startAgent(t, cli, l.AddrA, keep)
@@ -84,8 +103,9 @@ func TestWANSegmentedResume(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	mustSucceed(t, final, passive, filepath.Join(root, "big.bin"), sum)
+	mustSucceed(t, final, passive, result, sum)
 	t.Logf("%d bytes moved before the restart; %d resumed of %d; streams %d", before, final.GetBytesResumed(), size, final.GetStreams())
+	// An upload's bytes in flight (socket buffers of 4 streams) are lost with the agent.
 	if final.GetBytesResumed() < 2<<20 || final.GetBytesResumed() >= size {
 		t.Errorf("bytes_resumed %d, want at least 2 MiB of the %d moved before the restart", final.GetBytesResumed(), before)
 	}

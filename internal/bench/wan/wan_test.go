@@ -229,9 +229,12 @@ func wanted(c string) bool {
 	return v == "" || slices.Contains(strings.Split(v, ","), c)
 }
 
+// linkMiBs is the 64 MiB cases' link rate, 200 Mbit/s, in MiB/s.
+const linkMiBs = 200e6 / 8 / (1 << 20)
+
 // printTable prints the rows, each with its ratio to the section's ceiling and to each peer.
 func printTable(rows []row) {
-	fmt.Printf("\n%-52s %10s %12s %9s %s\n", "case", "time", "rate", "/ceiling", "vs peers")
+	fmt.Printf("\n%-52s %10s %14s %8s %6s  %s\n", "case", "time", "rate", "/ceiling", "/link", "vs peers")
 	last := ""
 	for _, r := range rows {
 		if r.section != last {
@@ -258,13 +261,16 @@ func printTable(rows []row) {
 				vs = append(vs, fmt.Sprintf("%.2fx %s", r.rate()/o.rate(), strings.TrimPrefix(o.name, "vsftpd + ")))
 			}
 		}
-		ratio := "-"
+		ratio, link := "-", "-"
 		if ceiling > 0 {
 			ratio = fmt.Sprintf("%.2f", r.rate()/ceiling)
 		}
-		fmt.Printf("  %-50s %10v %6.2f %-7s %7s  %s\n", r.name, r.took.Round(10*time.Millisecond), r.rate(), unit, ratio, strings.Join(vs, ", "))
+		if !r.files {
+			link = fmt.Sprintf("%.2f", r.rate()/linkMiBs)
+		}
+		fmt.Printf("  %-50s %10v %6.2f %-7s %8s %6s  %s\n", r.name, r.took.Round(10*time.Millisecond), r.rate(), unit, ratio, link, strings.Join(vs, ", "))
 	}
-	fmt.Printf("\nlink rate 200 Mbit/s = %.2f MiB/s\n", 200e6/8/(1<<20))
+	fmt.Printf("\nlink rate 200 Mbit/s = %.2f MiB/s (/link); ceiling: one raw TCP socket with BBR\n", linkMiBs)
 }
 
 func timed(section, name string, amount float64, f func(ctx context.Context) error) row {
@@ -348,7 +354,7 @@ func setCC(b *testing.B, h *testbed.Host, cc string) {
 }
 
 func ftpURL(base string, v *testftp.Server, name string) string {
-	return fmt.Sprintf("ftp://%s:%s@%s%s/%s", url.PathEscape(v.User), url.PathEscape(v.Password), strings.TrimPrefix(base, "ftp://"), v.Pub, name)
+	return fmt.Sprintf("ftp://%s:%s@%s%s/%s", url.QueryEscape(v.User), url.QueryEscape(v.Password), strings.TrimPrefix(base, "ftp://"), v.Pub, name)
 }
 
 // lftp runs one lftp command against vsftpd from cli, failing on any error.
