@@ -189,3 +189,5 @@ func since(t testing.TB, what string, start time.Time) {
 func snapshot() transfer.Snapshot {
 	return transfer.Snapshot{ID: "t1", Source: "a", Destination: "b", Direction: transfer.Download, State: transfer.StateRunning}
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
