@@ -201,8 +201,9 @@ func New(cfg Config) (d *Daemon, err error) {
 		hooks, auths = d.plugins.Hooks(), d.plugins.Authenticators()
 	}
 	var ftpEvents ftpserver.EventSink
+	var ftpGate ftpserver.PublishGate
 	if hooks != nil {
-		ftpEvents = hooks
+		ftpEvents, ftpGate = hooks, hooks
 	}
 	d.ftp, err = ftpserver.New(ftpserver.Config{
 		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
@@ -210,7 +211,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
 		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired,
-		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents,
+		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents, PublishGate: ftpGate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)

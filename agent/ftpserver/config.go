@@ -68,6 +68,8 @@ type Config struct {
 	// DefaultAuthOrder: grants, users, plugins). See auth.go.
 	Authenticators []Authenticator
 	AuthOrder      []AuthSource
+	// PublishGate, when set, may veto the rename of an upload's part file to its final name.
+	PublishGate PublishGate
 }
 
 const (

@@ -190,6 +190,8 @@ type sessionFs struct {
 	// lastCmd returns the command being served (ClientContext's
 	// GetLastCommand), so that MDTM can refuse directories. nil: unknown.
 	lastCmd func() string
+	// publish, when set, may veto renaming an upload's part file to its final name (auth.go).
+	publish func(from, to string) error
 }
 
 var (
@@ -305,6 +307,11 @@ func (s *sessionFs) Rename(oldname, newname string) error {
 	n, err := s.check(opWrite, "rename", newname)
 	if err != nil {
 		return err
+	}
+	if s.publish != nil {
+		if err := s.publish(o, n); err != nil {
+			return err
+		}
 	}
 	return s.fs.Rename(o, n)
 }

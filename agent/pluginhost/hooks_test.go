@@ -171,6 +171,41 @@ exit 3
 	}
 }
 
+// TestExecDenyPushedUpload: an agent pushes a file to an agent whose hook refuses it: the
+// receiving FTP server's rename of the part file to the final name is the publication, the
+// hook vetoes it there, and the pushing transfer FAILED with the hook's reason.
+func TestExecDenyPushedUpload(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "policy.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"name refused by policy: $FERRY_PATH\"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	recv := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-exec"), Args: []string{"-events", "before_publish", "--", script}}})
+	sender := testagent.Start(t)
+	writeFile(t, filepath.Join(sender.Root, "up.bin"), 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := sender.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: "up.bin", Destination: recv.URL("in/up.bin"),
+		Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final *ferryv1.Transfer
+	if !eventually(30*time.Second, func() bool {
+		r, err := sender.Client.GetTransfer(ctx, &ferryv1.GetTransferRequest{Id: resp.GetTransfer().GetId()})
+		final = r.GetTransfer()
+		return err == nil && final.GetState() != ferryv1.TransferState_TRANSFER_STATE_QUEUED &&
+			final.GetState() != ferryv1.TransferState_TRANSFER_STATE_RUNNING
+	}) {
+		t.Fatalf("transfer did not end: %v", final)
+	}
+	if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED || !strings.Contains(final.GetError(), "name refused by policy: in/up.bin") {
+		t.Errorf("push: %v %q, want FAILED with the hook's reason", final.GetState(), final.GetError())
+	}
+	if _, err := os.Stat(filepath.Join(recv.Root, "in", "up.bin")); err == nil {
+		t.Error("the refused file is under its final name on the receiving agent")
+	}
+}
+
 // TestFTPEventsSink: FTP file events given to the hooks' EventSink reach a hook plugin
 // (uploaded, deleted, renamed; logins and reads are not passed on). The agent's FTP server
 // emitting them is the ops room's part: an end-to-end test comes with that merge.
