@@ -6,7 +6,7 @@ STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
 
-.PHONY: build demo test unit lint generate check-generated bench fuzz clean
+.PHONY: build demo test unit lint generate check-generated bench bench-wan fuzz clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
@@ -42,6 +42,13 @@ bench:
 	    mbs[name]=$$5; order[++n]=name } \
 	  END { printf "%-20s %10s %8s\n", "path", "MB/s", "vs raw"; \
 	    for (i=1; i<=n; i++) printf "%-20s %10.1f %8.2f\n", order[i], mbs[order[i]], mbs[order[i]]/mbs["raw-tcp"] }'
+
+# Over a WAN link in Go (internal/testbed WANLink, two network namespaces, both on CUBIC): raw
+# TCP as the ceiling, vsftpd with curl and lftp, and Ferry agent to agent; 64 MiB at 100 ms RTT,
+# 0.1% loss, 200 Mbit/s both ways, and 500 files of 4 KiB at 50 ms; one table from one run.
+# Needs root, vsftpd, curl and lftp; takes several minutes. CI builds it, never runs it.
+bench-wan:
+	go test -run '^$$' -bench BenchmarkWAN -benchtime 1x -count 1 -timeout 40m ./internal/bench/wan/
 
 # Fuzzing: every target runs for FUZZTIME, one at a time (each uses all cores). Their seed
 # corpora (f.Add and testdata/fuzz/<Target>/) also run in every go test. A run that fails

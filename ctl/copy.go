@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ferry-dev/ferry/agent/datapath"
 	"github.com/ferry-dev/ferry/ctl/render"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -23,7 +24,7 @@ const cancelWait = 5 * time.Second
 const reattachWait = 2 * time.Minute
 
 func (a *app) newCopyCmd() *cobra.Command {
-	var mode, requestID string
+	var mode, requestID, limitRate string
 	var detach, restart bool
 	cmd := &cobra.Command{
 		Use:   "copy SRC DST",
@@ -51,7 +52,8 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 		Example: `  ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin --mode active -o json
   ferryctl copy ftp://user:secret@files.example:21/pub/a.tar incoming/
   ferryctl copy outgoing/report.csv agent://10.0.0.7:7070/incoming/ --detach
-  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --request-id nightly-2026-12-01 -o json`,
+  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --request-id nightly-2026-12-01 -o json
+  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --limit-rate 50M`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			m, err := parseMode(cmd.Flags(), mode)
@@ -61,8 +63,13 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 			if len(requestID) > 128 {
 				return usageErrorf("--request-id: at most 128 bytes")
 			}
+			limit, err := datapath.ParseRate(limitRate)
+			if err != nil {
+				return usageErrorf("--limit-rate: %v", err)
+			}
 			return a.copy(ctx, &ferryv1.StartTransferRequest{
 				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
+				LimitRate: limit, Streams: streamsOf(cmd),
 			}, detach)
 		}),
 	}
@@ -70,6 +77,8 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the transfer ID and exit without watching")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same ID returns the transfer it started")
 	cmd.Flags().BoolVar(&restart, "restart", false, "start over, ignoring a part file a failed copy left")
+	cmd.Flags().StringVar(&limitRate, "limit-rate", "0", "bandwidth limit of this transfer in bytes per second, e.g. 500K, 50M (0: none); change it later with 'ferryctl transfers limit'")
+	addStreamsFlag(cmd)
 	return cmd
 }
 

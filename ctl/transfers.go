@@ -18,6 +18,7 @@ func (a *app) newTransfersCmd() *cobra.Command {
   ferryctl transfers watch 01JC3W8ZQ4 -o json
   ferryctl transfers cancel 01JC3W8ZQ4`)
 	cmd.AddCommand(a.newTransfersListCmd(), a.newTransfersGetCmd(), a.newTransfersWatchCmd(), a.newTransfersCancelCmd())
+	cmd.AddCommand(a.newTransfersLimitCmd())
 	return cmd
 }
 

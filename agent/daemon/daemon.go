@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
+	"github.com/ferry-dev/ferry/agent/netopt"
 	"github.com/ferry-dev/ferry/agent/pluginhost"
 	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/server"
@@ -105,12 +106,31 @@ type Config struct {
 	// AllowRemote limits the FTP servers and agents this agent connects to: CIDR|HOST[:PORTS]
 	// rules (--allow-remote). Empty: everything but link-local addresses.
 	AllowRemote []string
+
+	// Operations (ops.go). MetricsListen serves Prometheus metrics at /metrics ("" = off);
+	// AuditLog is the audit trail (JSON lines, mode 0600; "" = none).
+	MetricsListen string
+	AuditLog      string
+	// Observers are told of every job event, after the agent's metrics and audit log (hook
+	// plugins append theirs here); a member that is a transfer.Gate may veto, one that is a
+	// transfer.ProgressObserver also gets progress. FTPEvents likewise receive the FTP server's
+	// events (ftpserver.Event) after the metrics and the audit log.
+	Observers []transfer.Observer
+	FTPEvents []ftpserver.EventSink
+	// TCPCongestion is the congestion control of the data connections this agent sends on
+	// (--tcp-congestion): "" = bbr where the kernel offers it, else the system default (logged
+	// once); "system" = the system default; else a name the kernel must accept.
+	TCPCongestion string
+	// LimitRate is the agent's bandwidth limit in bytes per second, shared by its transfers
+	// (--limit-rate); 0 = none.
+	LimitRate int64
 }
 
 // Addrs are the bound addresses, usable to dial.
 type Addrs struct {
-	GRPC string // host:port, or unix:///path
-	FTP  string // host:port
+	GRPC    string // host:port, or unix:///path
+	FTP     string // host:port
+	Metrics string // host:port of the metrics endpoint; "" when off
 }
 
 // Daemon is a running agent.
@@ -126,6 +146,9 @@ type Daemon struct {
 	plugins *pluginhost.Host // nil without --plugin
 	started time.Time
 	ftpPin  string // SHA-256 of the FTP server's certificate; "" with TLS off
+	ops            // health, metrics, audit log (ops.go)
+	// congestion is the congestion control set on data connections ("" = the system default).
+	congestion string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -161,7 +184,17 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	if cfg.LimitRate < 0 {
+		return nil, fmt.Errorf("limit-rate: %d is negative; want bytes per second, 0 for no limit", cfg.LimitRate)
+	}
+	congestion, note, err := netopt.Resolve(cfg.TCPCongestion)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		cfg.Logger.Info(note)
+	}
+	d = &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), congestion: congestion}
 	opened := d // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
@@ -175,6 +208,9 @@ func New(cfg Config) (d *Daemon, err error) {
 		if d.store, err = store.Open(cfg.StateDir); err != nil {
 			return nil, fmt.Errorf("state-dir: %w", err)
 		}
+	}
+	if err = d.openOps(); err != nil {
+		return nil, err
 	}
 	var accounts []ftpserver.Account
 	if cfg.FTPUsersFile != "" {
@@ -200,23 +236,24 @@ func New(cfg Config) (d *Daemon, err error) {
 		}
 		hooks, auths = d.plugins.Hooks(), d.plugins.Authenticators()
 	}
-	var ftpEvents ftpserver.EventSink
+	ftpEvents := d.ftpEvents()
 	var ftpGate ftpserver.PublishGate
 	if hooks != nil {
-		ftpEvents, ftpGate = hooks, hooks
+		ftpEvents = append(ftpEvents, hooks) // hook plugins see uploads, deletes and renames
+		ftpGate = hooks                      // ... and may veto a pushed file's publication
 	}
 	d.ftp, err = ftpserver.New(ftpserver.Config{
 		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
 		PublicHost: cfg.PublicHost, HostOverrides: cfg.HostOverrides,
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
-		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired,
+		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired, TCPCongestion: congestion,
 		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents, PublishGate: ftpGate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)
 	}
-	serverOpts, peers, err := d.security()
+	serverOpts, auth, peers, err := d.security()
 	if err != nil {
 		return nil, err
 	}
@@ -233,43 +270,43 @@ func New(cfg Config) (d *Daemon, err error) {
 		Client: transfer.ClientOptions{
 			ActiveAddr: cfg.ActiveAddr, ActiveBind: cfg.ActiveBind, ActivePorts: cfg.ActivePorts,
 			DataTimeout: cfg.DataTimeout, ProbeTimeout: cfg.ProbeTimeout, StallTimeout: cfg.StallTimeout,
-			TLS: clientTLS,
+			TLS: clientTLS, TCPCongestion: congestion,
 		},
+		LimitRate:   cfg.LimitRate,
 		DefaultMode: cfg.DefaultMode, Retries: cfg.Retries, RetryBase: cfg.RetryBase,
 		MaxTransfers: cfg.MaxTransfers, MaxSessionsPerHost: cfg.MaxSessionsPerHost,
 		History: cfg.History, PartTTL: cfg.PartTTL, Keep: cfg.Keep, Policy: policy,
-		Logger: cfg.Logger.With("part", "transfer"),
+		Logger: cfg.Logger.With("part", "transfer"), Observer: d.observers(),
 	}
 	if d.store != nil {
-		tcfg.Store = d.store
+		tcfg.Store = &healthStore{Store: d.store, d: d}
 	}
-	var observers transfer.Observers
 	if hooks != nil {
-		observers = append(observers, hooks) // hook plugins: events, and vetoes before start and publish
-	}
-	if len(observers) > 0 {
-		tcfg.Observer = observers
+		// hook plugins: events, and vetoes before start and publish
+		tcfg.Observer = append(d.observers(), hooks)
 	}
 	if d.mgr, err = transfer.NewManager(tcfg); err != nil {
 		return nil, err
 	}
+	serverOpts = append(serverOpts, d.interceptors(auth)...)
 	d.grpc = grpc.NewServer(append(serverOpts, server.ServerOptions()...)...)
 	ferryv1.RegisterAgentServiceServer(d.grpc, server.New(server.Config{
 		Manager: d.mgr, Granter: granter{d}, Info: d.info,
 	}))
+	d.registerOps()
 	return d, nil
 }
 
 // security builds the API's credentials and interceptors and the client side toward peers. It
 // refuses what would expose the API: plaintext beyond loopback without Insecure, NoAuth beyond
 // loopback.
-func (d *Daemon) security() ([]grpc.ServerOption, *server.Peers, error) {
+func (d *Daemon) security() ([]grpc.ServerOption, *security.Authenticator, *server.Peers, error) {
 	cfg := d.cfg
 	local := security.LocalOnly(cfg.GRPCListen)
 	auth := &security.Authenticator{CertRules: cfg.CertRules}
 	switch {
 	case cfg.NoAuth && !local:
-		return nil, nil, fmt.Errorf("no-auth: only on a loopback address or a unix socket, not on %s", cfg.GRPCListen)
+		return nil, nil, nil, fmt.Errorf("no-auth: only on a loopback address or a unix socket, not on %s", cfg.GRPCListen)
 	case cfg.NoAuth:
 		auth.Disabled = true
 		d.log.Warn("AUTHENTICATION IS OFF (--no-auth): anyone on this host can start transfers and read or write the served root through this agent; for experiments only", "grpc", cfg.GRPCListen)
@@ -278,17 +315,17 @@ func (d *Daemon) security() ([]grpc.ServerOption, *server.Peers, error) {
 		if cfg.TokenFile != "" {
 			list, err := security.LoadTokenFile(cfg.TokenFile)
 			if err != nil {
-				return nil, nil, fmt.Errorf("token-file: %w", err)
+				return nil, nil, nil, fmt.Errorf("token-file: %w", err)
 			}
 			tokens = append(tokens, list...)
 		}
 		if len(tokens) == 0 && cfg.TLSClientCA == "" {
 			if cfg.StateDir == "" {
-				return nil, nil, errors.New("token-file: required without a state directory (or give --no-auth on loopback)")
+				return nil, nil, nil, errors.New("token-file: required without a state directory (or give --no-auth on loopback)")
 			}
 			tok, path, created, err := security.EnsureAdminToken(cfg.StateDir)
 			if err != nil {
-				return nil, nil, fmt.Errorf("admin token: %w", err)
+				return nil, nil, nil, fmt.Errorf("admin token: %w", err)
 			}
 			tokens = append(tokens, security.Token{Role: security.RoleAdmin, Value: tok})
 			verb := "uses"
@@ -299,25 +336,22 @@ func (d *Daemon) security() ([]grpc.ServerOption, *server.Peers, error) {
 		}
 		t, err := security.NewTokens(tokens)
 		if err != nil {
-			return nil, nil, fmt.Errorf("token-file: %w", err)
+			return nil, nil, nil, fmt.Errorf("token-file: %w", err)
 		}
 		auth.Tokens = t
 	}
-	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(auth.Unary()),
-		grpc.ChainStreamInterceptor(auth.Stream()),
-	}
+	var opts []grpc.ServerOption // the interceptors come in interceptors (ops.go)
 	switch {
 	case cfg.TLSCert != "" || cfg.TLSKey != "":
 		tc, err := security.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	case cfg.TLSClientCA != "":
-		return nil, nil, errors.New("tls-client-ca: needs --tls-cert and --tls-key")
+		return nil, nil, nil, errors.New("tls-client-ca: needs --tls-cert and --tls-key")
 	case !local && !cfg.Insecure:
-		return nil, nil, fmt.Errorf("grpc-listen: plaintext gRPC on %s would expose the API and its tokens to the network: give --tls-cert and --tls-key, or --insecure to accept it", cfg.GRPCListen)
+		return nil, nil, nil, fmt.Errorf("grpc-listen: plaintext gRPC on %s would expose the API and its tokens to the network: give --tls-cert and --tls-key, or --insecure to accept it", cfg.GRPCListen)
 	case !local:
 		d.log.Warn("the gRPC API is plaintext on a network address (--insecure): tokens and one-time FTP credentials cross the network in clear", "grpc", cfg.GRPCListen)
 	}
@@ -325,18 +359,18 @@ func (d *Daemon) security() ([]grpc.ServerOption, *server.Peers, error) {
 	if cfg.PeerTokenFile != "" {
 		tok, err := security.ReadClientToken(cfg.PeerTokenFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("peer-token-file: %w", err)
+			return nil, nil, nil, fmt.Errorf("peer-token-file: %w", err)
 		}
 		peers.Token = tok
 	}
 	if cfg.PeerCA != "" || cfg.PeerCert != "" {
 		tc, err := security.ClientTLS(cfg.PeerCA, cfg.PeerCert, cfg.PeerKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("peer-ca/peer-cert: %w", err)
+			return nil, nil, nil, fmt.Errorf("peer-ca/peer-cert: %w", err)
 		}
 		peers.TLS = tc
 	}
-	return opts, peers, nil
+	return opts, auth, peers, nil
 }
 
 // listen opens a TCP listener, or a unix socket for "unix:///path" (replacing a stale socket).
@@ -358,18 +392,31 @@ func (d *Daemon) Addr() Addrs {
 	} else {
 		a.GRPC = d.grpcLis.Addr().String()
 	}
+	if d.metricsLis != nil {
+		a.Metrics = d.metricsLis.Addr().String()
+	}
 	return a
 }
 
-// Run serves gRPC and FTP until ctx ends or a server fails, then closes the daemon.
+// Run serves gRPC, FTP and the metrics until ctx ends or a server fails, then closes the
+// daemon. The health service says SERVING from here until Close begins.
 func (d *Daemon) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- d.grpc.Serve(d.grpcLis) }()
-	go func() { errc <- d.ftp.Serve() }()
-	d.log.Info("ferry-agent running", "grpc", d.Addr().GRPC, "ftp", d.Addr().FTP, "root", d.cfg.Root)
+	go func() {
+		err := d.ftp.Serve()
+		if err != nil {
+			d.setHealth(false, "the FTP listener failed", err)
+		}
+		errc <- err
+	}()
+	d.serveMetrics(errc)
+	d.setHealth(true, "", nil)
+	d.log.Info("ferry-agent running", "version", Version, "grpc", d.Addr().GRPC, "ftp", d.Addr().FTP, "metrics", d.Addr().Metrics, "root", d.cfg.Root)
 	var err error
 	select {
 	case <-ctx.Done():
+		d.log.Info("ferry-agent stopping", "cause", context.Cause(ctx))
 	case err = <-errc:
 		if errors.Is(err, grpc.ErrServerStopped) {
 			err = nil
@@ -381,26 +428,36 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// Close interrupts running transfers (checkpointed: they resume at the next start), stops the
-// gRPC server (gracefully for up to 5 s), the FTP server and the store. Safe to call more than
-// once.
+// Close shuts down in order: the health service says NOT_SERVING; the gRPC and FTP listeners
+// stop accepting; the engine checkpoints running transfers (they resume at the next start) and
+// ends their watchers; then the gRPC server (gracefully for up to 5 s), the FTP server, plugins,
+// the metrics endpoint, the store and the audit log are closed. Safe to call more than once.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
-		// The engine first: running jobs are checkpointed (they go on after a restart) and
-		// their watchers told so, which ends the streams GracefulStop would wait for.
+		d.setHealth(false, whyShutdown, nil)
+		var grpcDone chan struct{}
+		if d.grpc != nil {
+			// GracefulStop closes the listener at once (no new connection or call), then
+			// waits for the running calls, which the engine's close below ends.
+			grpcDone = make(chan struct{})
+			go func() { d.grpc.GracefulStop(); close(grpcDone) }()
+		} else if d.grpcLis != nil {
+			d.grpcLis.Close()
+		}
+		if d.ftp != nil {
+			d.ftp.StopAccepting()
+		}
 		if d.mgr != nil {
 			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
 		}
-		if d.grpc != nil {
-			done := make(chan struct{})
-			go func() { d.grpc.GracefulStop(); close(done) }()
+		if grpcDone != nil {
+			d.endHealthWatches()
 			select {
-			case <-done:
+			case <-grpcDone:
 			case <-time.After(5 * time.Second):
 				d.grpc.Stop()
+				<-grpcDone
 			}
-		} else if d.grpcLis != nil {
-			d.grpcLis.Close()
 		}
 		if d.ftp != nil {
 			d.closeErr = errors.Join(d.closeErr, d.ftp.Close())
@@ -408,12 +465,17 @@ func (d *Daemon) Close() error {
 		if d.plugins != nil { // after the engine and the FTP server, their last users
 			d.closeErr = errors.Join(d.closeErr, d.plugins.Close())
 		}
+		d.closeMetrics()
 		if d.store != nil {
 			d.closeErr = errors.Join(d.closeErr, d.store.Close())
 		}
 		if d.root != nil {
 			d.closeErr = errors.Join(d.closeErr, d.root.Close())
 		}
+		if d.audit != nil {
+			d.closeErr = errors.Join(d.closeErr, d.audit.Close())
+		}
+		d.log.Info("ferry-agent stopped")
 	})
 	return d.closeErr
 }
@@ -421,15 +483,17 @@ func (d *Daemon) Close() error {
 func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 	host, _ := os.Hostname()
 	return &ferryv1.GetAgentInfoResponse{
-		Version:      Version,
-		GrpcAddress:  d.Addr().GRPC,
-		FtpAddress:   d.Addr().FTP,
-		Root:         d.cfg.Root,
-		PassivePorts: &ferryv1.PortRange{Low: int32(d.cfg.PassivePorts.Lo), High: int32(d.cfg.PassivePorts.Hi)},
-		PublicHost:   d.cfg.PublicHost,
-		StartedAt:    timestamppb.New(d.started),
-		Hostname:     host,
-		Plugins:      d.pluginInfo(),
+		Version:       Version,
+		GrpcAddress:   d.Addr().GRPC,
+		FtpAddress:    d.Addr().FTP,
+		Root:          d.cfg.Root,
+		PassivePorts:  &ferryv1.PortRange{Low: int32(d.cfg.PassivePorts.Lo), High: int32(d.cfg.PassivePorts.Hi)},
+		PublicHost:    d.cfg.PublicHost,
+		StartedAt:     timestamppb.New(d.started),
+		Hostname:      host,
+		TcpCongestion: d.congestion,
+		LimitRate:     d.cfg.LimitRate,
+		Plugins:       d.pluginInfo(),
 	}
 }
 

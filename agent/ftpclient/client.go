@@ -92,6 +92,11 @@ type Config struct {
 	// fix-pasv-address); a mismatch is recorded in DataInfo.
 	UsePASVHost bool
 
+	// TCPCongestion, when set, is the TCP congestion control of the data connections
+	// (netopt.SetCongestion; it matters on the sending side: uploads). Best effort: a socket that
+	// refuses it keeps the system default.
+	TCPCongestion string
+
 	// TLS enables FTPS when non-nil: explicit (AUTH TLS, then PBSZ 0,
 	// PROT P) unless Implicit is set. Data connections are TLS too and
 	// resume the control connection's session (servers such as vsftpd

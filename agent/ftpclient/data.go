@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-dev/ferry/agent/netopt"
 )
 
 // DataInfo describes the last data connection.
@@ -103,6 +105,9 @@ func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64) (ne
 		return nil, err
 	}
 	c.setData(conn)
+	if c.cfg.TCPCongestion != "" {
+		_ = netopt.SetCongestion(conn, c.cfg.TCPCongestion)
+	}
 	c.info.Peer = conn.RemoteAddr().String()
 	c.dataOK = true
 	return conn, nil

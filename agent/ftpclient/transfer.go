@@ -333,7 +333,8 @@ func (w *writer) Write(p []byte) (int, error) {
 var copyBufs = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 
 // ReadFrom copies from src to the data connection. On a plain TCP data
-// connection, when src is an *os.File or a TCP connection, it uses
+// connection, when src is an *os.File or a TCP connection (or an
+// *io.LimitedReader over one: a chunk of a file, for progress and rate limits), it uses
 // sendfile/splice, a chunk at a time so that the stall deadline moves on
 // with the data; other readers are copied through Write with a 1 MiB
 // buffer.
@@ -346,7 +347,11 @@ func (w *writer) ReadFrom(src io.Reader) (int64, error) {
 		return 0, t.failed
 	}
 	tc, ok := t.conn.(*net.TCPConn)
-	switch src.(type) {
+	inner := src
+	if lr, isLR := src.(*io.LimitedReader); isLR {
+		inner = lr.R // the kernel paths take a limit: sendfile n bytes of a file
+	}
+	switch inner.(type) {
 	case *os.File, *net.TCPConn:
 	default:
 		ok = false
@@ -364,9 +369,21 @@ func (w *writer) ReadFrom(src io.Reader) (int64, error) {
 	for {
 		t.armed = time.Time{} // a fresh deadline for every chunk
 		t.arm(true)
-		n, err := tc.ReadFrom(&io.LimitedReader{R: src, N: sendfileChunk})
+		lr := &io.LimitedReader{R: inner, N: sendfileChunk}
+		outer, limited := src.(*io.LimitedReader)
+		if limited {
+			lr.N = min(lr.N, outer.N)
+			if lr.N <= 0 {
+				return total, nil
+			}
+		}
+		want := lr.N
+		n, err := tc.ReadFrom(lr)
 		total += n
-		if err != nil || n < sendfileChunk {
+		if limited {
+			outer.N -= n
+		}
+		if err != nil || n < want {
 			return total, t.ioError(err)
 		}
 	}

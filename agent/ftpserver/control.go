@@ -39,19 +39,22 @@ type controlConn struct {
 	w        net.Conn   // raw, or the TLS connection after AUTH TLS
 	wbuf     []byte     // library output not yet ended by "\n"
 	tls      bool
-	user     string  // argument of the last USER
-	loggedIn bool    // a PASS was accepted and handed to the library
-	login    *policy // accepted login waiting for the library's AuthUser
-	fails    int     // failed PASS commands on this connection
-	expect   string  // verb of the last command handed to the library
-	rnfrOK   bool    // the library accepted an RNFR not yet followed by RNTO
-	dataOK   bool    // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
-	epsvAll  bool    // EPSV ALL was accepted (RFC 2428 section 4)
-	abor     bool    // ABOR handed to the library, its reply not yet written
-	protP    bool    // the last PROT asked for private (TLS) data connections
-	dataTLS  bool    // protP held when the pending data connection was set up
-	abor426  bool    // the library aborted a running transfer (426) for that ABOR
-	homeDir  string  // host directory of the logged-in account's home, hidden in replies
+	user     string   // argument of the last USER
+	loggedIn bool     // a PASS was accepted and handed to the library
+	login    *policy  // accepted login waiting for the library's AuthUser
+	fails    int      // failed PASS commands on this connection
+	expect   string   // verb of the last command handed to the library
+	rnfrOK   bool     // the library accepted an RNFR not yet followed by RNTO
+	dataOK   bool     // PASV/EPSV/PORT/EPRT accepted and not yet used by a transfer
+	epsvAll  bool     // EPSV ALL was accepted (RFC 2428 section 4)
+	abor     bool     // ABOR handed to the library, its reply not yet written
+	protP    bool     // the last PROT asked for private (TLS) data connections
+	dataTLS  bool     // protP held when the pending data connection was set up
+	abor426  bool     // the library aborted a running transfer (426) for that ABOR
+	homeDir  string   // host directory of the logged-in account's home, hidden in replies
+	sess     *session // set by ClientConnected: events and the session's log line
+
+	tree treeState // a pending XTREE transfer (tree.go)
 
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
@@ -135,12 +138,17 @@ func (c *controlConn) command(line []byte) ([]byte, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.logCommand(verb, param)
+	if out, done, err := c.treeCommand(verb, param); done {
+		return out, err
+	}
 	reply, forward, err := c.decide(verb, param)
 	if forward {
 		c.expect = verb
 		return line, nil
 	}
 	if reply != "" {
+		c.logReply([]byte(reply))
 		if werr := c.writeLocked([]byte(reply + "\r\n")); werr != nil && err == nil {
 			err = werr
 		}
@@ -269,6 +277,9 @@ func (c *controlConn) pass(pw string) (string, bool, error) {
 	c.mu.Unlock()
 	pol, err := c.s.checkLogin(c.quit, user, pw, c.raw.RemoteAddr(), tls)
 	c.mu.Lock()
+	if !errors.Is(err, net.ErrClosed) {
+		c.sess.login(user, c.tls, err)
+	}
 	switch {
 	case errors.Is(err, errLoginFlood):
 		_ = c.writeLocked([]byte(replyLoginFlood + "\r\n"))
@@ -344,7 +355,9 @@ func (c *controlConn) Write(p []byte) (int, error) {
 	out := make([]byte, 0, end+1)
 	for _, line := range bytes.SplitAfter(c.wbuf[:end+1], []byte("\n")) {
 		if len(line) > 0 {
-			out = append(out, c.reply(line)...)
+			r := c.reply(line)
+			c.logReply(r)
+			out = append(out, r...)
 		}
 	}
 	c.wbuf = append(c.wbuf[:0], c.wbuf[end+1:]...)
@@ -374,6 +387,9 @@ func (c *controlConn) reply(line []byte) []byte {
 		// A full disk is 452 (RFC 959: insufficient storage space), which clients know not to
 		// retry blindly; the library answers a generic code.
 		return []byte("452 Insufficient storage space: " + text + "\r\n")
+	}
+	if code == 211 && c.expect == "FEAT" {
+		return append([]byte(treeFeat), line...) // the tree stream (tree.go)
 	}
 	switch {
 	case code == 125 || code == 150:

@@ -11,12 +11,16 @@ import (
 	"time"
 )
 
-// credential is a one-time login issued to a peer agent.
+// credential is a login issued to a peer agent, valid for sc.Logins successful logins.
 type credential struct {
 	pass    [32]byte // SHA-256 of the password
 	scope   Scope    // Path cleaned
 	expires time.Time
+	left    int // successful logins still allowed
 }
+
+// MaxLogins bounds Scope.Logins.
+const MaxLogins = 16
 
 func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
@@ -35,7 +39,7 @@ func randomHex(n int) string {
 
 // IssueCredential creates a one-time account limited to sc: user
 // "ferry-<16 hex>" and a password of 32 random bytes (64 hex characters).
-// It is valid for exactly one successful login, which must happen within
+// It is valid for sc.Logins successful logins (default one), which must happen within
 // sc.TTL (default 5 minutes). It fails if sc.Path is empty, absolute or
 // escapes the root, if sc.Access is unknown, or if TTL is negative.
 func (s *Server) IssueCredential(sc Scope) (user, password string, err error) {
@@ -52,11 +56,17 @@ func (s *Server) IssueCredential(sc Scope) (user, password string, err error) {
 	case sc.TTL == 0:
 		sc.TTL = defaultCredentialTTL
 	}
+	switch {
+	case sc.Logins < 0 || sc.Logins > MaxLogins:
+		return "", "", fmt.Errorf("ftpserver: Scope.Logins: %d; want 0 to %d", sc.Logins, MaxLogins)
+	case sc.Logins == 0:
+		sc.Logins = 1
+	}
 	sc.Path = p
 
 	password = randomHex(32)
 	now := time.Now()
-	c := &credential{pass: digest(password), scope: sc, expires: now.Add(sc.TTL)}
+	c := &credential{pass: digest(password), scope: sc, expires: now.Add(sc.TTL), left: sc.Logins}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,7 +85,7 @@ func (s *Server) IssueCredential(sc Scope) (user, password string, err error) {
 		}
 	}
 	s.creds[user] = c
-	s.log.Info("ftp credential issued", "user", user, "access", sc.Access.String(), "path", sc.Path, "ttl", sc.TTL.String())
+	s.log.Info("ftp credential issued", "user", user, "access", sc.Access.String(), "path", sc.Path, "ttl", sc.TTL.String(), "logins", sc.Logins)
 	return user, password, nil
 }
 
@@ -122,7 +132,9 @@ func (s *Server) authGrant(user, pass string) (policy, error) {
 	case !passwordOK(c.pass, pass):
 		return policy{}, errors.New("wrong password")
 	}
-	delete(s.creds, user)
+	if c.left--; c.left <= 0 {
+		delete(s.creds, user)
+	}
 	return policy{kind: policyScoped, scope: c.scope}, nil
 }
 

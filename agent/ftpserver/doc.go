@@ -70,7 +70,10 @@
 //     (BasePathFs returns one) hides the *os.File and forces a user-space
 //     copy. rootFs.OpenFile, and the per-session wrapper that enforces
 //     permissions, return the *os.File itself. (TLS data channels and TYPE A
-//     transfers copy in user space regardless.)
+//     transfers copy in user space regardless.) The file of a RETR or STOR is
+//     wrapped to count its bytes for events (session.go), but the wrapper's
+//     WriteTo and ReadFrom hand io.Copy the *os.File itself, so sendfile and
+//     splice still happen (checked with strace).
 //
 // # Permissions
 //

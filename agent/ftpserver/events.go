@@ -31,8 +31,14 @@ type Event struct {
 	Path    string
 	To      string // for EventRename
 	Bytes   int64  // for EventRead and EventWrite
+	Mode    string // for EventRead and EventWrite: the data connection's "passive" or "active"
 	Err     error  // for failures (a refused login, a failed operation)
 }
+
+// Events are emitted by the server (session.go): login and login_failed from the PASS
+// command, read and write when the file of a RETR or STOR/APPE/STOU is closed (Bytes moved so
+// far, Err set when the transfer failed), delete, rename, mkdir and rmdir once done (Err set
+// when the operation failed). A permission refusal before the operation emits nothing.
 
 // EventSink receives events. It is called on the session's goroutine: it must not block (queue
 // and return).

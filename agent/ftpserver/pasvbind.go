@@ -12,11 +12,20 @@ import (
 // applied by boundPassive, which the library cannot give a deadline).
 const dataConnTimeout = 30 * time.Second
 
-// WrapPassiveListener (ftpserverlib's MainDriverExtensionPassiveWrapper) makes passive data
+// WrapPassiveListener (ftpserverlib's MainDriverExtensionPassiveWrapper) sets the congestion
+// control (Config.TCPCongestion) of accepted passive data connections and makes passive data
 // listeners bind the control listener's address when that is a specific IP (Config.Listen
 // "127.0.0.1:2121"); ftpserverlib binds every interface. With an unspecified address (":2121")
 // the library's listener is kept, as it is on systems other than Linux (see stopListening).
 func (d *mainDriver) WrapPassiveListener(l net.Listener) (net.Listener, error) {
+	l, err := d.bindPassive(l)
+	if err != nil || d.s.data.congestion == "" {
+		return l, err
+	}
+	return &congestionListener{Listener: l, name: d.s.data.congestion, log: d.s.log}, nil
+}
+
+func (d *mainDriver) bindPassive(l net.Listener) (net.Listener, error) {
 	ip := d.s.pasvIP
 	if !ip.IsValid() || !canRebindPassive {
 		return l, nil

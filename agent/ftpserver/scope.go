@@ -51,6 +51,9 @@ type Scope struct {
 	Path   string
 	Access Access
 	TTL    time.Duration
+	// Logins is how many successful logins the credential allows (the parallel streams of one
+	// transfer): 0 means 1, at most MaxLogins. The one after the last is refused.
+	Logins int
 }
 
 // cleanScopePath validates and cleans a Scope.Path.
@@ -190,6 +193,12 @@ type sessionFs struct {
 	// lastCmd returns the command being served (ClientContext's
 	// GetLastCommand), so that MDTM can refuse directories. nil: unknown.
 	lastCmd func() string
+	// sess receives the session's file events (session.go); nil: none.
+	sess *session
+	// data is the server's data-transfer side (datafile.go); nil: plain files, no cached hashes.
+	data *dataSide
+	// ctl is the session's control connection: a pending tree stream (tree.go). nil: none.
+	ctl *controlConn
 	// publish, when set, may veto renaming an upload's part file to its final name (auth.go).
 	publish func(from, to string) error
 }
@@ -235,11 +244,18 @@ func (s *sessionFs) OpenFile(name string, flag int, _ os.FileMode) (afero.File, 
 	if isWriteFlag(flag) {
 		op = opWrite
 	}
+	if t, ok, err := s.openTree(name); ok {
+		return t, err
+	}
 	rel, err := s.check(op, "open", name)
 	if err != nil {
 		return nil, err
 	}
-	return s.fs.OpenFile(rel, flag, uploadFileMode)
+	f, err := s.fs.OpenFile(rel, flag, uploadFileMode)
+	if err != nil {
+		return nil, err
+	}
+	return s.transferFile(f, rel, op == opWrite), nil
 }
 
 func (s *sessionFs) Mkdir(name string, _ os.FileMode) error {
@@ -247,7 +263,7 @@ func (s *sessionFs) Mkdir(name string, _ os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return s.fs.Mkdir(rel, uploadDirMode)
+	return s.done(EventMkdir, rel, "", s.fs.Mkdir(rel, uploadDirMode))
 }
 
 func (s *sessionFs) MkdirAll(name string, _ os.FileMode) error {
@@ -272,7 +288,7 @@ func (s *sessionFs) Remove(name string) error {
 	if fi.IsDir() {
 		return &os.PathError{Op: "remove", Path: ftpPath(rel), Err: errors.New("is a directory (use RMD)")}
 	}
-	return s.fs.Remove(rel)
+	return s.done(EventDelete, rel, "", s.fs.Remove(rel))
 }
 
 // RemoveDir serves RMD (ftpserverlib's ClientDriverExtensionRemoveDir).
@@ -288,7 +304,7 @@ func (s *sessionFs) RemoveDir(name string) error {
 	if !fi.IsDir() {
 		return &os.PathError{Op: "rmdir", Path: ftpPath(rel), Err: errors.New("not a directory")}
 	}
-	return s.fs.Remove(rel)
+	return s.done(EventRmdir, rel, "", s.fs.Remove(rel))
 }
 
 func (s *sessionFs) RemoveAll(name string) error {
@@ -313,7 +329,7 @@ func (s *sessionFs) Rename(oldname, newname string) error {
 			return err
 		}
 	}
-	return s.fs.Rename(o, n)
+	return s.done(EventRename, o, n, s.fs.Rename(o, n))
 }
 
 func (s *sessionFs) Stat(name string) (os.FileInfo, error) {

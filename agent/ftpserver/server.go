@@ -27,6 +27,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	closed   bool
+	stopped  bool                   // StopAccepting closed the listener
 	creds    map[string]*credential // one-time credentials by user name
 	conns    map[string]net.Conn    // live control connections by connKey
 	live     int                    // accepted control connections not yet disconnected
@@ -43,6 +44,7 @@ type Server struct {
 	// pluginHomes are homes Authenticators named, opened at their first login (auth.go).
 	pluginHomes map[string]*rootFs
 	pasvIP      netip.Addr // the control listener's IP, bound by passive listeners; invalid = any
+	data        *dataSide  // congestion control and digests of data transfers (datafile.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -105,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		logins:   newLoginLimiter(v.loginDelay, v.loginMax),
 		accounts: accounts,
 		homes:    homes,
+		data:     &dataSide{congestion: cfg.TCPCongestion, hashes: newHashCache(), log: log},
 	}
 	if ip, ok := addrIP(l.Addr()); ok && !ip.IsUnspecified() {
 		s.pasvIP = ip
@@ -138,7 +141,7 @@ func (s *Server) Serve() error {
 	}
 	err := s.lib.Serve()
 	s.mu.Lock()
-	closed = s.closed
+	closed = s.closed || s.stopped
 	s.mu.Unlock()
 	if closed {
 		return nil
@@ -161,7 +164,9 @@ func (s *Server) Close() error {
 		s.maybeDrainedLocked()
 		s.mu.Unlock()
 
-		s.closeErr = s.ln.Listener.Close()
+		if err := s.ln.Listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) { // StopAccepting closed it
+			s.closeErr = err
+		}
 
 		// Half-close first: ftpserverlib reads EOF, closes the transfer
 		// (aborting a running copy) and the connection, and says goodbye
@@ -277,6 +282,7 @@ func (d *mainDriver) GetSettings() (*ftplib.Settings, error) {
 }
 
 func (d *mainDriver) ClientConnected(cc ftplib.ClientContext) (string, error) {
+	d.s.attach(cc)
 	d.s.log.Debug("ftp client connected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
 	return welcomeBanner, nil
 }
@@ -289,7 +295,7 @@ func (d *mainDriver) ClientDisconnected(cc ftplib.ClientContext) {
 	s.live--
 	s.maybeDrainedLocked()
 	s.mu.Unlock()
-	s.log.Debug("ftp client disconnected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
+	sessionOf(cc).end()
 }
 
 var errAuth = errors.New("authentication failed")
@@ -306,7 +312,7 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 			return nil, errAuth
 		}
 	}
-	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand,
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, sess: sessionOf(cc), data: d.s.data, ctl: d.s.controlOf(cc),
 		publish: d.s.publishCheck(cc.RemoteAddr(), cc.LocalAddr(), user, pol.home)}, nil
 }
 

@@ -70,9 +70,22 @@ var allowed = map[string]Role{
 	ferryv1.AgentService_ListFiles_FullMethodName:       RoleViewer,
 	ferryv1.AgentService_StartTransfer_FullMethodName:   RoleAdmin,
 	ferryv1.AgentService_CancelTransfer_FullMethodName:  RoleAdmin,
+	ferryv1.AgentService_UpdateTransfer_FullMethodName:  RoleAdmin,
 	ferryv1.AgentService_Diagnose_FullMethodName:        RoleAdmin,
 	ferryv1.AgentService_GrantAccess_FullMethodName:     RolePeer,
 	ferryv1.AgentService_ReverseTransfer_FullMethodName: RolePeer,
+	// Server reflection (grpcurl list/describe): the API's shape, no data; viewers and up.
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      RoleViewer,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": RoleViewer,
+}
+
+// public are the methods anyone may call without a credential: the standard health service,
+// for load balancers and kubelet probes, which carry no token. It tells SERVING or NOT_SERVING
+// and nothing else. A credential, if sent, is still checked.
+var public = map[string]bool{
+	"/grpc.health.v1.Health/Check": true,
+	"/grpc.health.v1.Health/Watch": true,
+	"/grpc.health.v1.Health/List":  true,
 }
 
 // peerMay are the methods a peer may call besides those its role allows outright.
@@ -83,6 +96,7 @@ var peerMay = map[string]bool{
 	ferryv1.AgentService_GetTransfer_FullMethodName:     true, // own transfers only
 	ferryv1.AgentService_WatchTransfer_FullMethodName:   true, // own transfers only
 	ferryv1.AgentService_CancelTransfer_FullMethodName:  true, // own transfers only
+	ferryv1.AgentService_UpdateTransfer_FullMethodName:  true, // own transfers only
 }
 
 // OwnOnly reports whether id may only reach the transfers it started itself.
@@ -139,6 +153,13 @@ func (s *identityStream) Context() context.Context { return s.ctx }
 // check authenticates the caller and authorizes the method.
 func (a *Authenticator) check(ctx context.Context, method string) (Identity, error) {
 	id, err := a.authenticate(ctx)
+	if public[method] {
+		if md, _ := metadata.FromIncomingContext(ctx); err != nil && len(md.Get("authorization")) == 0 &&
+			status.Code(err) == codes.Unauthenticated {
+			return Identity{}, nil // no credential at all: anonymous
+		}
+		return id, err
+	}
 	if err != nil {
 		return Identity{}, err
 	}

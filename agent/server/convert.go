@@ -81,6 +81,9 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		RequestId:      s.RequestID,
 		ErrorCode:      s.ErrCode,
 		BytesResumed:   s.Resumed,
+		TcpCongestion:  s.TCPCongestion,
+		LimitRate:      s.LimitRate,
+		Streams:        int32(s.Streams),
 		Progress: &ferryv1.Progress{
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,

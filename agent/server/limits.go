@@ -43,6 +43,7 @@ var fieldLimits = map[protoreflect.FullName]int{
 	"ferry.v1.ListTransfersRequest.page_token":    MaxPageTokenBytes,
 	"ferry.v1.WatchTransferRequest.id":            MaxIDBytes,
 	"ferry.v1.CancelTransferRequest.id":           MaxIDBytes,
+	"ferry.v1.UpdateTransferRequest.id":           MaxIDBytes,
 	"ferry.v1.ListFilesRequest.url":               MaxPathBytes,
 	"ferry.v1.ListFilesRequest.page_token":        MaxPageTokenBytes,
 	"ferry.v1.GrantAccessRequest.path":            MaxPathBytes,

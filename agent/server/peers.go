@@ -36,6 +36,12 @@ var _ transfer.Peers = (*Peers)(nil)
 
 // Grant asks the agent at agentAddr (host:port) for a one-time credential.
 func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (transfer.Grant, error) {
+	return p.GrantLogins(ctx, agentAddr, path, write, 0)
+}
+
+// GrantLogins asks the agent at agentAddr for a credential good for logins logins (0: one);
+// Grant.Logins says how many the peer allows (1 from an agent without multi-login grants).
+func (p *Peers) GrantLogins(ctx context.Context, agentAddr, path string, write bool, logins int) (transfer.Grant, error) {
 	host, _, err := net.SplitHostPort(agentAddr)
 	if err != nil {
 		return transfer.Grant{}, err
@@ -49,7 +55,7 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 	if write {
 		access = ferryv1.Access_ACCESS_WRITE
 	}
-	resp, err := ferryv1.NewAgentServiceClient(conn).GrantAccess(ctx, &ferryv1.GrantAccessRequest{Path: path, Access: access})
+	resp, err := ferryv1.NewAgentServiceClient(conn).GrantAccess(ctx, &ferryv1.GrantAccessRequest{Path: path, Access: access, Logins: int32(logins)})
 	if err != nil {
 		return transfer.Grant{}, fmt.Errorf("grant access to %s: %w", path, fromStatus(err))
 	}
@@ -58,6 +64,7 @@ func (p *Peers) Grant(ctx context.Context, agentAddr, path string, write bool) (
 		User:     resp.GetUser(),
 		Password: resp.GetPassword(),
 		TLSPin:   resp.GetTlsCertSha256(),
+		Logins:   max(1, int(resp.GetLogins())),
 	}
 	if pr := resp.GetPassivePorts(); pr.GetLow() > 0 {
 		g.PassivePorts = fmt.Sprintf("%d-%d", pr.GetLow(), pr.GetHigh())
@@ -92,7 +99,7 @@ func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.Revers
 	resp, err := ferryv1.NewAgentServiceClient(conn).ReverseTransfer(ctx, &ferryv1.ReverseTransferRequest{
 		Path: r.PeerPath, Direction: dir, FtpPort: int32(r.FTPPort),
 		User: r.User, Password: r.Password, RemotePath: r.LocalPath, RequestId: r.RequestID,
-		TlsCertSha256: r.TLSPin,
+		TlsCertSha256: r.TLSPin, LimitRate: r.LimitRate,
 	})
 	if err != nil {
 		return transfer.Snapshot{}, fmt.Errorf("peer agent %s: reverse transfer: %w", agentAddr, fromStatus(err))

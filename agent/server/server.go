@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -74,6 +73,8 @@ func (s *Service) StartTransfer(ctx context.Context, req *ferryv1.StartTransferR
 	snap, err := s.cfg.Manager.Start(transfer.Spec{
 		Source: req.GetSource(), Destination: req.GetDestination(), Mode: mode, ModeSet: set,
 		RequestID: req.GetRequestId(), Restart: req.GetRestart(), Owner: security.FromContext(ctx).Name,
+		LimitRate: req.GetLimitRate(),
+		Streams:   int(req.GetStreams()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -167,12 +168,13 @@ func (s *Service) GrantAccess(_ context.Context, req *ferryv1.GrantAccessRequest
 	if e.Kind != transfer.KindLocal {
 		return nil, status.Error(codes.InvalidArgument, "path: must be a path under the agent root, not a URL")
 	}
-	user, pass, exp, err := s.cfg.Granter.Grant(e.Path, write)
+	user, pass, exp, logins, err := s.grant(e.Path, write, req.GetLogins())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("path: %v", err))
+		return nil, err
 	}
 	resp := &ferryv1.GrantAccessResponse{
 		FtpPort: int32(s.cfg.Granter.FTPPort()), User: user, Password: pass, ExpiresAt: timestamppb.New(exp),
+		Logins: int32(logins),
 	}
 	if lo, hi := s.cfg.Granter.PassivePorts(); lo > 0 {
 		resp.PassivePorts = &ferryv1.PortRange{Low: int32(lo), High: int32(hi)}
@@ -246,7 +248,7 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		Host:   net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(req.GetFtpPort()))),
 		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
 	}
-	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name}
+	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name, LimitRate: req.GetLimitRate()}
 	if pin := req.GetTlsCertSha256(); pin != "" {
 		// The caller's FTP server has TLS: explicit FTPS, trusting only its certificate.
 		if _, err := ftpclient.ParseFingerprint(pin); err != nil {
@@ -267,4 +269,20 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		return nil, toStatus(err)
 	}
 	return &ferryv1.ReverseTransferResponse{Transfer: transferToProto(snap)}, nil
+}
+
+// UpdateTransfer changes a queued or running transfer's bandwidth limit. A peer agent may change
+// only the transfers it started (as CancelTransfer).
+func (s *Service) UpdateTransfer(ctx context.Context, req *ferryv1.UpdateTransferRequest) (*ferryv1.UpdateTransferResponse, error) {
+	if req.GetLimitRate() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit_rate: is %d; want bytes per second, 0 for no limit", req.GetLimitRate())
+	}
+	if _, err := s.own(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	snap, err := s.cfg.Manager.Update(req.GetId(), req.GetLimitRate())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &ferryv1.UpdateTransferResponse{Transfer: transferToProto(snap)}, nil
 }

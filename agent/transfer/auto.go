@@ -133,7 +133,7 @@ func (j *job) reverse(story string) error {
 	// Each side gets its destination as the user gave it: the peer's upload resolves "into an
 	// existing directory" on this agent's FTP server exactly as this download would have, and
 	// creates the parent directories. Resolving here as well would nest a tree twice.
-	req := ReverseRequest{PeerPath: remote.Path, LocalPath: local.Path, PeerSends: j.plan.dir == Download}
+	req := ReverseRequest{PeerPath: remote.Path, LocalPath: local.Path, PeerSends: j.plan.dir == Download, LimitRate: j.thr.limit.Load()}
 	if req.PeerSends && local.Dir && local.Path != "." {
 		req.LocalPath += "/"
 	}

@@ -53,12 +53,21 @@ func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe b
 	if err := slot.acquire(ctx); err != nil {
 		return nil, err
 	}
+	return d.connectHeld(ctx, cfg, l.Addr, slot.release)
+}
+
+// connectHeld opens the session cfg describes; release (if not nil) gives back its slot when
+// the session closes or fails to open.
+func (d *dialer) connectHeld(ctx context.Context, cfg ftpclient.Config, addr string, release func()) (Session, error) {
+	if release == nil {
+		release = func() {}
+	}
 	s, err := d.connect(ctx, cfg)
 	if err != nil {
-		slot.release()
-		return nil, &controlError{addr: l.Addr, err: err}
+		release()
+		return nil, &controlError{addr: addr, err: err}
 	}
-	return &held{Session: s, release: slot.release}, nil
+	return &held{Session: s, release: release}, nil
 }
 
 // held is a session holding a slot of its server's limit until Close.
@@ -84,6 +93,11 @@ func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Lo
 	if err != nil {
 		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
 	}
+	return d.grantLogin(g)
+}
+
+// grantLogin is where and as whom a peer agent's grant logs in.
+func (d *dialer) grantLogin(g Grant) (netcheck.Login, error) {
 	l := netcheck.Login{Addr: g.FTPAddr, User: g.User, Password: g.Password, PassivePorts: g.PassivePorts}
 	if g.TLSPin == "" {
 		// The peer's FTP server has TLS off: plain FTP, as its grant says.
@@ -103,6 +117,7 @@ func (d *dialer) clientConfig(mode Mode) ftpclient.Config {
 		Mode:       cm,
 		ActiveAddr: o.ActiveAddr, ActiveBind: o.ActiveBind, ActivePorts: o.ActivePorts,
 		DialTimeout: o.DialTimeout, DataTimeout: o.DataTimeout, StallTimeout: o.StallTimeout,
+		TCPCongestion: o.TCPCongestion,
 	}
 }
 

@@ -15,14 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/datapath"
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/storage"
 )
-
-// copyBuffer is the copy loop's buffer: 1 MiB instead of io.Copy's 32 KiB means 32 times fewer
-// read and write system calls per byte (the wrappers that count progress and hash the data
-// hide the ReaderFrom/WriterTo fast paths anyway).
-const copyBuffer = 1 << 20
 
 // partName is the temporary name a file of this job is written under until it is complete.
 func (j *job) partName(final string) string { return storage.PartName(final, j.plan.key) }
@@ -77,7 +73,10 @@ func (j *job) getFile(c Session, remote, final string, size int64, mtime time.Ti
 		if err != nil {
 			return "", false, fmt.Errorf("retrieve %s: %w", remote, err)
 		}
-		n, err := io.CopyBuffer(countingWriter{w: io.MultiWriter(f, h), j: j}, r, make([]byte, copyBuffer))
+		// The data goes through a few buffers; a goroutine hashes each one after it is written,
+		// while the next is read (hashing off the copy's critical path).
+		cp := datapath.Copier{Hash: h, Grant: j.thr.grantFunc(j.ctx), Count: j.add}
+		n, err := cp.Copy(f, r)
 		if cerr := r.Close(); err == nil {
 			err = cerr
 		}
@@ -149,7 +148,7 @@ func (j *job) resumeDownload(c Session, f storage.File, h hash.Hash, remote stri
 // samePrefix hashes the first n bytes of local into h and tells whether the remote file starts
 // with the same bytes: by the server's hash of that range when it has one, else by trusted().
 func (j *job) samePrefix(c Session, local io.ReaderAt, h hash.Hash, remote string, n int64, trusted func() bool) (bool, error) {
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(local, 0, n), make([]byte, copyBuffer)); err != nil {
+	if _, err := datapath.HashFile(h, local, 0, n); err != nil {
 		return false, fmt.Errorf("read part file: %w", err)
 	}
 	want := hex.EncodeToString(h.Sum(nil))
@@ -225,12 +224,19 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 		if err != nil {
 			return "", false, fmt.Errorf("store %s: %w", final, err)
 		}
-		_, err = io.CopyBuffer(w, countingReader{r: io.TeeReader(f, h), j: j}, make([]byte, copyBuffer))
+		// sendfile from the file (Stor's writer takes chunks of an *os.File), while a goroutine
+		// hashes the same bytes from the page cache.
+		hashing := datapath.Background(h, f, offset, size)
+		_, err = j.sendFile(w, f, size-offset)
 		if cerr := w.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
+			hashing.Stop()
 			return "", false, fmt.Errorf("store %s: %w", final, err)
+		}
+		if _, err := hashing.Wait(); err != nil {
+			return "", false, fmt.Errorf("source: %w", err)
 		}
 	}
 	sum = hex.EncodeToString(h.Sum(nil))
@@ -251,6 +257,31 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 	j.remotePart = ""
 	j.mu.Unlock()
 	return sum, verified, nil
+}
+
+// sendChunk is the most one sendfile step of an upload moves between two progress updates.
+const sendChunk = 8 << 20
+
+// sendFile writes the next n bytes of f to w, a chunk at a time (progress, rate limit). With the
+// FTP client's writer on plain TCP each chunk is a sendfile; a source that ends early is an error.
+func (j *job) sendFile(w io.Writer, f io.Reader, n int64) (int64, error) {
+	var sent int64
+	for sent < n {
+		chunk, err := j.thr.grant(j.ctx, int(min(n-sent, sendChunk)))
+		if err != nil {
+			return sent, err
+		}
+		m, err := io.Copy(w, &io.LimitedReader{R: f, N: int64(chunk)})
+		sent += m
+		j.add(int(m))
+		if err != nil {
+			return sent, err
+		}
+		if m < int64(chunk) {
+			return sent, fmt.Errorf("source: %w after %d of %d bytes (the file shrank)", io.ErrUnexpectedEOF, sent, n)
+		}
+	}
+	return sent, nil
 }
 
 // verify compares the server's SHA-256 of remote with sum. A server without HASH is not an error

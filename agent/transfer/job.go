@@ -52,6 +52,9 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 		return plan{}, err
 	}
 	p := plan{src: src, dst: dst, mode: spec.Mode}
+	if err := checkStreams(spec.Streams); err != nil {
+		return plan{}, err
+	}
 	if !spec.ModeSet {
 		p.mode = m.cfg.DefaultMode
 	}
@@ -137,6 +140,7 @@ type job struct {
 	bytes     atomic.Int64 // bytes done (resumed, skipped or moved), as progress shows them
 	sent      atomic.Int64 // bytes moved by the current attempt
 	base      atomic.Int64 // bytes of the tree's files already published
+	thr       throttle     // bandwidth limits (throttle.go)
 
 	mu    sync.Mutex
 	snap  Snapshot
@@ -333,17 +337,20 @@ func (j *job) finish(err error) {
 		}
 	})
 	s := j.b.snapshot()
+	// One line per transfer: ids, endpoints (passwords redacted), bytes, mode, duration, result.
+	line := []any{"id", s.ID, "source", s.Source, "destination", s.Destination, "bytes", s.BytesDone,
+		"resumed", s.Resumed, "mode", s.Mode.String(), "reversed", s.Reversed, "attempts", s.Attempt,
+		"duration", s.Finished.Sub(s.Created).Round(time.Millisecond).String(), "result", s.State.String()}
 	switch s.State {
 	case StateSucceeded:
 		j.observe(EventSucceeded, nil)
-		j.m.log.Info("transfer succeeded", "id", s.ID, "source", s.Source, "destination", s.Destination,
-			"bytes", s.BytesDone, "resumed", s.Resumed, "attempts", s.Attempt, "verified", s.Verified)
+		j.m.log.Info("transfer succeeded", append(line, "verified", s.Verified)...)
 	case StateCancelled:
 		j.observe(EventCancelled, err)
-		j.m.log.Info("transfer cancelled", "id", s.ID)
+		j.m.log.Info("transfer cancelled", line...)
 	default:
 		j.observe(EventFailed, err)
-		j.m.log.Warn("transfer failed", "id", s.ID, "source", s.Source, "destination", s.Destination, "attempts", s.Attempt, "err", err)
+		j.m.log.Warn("transfer failed", append(line, "err", err)...)
 	}
 }
 
@@ -382,6 +389,9 @@ func (j *job) sample() (stop func()) {
 					j.snap.BytesDone, j.snap.Rate = n, rate
 					j.snap.ETA = eta(n, j.snap.BytesTotal, rate)
 					j.publishLocked()
+					if p, ok := j.m.obs.(ProgressObserver); ok {
+						p.Progress(j.snap)
+					}
 				}
 				if now.Sub(j.saved) > 5*time.Second {
 					j.saveOrLogLocked()
@@ -428,14 +438,17 @@ func (j *job) download(c Session) error {
 	final := j.localFinal()
 	if !st.IsDir {
 		return j.moveFile(st.Size, func() (string, bool, error) {
+			if n := j.streams(c, src.Path, st.Size); n > 1 {
+				return j.getSegmented(c, src.Path, final, st.Size, st.ModTime, n, path.Base(src.Path))
+			}
 			return j.getFile(c, src.Path, final, st.Size, st.ModTime, path.Base(src.Path))
 		})
 	}
-	tree, err := walkRemote(j.ctx, c, src.Path)
+	tree, err := j.listTree(c, src.Path)
 	if err != nil {
 		return err
 	}
-	return j.moveTree(tree, func(rel string) error {
+	return j.moveTree(tree, treeEnds{c: c, remote: src.Path, local: final}, func(rel string) error {
 		return j.m.root.MkdirAll(path.Join(final, rel), 0o755)
 	}, func(rel string) (int64, bool) {
 		fi, err := j.m.root.Stat(path.Join(final, rel))
@@ -443,9 +456,9 @@ func (j *job) download(c Session) error {
 			return 0, false
 		}
 		return fi.Size(), true
-	}, func(f treeFile) (bool, error) {
+	}, func(s Session, f treeFile) (bool, error) {
 		// A tree file's part is resumed only when the server proves its prefix (range hash).
-		_, verified, err := j.getFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, time.Time{}, f.rel)
+		_, verified, err := j.getFile(s, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, time.Time{}, f.rel)
 		return verified, err
 	})
 }
@@ -470,6 +483,9 @@ func (j *job) upload(c Session) error {
 			}
 		}
 		return j.moveFile(st.Size(), func() (string, bool, error) {
+			if n := j.streams(c, j.partName(final), st.Size()); n > 1 {
+				return j.putSegmented(c, src.Path, final, n, path.Base(src.Path))
+			}
 			return j.putFile(c, src.Path, final, path.Base(src.Path))
 		})
 	}
@@ -477,7 +493,7 @@ func (j *job) upload(c Session) error {
 	if err != nil {
 		return err
 	}
-	return j.moveTree(tree, func(rel string) error {
+	return j.moveTree(tree, treeEnds{c: c, remote: final, local: src.Path, upload: true}, func(rel string) error {
 		return c.MkdirAll(j.ctx, path.Join(final, rel))
 	}, func(rel string) (int64, bool) {
 		e, err := c.Stat(j.ctx, path.Join(final, rel))
@@ -485,8 +501,8 @@ func (j *job) upload(c Session) error {
 			return 0, false
 		}
 		return e.Size, true
-	}, func(f treeFile) (bool, error) {
-		_, verified, err := j.putFile(c, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.rel)
+	}, func(s Session, f treeFile) (bool, error) {
+		_, verified, err := j.putFile(s, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.rel)
 		return verified, err
 	})
 }
@@ -503,17 +519,14 @@ func (j *job) moveFile(size int64, move func() (sum string, verified bool, err e
 	return nil
 }
 
-// moveTree creates the tree's root and directories at the destination with mkdir, then moves its
-// files one by one with move, counting them; the tree is verified when every file was. Files an
-// earlier attempt published (the checkpoint's Done list) are skipped while they still stand at
-// the destination with their size (stat tells).
-func (j *job) moveTree(t tree, mkdir func(rel string) error, stat func(rel string) (int64, bool), move func(f treeFile) (verified bool, err error)) error {
+// moveTree moves a tree's files. Files an earlier attempt published (the checkpoint's Done
+// list) are skipped while they still stand at the destination with their size (stat tells).
+// Between agents the rest flows through one data connection (the tree stream, tree.go); with
+// other servers the tree's directories are made with mkdir, then its files move with move over
+// a pool of sessions, reused from file to file (treePool). The tree is verified when every file
+// was.
+func (j *job) moveTree(t tree, ends treeEnds, mkdir func(rel string) error, stat func(rel string) (int64, bool), move func(s Session, f treeFile) (verified bool, err error)) error {
 	j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal, s.FilesDone = int64(len(t.files)), t.bytes, 0 })
-	for _, d := range append([]string{"."}, t.dirs...) {
-		if err := mkdir(d); err != nil {
-			return fmt.Errorf("destination: %w", err)
-		}
-	}
 	j.mu.Lock()
 	done := make(map[string]bool, len(j.check.Done))
 	for _, rel := range j.check.Done {
@@ -522,6 +535,7 @@ func (j *job) moveTree(t tree, mkdir func(rel string) error, stat func(rel strin
 	j.mu.Unlock()
 	j.base.Store(0)
 	all := true
+	todo := make([]treeFile, 0, len(t.files))
 	for _, f := range t.files {
 		if done[f.rel] {
 			if size, ok := stat(f.rel); ok && size == f.size {
@@ -532,18 +546,28 @@ func (j *job) moveTree(t tree, mkdir func(rel string) error, stat func(rel strin
 				continue
 			}
 		}
-		verified, err := move(f)
+		todo = append(todo, f)
+	}
+	if used, err := j.streamTree(t, todo, ends); used {
 		if err != nil {
 			return err
 		}
-		all = all && verified
-		j.base.Add(f.size)
-		j.mu.Lock()
-		j.check.Done = append(j.check.Done, f.rel)
-		j.mu.Unlock()
-		j.update(func(s *Snapshot) { s.FilesDone++ })
+		j.bytes.Store(j.base.Load())
+		j.update(func(s *Snapshot) { s.Verified = all && len(t.files) > 0 })
+		return nil
 	}
-	j.update(func(s *Snapshot) { s.Verified = all && len(t.files) > 0 })
+	for _, d := range append([]string{"."}, t.dirs...) {
+		if err := mkdir(d); err != nil {
+			return fmt.Errorf("destination: %w", err)
+		}
+	}
+	verified, err := j.treePool(ends, todo, move)
+	if err != nil {
+		return err
+	}
+	j.bytes.Store(j.base.Load()) // files moved side by side may each have set it from base
+
+	j.update(func(s *Snapshot) { s.Verified = all && verified && len(t.files) > 0 })
 	return nil
 }
 

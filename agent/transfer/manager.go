@@ -38,6 +38,9 @@ type ClientOptions struct {
 	// TLS is the base configuration of ftpes:// and ftps:// sessions (RootCAs from --ftp-ca;
 	// nil: the system roots). Sessions to peer agents pin the peer's certificate instead.
 	TLS *tls.Config
+	// TCPCongestion is the congestion control set on data connections (netopt.Resolve's name;
+	// "" = the system default). It is shown in each transfer's snapshot.
+	TCPCongestion string
 }
 
 // Config configures a Manager.
@@ -76,6 +79,10 @@ type Config struct {
 	// Policy limits the remote addresses this agent connects to (--allow-remote); nil allows
 	// everything but link-local addresses.
 	Policy *Policy
+
+	// LimitRate is the agent's bandwidth limit in bytes per second, shared by all its
+	// transfers (--limit-rate); 0 = none. Each transfer may have its own (Spec.LimitRate) too.
+	LimitRate int64
 }
 
 // Manager owns the jobs of one agent. No global state: tests run several in one process.
@@ -93,6 +100,8 @@ type Manager struct {
 	sched  *slots
 	// listings keeps remote directory listings for their next pages (ListFilesPage).
 	listings listingCache
+	// limit is the agent's bandwidth limit (Config.LimitRate), nil = none.
+	limit *agentLimit
 
 	mu        sync.Mutex
 	jobs      map[string]*job
@@ -110,7 +119,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg: cfg, root: cfg.Storage, store: cfg.Store, log: cfg.Logger, obs: cfg.Observer,
 		jobs: make(map[string]*job), byRequest: make(map[string]*job),
 		writers: make(map[string]*job), lastCheck: make(map[string]checkpoint),
-		sched: newSlots(cfg.MaxTransfers),
+		sched: newSlots(cfg.MaxTransfers), limit: newAgentLimit(cfg.LimitRate),
 	}
 	if m.root == nil {
 		r, err := storage.Open(cfg.Root)
@@ -199,6 +208,9 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	if len(spec.RequestID) > MaxRequestID {
 		return Snapshot{}, invalid("request_id", fmt.Sprintf("is %d bytes; at most %d", len(spec.RequestID), MaxRequestID))
 	}
+	if spec.LimitRate < 0 {
+		return Snapshot{}, invalid("limit_rate", fmt.Sprintf("is %d; want bytes per second, 0 for no limit", spec.LimitRate))
+	}
 	if spec.RequestID != "" {
 		m.mu.Lock()
 		j, ok := m.byRequest[requestKey(spec)]
@@ -225,7 +237,8 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	j := m.newJob(newID(), spec, plan, Snapshot{
 		Source: plan.src.String(), Destination: plan.dst.String(), Direction: plan.dir,
 		RequestedMode: plan.mode, State: StateQueued, Created: time.Now(), ETA: -1,
-		RequestID: spec.RequestID, Owner: spec.Owner,
+		RequestID: spec.RequestID, Owner: spec.Owner, LimitRate: spec.LimitRate,
+		TCPCongestion: m.cfg.Client.TCPCongestion,
 	}, m.lastCheck[plan.key])
 	if spec.Restart {
 		j.check = checkpoint{}
@@ -244,6 +257,8 @@ func (m *Manager) newJob(id string, spec Spec, p plan, snap Snapshot, check chec
 	ctx, cancel := context.WithCancelCause(m.ctx)
 	snap.ID = id
 	j := &job{m: m, spec: spec, plan: p, ctx: ctx, cancel: cancel, done: make(chan struct{}), snap: snap, check: check}
+	j.thr.agent = m.limit
+	j.thr.limit.Store(spec.LimitRate)
 	j.b = newBroadcaster(snap)
 	m.jobs[id] = j
 	if spec.RequestID != "" {

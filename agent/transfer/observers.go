@@ -39,3 +39,12 @@ func (all Observers) BeforePublish(ctx context.Context, s Snapshot, path string)
 	}
 	return nil
 }
+
+// Progress tells every member that is a ProgressObserver.
+func (all Observers) Progress(s Snapshot) {
+	for _, o := range all {
+		if p, ok := o.(ProgressObserver); ok {
+			p.Progress(s)
+		}
+	}
+}

@@ -63,6 +63,8 @@ type Grant struct {
 	// TLSPin is the SHA-256 (hex) of the granting FTP server's certificate: the session uses
 	// explicit FTPS and accepts only that certificate. Empty: that server has TLS off (plain FTP).
 	TLSPin string
+	// Logins is how many sessions may log in with it (GrantLogins); 0 or 1: one.
+	Logins int
 }
 
 // Peers reaches other Ferry agents (implemented over gRPC by the API layer). Errors carry the
@@ -91,6 +93,8 @@ type ReverseRequest struct {
 	// TLSPin is the SHA-256 of this agent's FTP server certificate, which the peer pins
 	// (explicit FTPS); empty when this agent's FTP server has TLS off.
 	TLSPin string
+	// LimitRate is the transfer's bandwidth limit (bytes per second, 0 = none).
+	LimitRate int64
 }
 
 // LocalFTP issues one-time credentials on this agent's own FTP server, for reversed transfers.
@@ -124,6 +128,13 @@ type Event struct {
 // Observer receives job events. It is called on the job's goroutine: it must not block.
 type Observer interface {
 	Observe(Event)
+}
+
+// ProgressObserver is an Observer that also follows running jobs' bytes (the metrics count bytes
+// as they move): Progress gets each new snapshot, at most once per Config.Tick, on the job's
+// sampler goroutine. It must not block.
+type ProgressObserver interface {
+	Progress(Snapshot)
 }
 
 // Gate is an Observer that may veto: a transfer before it starts, and a received file before it

@@ -95,4 +95,9 @@ type Snapshot struct {
 	ErrCode      string // ErrorCode of the final error
 	Resumed      int64  // bytes not sent again: resumed from part files or already complete
 	Owner        string // the caller that started it (Spec.Owner)
+	LimitRate    int64  // the job's bandwidth limit in bytes per second (Spec.LimitRate); 0 = none
+	// TCPCongestion is the congestion control this agent asks for on its data connections
+	// (Config.Client.TCPCongestion; "" = the system default).
+	TCPCongestion string
+	Streams       int // parallel streams the file moved over (segments.go); 0 before it is known
 }

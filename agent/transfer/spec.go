@@ -25,6 +25,11 @@ type Spec struct {
 	// one accepted, with no CA check. Internal: a reversed transfer carries its peer's pin here
 	// (the API's ReverseTransferRequest.tls_cert_sha256); the remote must be ftpes:// or ftps://.
 	TLSPin string `json:"tls_pin,omitempty"`
+	// LimitRate is the job's bandwidth limit in bytes per second (0 = none besides the
+	// agent's); Manager.Update changes it while the job runs.
+	LimitRate int64 `json:"limit_rate,omitempty"`
+	// Streams asks for that many parallel streams for one large file (segments.go); 0 picks.
+	Streams int `json:"streams,omitempty"`
 }
 
 // MaxRequestID bounds the idempotency key (bytes); the API edge checks it too, before logging.
@@ -41,6 +46,8 @@ type checkpoint struct {
 	// Peer is the peer agent running a reversed transfer, and PeerTransfer its id there.
 	Peer         string `json:"peer,omitempty"`
 	PeerTransfer string `json:"peer_transfer,omitempty"`
+	// Segments are the byte ranges of a file moving over parallel streams (segments.go).
+	Segments []segment `json:"segments,omitempty"`
 }
 
 // record is a job as stored.

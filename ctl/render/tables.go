@@ -71,6 +71,8 @@ func TransferDetails(w io.Writer, t *ferryv1.Transfer, now time.Time) error {
 		{"finished_at", timestampAge(t.GetFinishedAt(), now)},
 		{"sha256", t.GetSha256()},
 		{"verified", fmt.Sprint(t.GetVerified())},
+		{"limit_rate", rateLimit(t.GetLimitRate())},
+		{"tcp_congestion", t.GetTcpCongestion()},
 	}
 	return keyValues(w, kv)
 }
@@ -94,6 +96,8 @@ func AgentInfo(w io.Writer, info *ferryv1.GetAgentInfoResponse, now time.Time) e
 		{"passive_ports", ports},
 		{"public_host", info.GetPublicHost()},
 		{"started_at", started},
+		{"tcp_congestion", info.GetTcpCongestion()},
+		{"limit_rate", rateLimit(info.GetLimitRate())},
 	}
 	for _, p := range info.GetPlugins() {
 		v := fmt.Sprintf("%s (%s) %s, restarts %d, pid %d, path %s", p.GetName(), strings.Join(p.GetKinds(), ","),
@@ -146,4 +150,12 @@ func age(ts *timestamppb.Timestamp, now time.Time) string {
 		return "-"
 	}
 	return Age(now.Sub(ts.AsTime()))
+}
+
+// rateLimit shows a bandwidth limit in bytes per second ("none" for 0).
+func rateLimit(bps int64) string {
+	if bps <= 0 {
+		return "none"
+	}
+	return Rate(float64(bps))
 }

@@ -5,8 +5,9 @@
 //
 // A Bed owns a set of hosts. Each Host is a network namespace with its loopback up; Link joins
 // two hosts with a veth pair on a subnet of its own (IPv4, optionally IPv6, optionally rate
-// limited with tc tbf); WAN joins them through a user-space link with delay, loss and a rate
-// (wanlink.py, embedded: this kernel has no netem). Firewall installs an nftables input filter in
+// limited with tc tbf); WAN and WANLink join them through a user-space link with delay, loss, a
+// rate and a bottleneck buffer (TUN devices and a forwarder in the test process, wan.go: this
+// kernel has no netem). Firewall installs an nftables input filter in
 // a host, Masquerade and Forward turn a host into a NAT router, and NAT wires the usual
 // inside–router–outside triangle in one call. Services run as subprocesses inside a namespace
 // (Exec, Start, via "ip netns exec"); Dial and Listen open sockets inside a namespace from the
@@ -19,7 +20,7 @@
 // namespaces (and with them every interface), even when the test fails or panics; a bed left
 // behind by a killed test binary is swept by the next New.
 //
-// It needs root, iproute2 (ip, tc) and nftables (nft); WAN also needs /usr/bin/python3. Require
+// It needs root, iproute2 (ip, tc) and nftables (nft); WAN also needs /dev/net/tun. Require
 // skips a test when they are missing, except under CI (CI or FERRY_TESTBED=require set in the
 // environment), where it fails instead, so a broken runner cannot turn the network tests into
 // silent skips.

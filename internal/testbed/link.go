@@ -2,11 +2,8 @@ package testbed
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -99,50 +96,4 @@ func (h *Host) waitNoTentative() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-//go:embed wanlink.py
-var wanlinkPy []byte
-
-const wanIface = "wan0" // the TUN device wanlink.py creates in both namespaces
-
-// WAN joins a and c through a user-space wide-area link (wanlink.py, run with /usr/bin/python3):
-// a TUN device wan0 in each host on a fresh /24 of the bed, packets held for rttMs/2 each way,
-// lossPct percent dropped at random, paced to rateMbit (≤ 0 means 1000, i.e. as fast as the
-// script goes: about 350 Mbit/s) with a half-second tail-drop buffer. It returns once the link is
-// up. A host can have one WAN link (the device name is fixed). The link lives until the bed is
-// cleaned up.
-func (b *Bed) WAN(a, c *Host, rttMs int, lossPct float64, rateMbit int) (addrA, addrC netip.Addr) {
-	b.t.Helper()
-	if a == c {
-		b.t.Fatalf("testbed: WAN from %s to itself", a)
-	}
-	for _, h := range []*Host{a, c} {
-		for _, i := range h.Ifaces() {
-			if i.Name == wanIface {
-				b.t.Fatalf("testbed: %s already has a WAN link (to %s)", h, i.Peer)
-			}
-		}
-	}
-	if rateMbit <= 0 {
-		rateMbit = 1000
-	}
-	script := filepath.Join(b.dir, "wanlink.py")
-	if _, err := os.Stat(script); err != nil {
-		b.must(os.WriteFile(script, wanlinkPy, 0o755))
-	}
-	v4, _ := b.subnet()
-	ia := Iface{Name: wanIface, Peer: c, Prefix: v4, Addr: v4.Addr().Next()}
-	ic := Iface{Name: wanIface, Peer: a, Prefix: v4, Addr: ia.Addr.Next()}
-	ia.PeerAddr, ic.PeerAddr = ic.Addr, ia.Addr
-
-	p := b.start(b.t, fmt.Sprintf("wan %s-%s", a, c), "/usr/bin/python3", script,
-		a.NS, ia.Addr.String(), c.NS, ic.Addr.String(),
-		strconv.Itoa(rttMs), strconv.FormatFloat(lossPct, 'f', -1, 64), strconv.Itoa(rateMbit))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b.must(p.WaitOutput(ctx, "ready"))
-	a.addIface(ia)
-	c.addIface(ic)
-	return ia.Addr, ic.Addr
 }

@@ -71,13 +71,15 @@ type Bed struct {
 	id  string // 5 random base-36 characters
 	net byte   // second octet of every IPv4 subnet of this bed: 10.<net>.<n>.0/24
 	n6  uint16 // second group of every IPv6 subnet: fd00:<n6>:<n>::/64
-	dir string // scratch files (the WAN script)
+	dir string // scratch files
 
 	mu     sync.Mutex
 	hosts  []*Host
 	procs  []*Proc
 	nets   int  // subnets allocated so far
 	closed bool // cleanup has started: no more processes
+
+	closers []func() // WAN links: closed before the namespaces go
 }
 
 var sweepOnce sync.Once
@@ -183,8 +185,12 @@ func (b *Bed) must(err error) {
 func (b *Bed) cleanup() {
 	b.mu.Lock()
 	b.closed = true
-	procs, hosts := b.procs, b.hosts
+	procs, hosts, closers := b.procs, b.hosts, b.closers
 	b.mu.Unlock()
+
+	for _, c := range closers {
+		c()
+	}
 
 	var wg sync.WaitGroup
 	for _, p := range procs {

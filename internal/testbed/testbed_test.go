@@ -554,11 +554,10 @@ func TestRateLimit(t *testing.T) {
 
 func TestWAN(t *testing.T) {
 	t.Parallel()
-	needBin(t, "/usr/bin/python3")
 	b := New(t)
 	a, c := b.Host("a"), b.Host("c")
-	_, addrC := b.WAN(a, c, 100, 0, 50)
-	ap := servePeer(t, c, addrC, 9000)
+	l := b.WANLink(a, c, WANOpts{RTT: 40 * time.Millisecond, RateMbit: 40})
+	ap := servePeer(t, c, l.AddrC, 9000)
 	var best time.Duration
 	for range 3 {
 		start := time.Now()
@@ -572,8 +571,94 @@ func TestWAN(t *testing.T) {
 			best = took
 		}
 	}
-	t.Logf("TCP connect over a 100 ms WAN: %v", best.Round(time.Millisecond))
-	if best < 95*time.Millisecond || best > 500*time.Millisecond {
-		t.Errorf("connect took %v, want about 100 ms", best)
+	t.Logf("TCP connect over a 40 ms WAN: %v", best.Round(time.Millisecond))
+	if best < 39*time.Millisecond || best > 150*time.Millisecond {
+		t.Errorf("connect took %v, want about 40 ms", best)
+	}
+
+	// The rate cap: 3 MiB through a 40 Mbit/s link, after a warm-up that opens the window.
+	sink, err := c.Listen(t.Context(), "tcp", netip.AddrPortFrom(l.AddrC, 9002).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	go func() {
+		if c, err := sink.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	conn, err := a.Dial(t.Context(), "tcp", sink.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := conn.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	const size = 3 << 20
+	start := time.Now()
+	if _, err := conn.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, conn) // until the server has read everything and closed
+	took := time.Since(start)
+	mbit := float64(size*8) / took.Seconds() / 1e6
+	t.Logf("3 MiB in %v: %.1f Mbit/s", took.Round(time.Millisecond), mbit)
+	if mbit > 42 || mbit < 20 {
+		t.Errorf("rate %.1f Mbit/s through a 40 Mbit/s link", mbit)
+	}
+}
+
+// TestWANLoss sends datagrams through a link that drops 5% of them and counts what arrives.
+func TestWANLoss(t *testing.T) {
+	t.Parallel()
+	b := New(t)
+	a, c := b.Host("a"), b.Host("c")
+	l := b.WANLink(a, c, WANOpts{RTT: 2 * time.Millisecond, LossPct: 5})
+	pc, err := c.ListenPacket(t.Context(), "udp", netip.AddrPortFrom(l.AddrC, 9001).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.(*net.UDPConn).SetReadBuffer(8 << 20)
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		buf := make([]byte, 2048)
+		for {
+			pc.SetReadDeadline(time.Now().Add(time.Second))
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				got <- n
+				return
+			}
+			n++
+		}
+	}()
+	conn, err := a.Dial(t.Context(), "udp", netip.AddrPortFrom(l.AddrC, 9001).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const sent = 4000
+	for i := range sent {
+		if _, err := conn.Write(make([]byte, 200)); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(2 * time.Millisecond) // stay clear of socket buffer drops
+		}
+	}
+	n := <-got
+	loss := 100 * float64(sent-n) / sent
+	ab, _ := l.Stats()
+	t.Logf("%d of %d datagrams arrived: %.2f%% lost (link: %+v)", n, sent, loss, ab)
+	if loss < 3.5 || loss > 6.5 {
+		t.Errorf("lost %.2f%%, want about 5%%", loss)
+	}
+	if ab.Overflow != 0 {
+		t.Errorf("link overflowed %d packets with no rate limit", ab.Overflow)
 	}
 }

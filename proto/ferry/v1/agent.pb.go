@@ -440,7 +440,14 @@ type Transfer struct {
 	// "unreachable", "no_space", "conflict", "invalid", "checksum" or "" (other).
 	ErrorCode string `protobuf:"bytes,21,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// Bytes not sent again because they were resumed from part files or already complete.
-	BytesResumed  int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
+	BytesResumed int64 `protobuf:"varint,22,opt,name=bytes_resumed,json=bytesResumed,proto3" json:"bytes_resumed,omitempty"`
+	// TCP congestion control the sending side of this agent's data connections asked for
+	// (e.g. "bbr", "cubic"; empty when the system default was kept).
+	TcpCongestion string `protobuf:"bytes,23,opt,name=tcp_congestion,json=tcpCongestion,proto3" json:"tcp_congestion,omitempty"`
+	// Bandwidth limit of this transfer in bytes per second (0 = none besides the agent's).
+	LimitRate int64 `protobuf:"varint,24,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// Parallel streams the file moved over (see StartTransferRequest.streams); 0 before it is known.
+	Streams       int32 `protobuf:"varint,26,opt,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +636,27 @@ func (x *Transfer) GetBytesResumed() int64 {
 	return 0
 }
 
+func (x *Transfer) GetTcpCongestion() string {
+	if x != nil {
+		return x.TcpCongestion
+	}
+	return ""
+}
+
+func (x *Transfer) GetLimitRate() int64 {
+	if x != nil {
+		return x.LimitRate
+	}
+	return 0
+}
+
+func (x *Transfer) GetStreams() int32 {
+	if x != nil {
+		return x.Streams
+	}
+	return 0
+}
+
 // PortRange is an inclusive range of TCP ports.
 type PortRange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -729,7 +757,12 @@ type GetAgentInfoResponse struct {
 	StartedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	Hostname     string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// The agent's plugins (--plugin), in their order.
-	Plugins       []*PluginInfo `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	Plugins []*PluginInfo `protobuf:"bytes,15,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	// TCP congestion control set on the sending side of the data connections this agent owns
+	// ("bbr" by default where the kernel offers it; empty = the system default).
+	TcpCongestion string `protobuf:"bytes,9,opt,name=tcp_congestion,json=tcpCongestion,proto3" json:"tcp_congestion,omitempty"`
+	// The agent's bandwidth limit in bytes per second, shared by all its transfers (0 = none).
+	LimitRate     int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -827,6 +860,20 @@ func (x *GetAgentInfoResponse) GetPlugins() []*PluginInfo {
 	return nil
 }
 
+func (x *GetAgentInfoResponse) GetTcpCongestion() string {
+	if x != nil {
+		return x.TcpCongestion
+	}
+	return ""
+}
+
+func (x *GetAgentInfoResponse) GetLimitRate() int64 {
+	if x != nil {
+		return x.LimitRate
+	}
+	return 0
+}
+
 type StartTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A path under the agent's root ("incoming/a.bin"), ftp://user:pass@host:port/path or
@@ -840,7 +887,16 @@ type StartTransferRequest struct {
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Start over: ignore any part file a failed transfer with the same source and destination
 	// left (by default the new transfer resumes from it).
-	Restart       bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
+	Restart bool `protobuf:"varint,5,opt,name=restart,proto3" json:"restart,omitempty"`
+	// Bandwidth limit of this transfer in bytes per second; 0 = none (the agent's own
+	// --limit-rate still applies). Changeable while it runs with UpdateTransfer.
+	LimitRate int64 `protobuf:"varint,6,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// Parallel streams for one large file: it moves as this many byte ranges over as many FTP
+	// sessions at once (REST + RETR into a preallocated part file; REST + STOR into the remote
+	// part file between agents), then the whole file's SHA-256 is verified. 0 picks a number from
+	// the file's size and the measured round-trip time (1 for small files or short links, up to 8);
+	// 1 is one stream. At most 16. Trees ignore it.
+	Streams       int32 `protobuf:"varint,8,opt,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,6 +964,20 @@ func (x *StartTransferRequest) GetRestart() bool {
 		return x.Restart
 	}
 	return false
+}
+
+func (x *StartTransferRequest) GetLimitRate() int64 {
+	if x != nil {
+		return x.LimitRate
+	}
+	return 0
+}
+
+func (x *StartTransferRequest) GetStreams() int32 {
+	if x != nil {
+		return x.Streams
+	}
+	return 0
 }
 
 type StartTransferResponse struct {
@@ -1534,8 +1604,11 @@ func (x *ListFilesResponse) GetNextPageToken() string {
 type GrantAccessRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Path under the granting agent's root.
-	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Access        Access `protobuf:"varint,2,opt,name=access,proto3,enum=ferry.v1.Access" json:"access,omitempty"`
+	Path   string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Access Access `protobuf:"varint,2,opt,name=access,proto3,enum=ferry.v1.Access" json:"access,omitempty"`
+	// How many logins the credential allows (parallel streams of one transfer); 0 means 1, at
+	// most 16. Each successful login uses one; the next after the last is refused.
+	Logins        int32 `protobuf:"varint,3,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1584,6 +1657,13 @@ func (x *GrantAccessRequest) GetAccess() Access {
 	return Access_ACCESS_UNSPECIFIED
 }
 
+func (x *GrantAccessRequest) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
+}
+
 type GrantAccessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// FTP control port of the granting agent; the caller uses the host it reached gRPC on.
@@ -1597,6 +1677,8 @@ type GrantAccessResponse struct {
 	// caller logs in with explicit FTPS (AUTH TLS, PROT P) and accepts only a certificate with this
 	// fingerprint; empty when that agent's FTP server has TLS off (then plain FTP).
 	TlsCertSha256 string `protobuf:"bytes,6,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
+	// Logins the credential allows; 0 from an agent that grants single-use credentials only.
+	Logins        int32 `protobuf:"varint,7,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1671,6 +1753,13 @@ func (x *GrantAccessResponse) GetTlsCertSha256() string {
 		return x.TlsCertSha256
 	}
 	return ""
+}
+
+func (x *GrantAccessResponse) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
+	}
+	return 0
 }
 
 // Check is one diagnostic probe.
@@ -1909,6 +1998,8 @@ type ReverseTransferRequest struct {
 	// SHA-256 of the caller's FTP server certificate (DER), lower-case hex: as
 	// GrantAccessResponse.tls_cert_sha256, this agent then connects with explicit FTPS and pins it.
 	TlsCertSha256 string `protobuf:"bytes,9,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
+	// Bandwidth limit in bytes per second for the mirrored transfer (0 = none).
+	LimitRate     int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2004,6 +2095,13 @@ func (x *ReverseTransferRequest) GetTlsCertSha256() string {
 		return x.TlsCertSha256
 	}
 	return ""
+}
+
+func (x *ReverseTransferRequest) GetLimitRate() int64 {
+	if x != nil {
+		return x.LimitRate
+	}
+	return 0
 }
 
 type ReverseTransferResponse struct {
@@ -2159,6 +2257,103 @@ func (x *PluginInfo) GetDroppedEvents() int64 {
 	return 0
 }
 
+type UpdateTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// New bandwidth limit in bytes per second; 0 removes the transfer's own limit.
+	LimitRate     int64 `protobuf:"varint,2,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTransferRequest) Reset() {
+	*x = UpdateTransferRequest{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTransferRequest) ProtoMessage() {}
+
+func (x *UpdateTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTransferRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTransferRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpdateTransferRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateTransferRequest) GetLimitRate() int64 {
+	if x != nil {
+		return x.LimitRate
+	}
+	return 0
+}
+
+type UpdateTransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTransferResponse) Reset() {
+	*x = UpdateTransferResponse{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTransferResponse) ProtoMessage() {}
+
+func (x *UpdateTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTransferResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTransferResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
 var File_ferry_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_agent_proto_rawDesc = "" +
@@ -2175,7 +2370,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xd1\x06\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xb1\a\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2206,11 +2401,15 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"request_id\x18\x14 \x01(\tR\trequestId\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x15 \x01(\tR\terrorCode\x12#\n" +
-	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\"1\n" +
+	"\rbytes_resumed\x18\x16 \x01(\x03R\fbytesResumed\x12%\n" +
+	"\x0etcp_congestion\x18\x17 \x01(\tR\rtcpCongestion\x12\x1d\n" +
+	"\n" +
+	"limit_rate\x18\x18 \x01(\x03R\tlimitRate\x12\x18\n" +
+	"\astreams\x18\x1a \x01(\x05R\astreams\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
-	"\x13GetAgentInfoRequest\"\xea\x02\n" +
+	"\x13GetAgentInfoRequest\"\xb0\x03\n" +
 	"\x14GetAgentInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12\x1f\n" +
@@ -2223,14 +2422,21 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
 	"\bhostname\x18\b \x01(\tR\bhostname\x12.\n" +
-	"\aplugins\x18\x0f \x03(\v2\x14.ferry.v1.PluginInfoR\aplugins\"\xb5\x01\n" +
+	"\aplugins\x18\x0f \x03(\v2\x14.ferry.v1.PluginInfoR\aplugins\x12%\n" +
+	"\x0etcp_congestion\x18\t \x01(\tR\rtcpCongestion\x12\x1d\n" +
+	"\n" +
+	"limit_rate\x18\n" +
+	" \x01(\x03R\tlimitRate\"\xee\x01\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
-	"\arestart\x18\x05 \x01(\bR\arestart\"G\n" +
+	"\arestart\x18\x05 \x01(\bR\arestart\x12\x1d\n" +
+	"\n" +
+	"limit_rate\x18\x06 \x01(\x03R\tlimitRate\x12\x18\n" +
+	"\astreams\x18\b \x01(\x05R\astreams\"G\n" +
 	"\x15StartTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"$\n" +
 	"\x12GetTransferRequest\x12\x0e\n" +
@@ -2266,10 +2472,11 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06is_dir\x18\x04 \x01(\bR\x05isDir\"j\n" +
 	"\x11ListFilesResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.ferry.v1.FileEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"R\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
-	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\"\xfd\x01\n" +
+	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\x12\x16\n" +
+	"\x06logins\x18\x03 \x01(\x05R\x06logins\"\x95\x02\n" +
 	"\x13GrantAccessResponse\x12\x19\n" +
 	"\bftp_port\x18\x01 \x01(\x05R\aftpPort\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
@@ -2277,7 +2484,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
 	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\x12&\n" +
-	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\"\x99\x01\n" +
+	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\x12\x16\n" +
+	"\x06logins\x18\a \x01(\x05R\x06logins\"\x99\x01\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.ferry.v1.CheckStatusR\x06status\x125\n" +
@@ -2293,7 +2501,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06checks\x18\x03 \x03(\v2\x0f.ferry.v1.CheckR\x06checks\x12=\n" +
 	"\x0esuggested_mode\x18\x04 \x01(\x0e2\x16.ferry.v1.TransferModeR\rsuggestedMode\x12&\n" +
 	"\x0erecommendation\x18\x05 \x01(\tR\x0erecommendation\x12\x14\n" +
-	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xbe\x02\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xdd\x02\n" +
 	"\x16ReverseTransferRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.ferry.v1.DirectionR\tdirection\x12\x19\n" +
@@ -2305,7 +2513,10 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x04mode\x18\a \x01(\x0e2\x16.ferry.v1.TransferModeR\x04mode\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tR\trequestId\x12&\n" +
-	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\"I\n" +
+	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\x12\x1d\n" +
+	"\n" +
+	"limit_rate\x18\n" +
+	" \x01(\x03R\tlimitRate\"I\n" +
 	"\x17ReverseTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\xd4\x01\n" +
 	"\n" +
@@ -2318,7 +2529,13 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12\x10\n" +
 	"\x03pid\x18\a \x01(\x05R\x03pid\x12%\n" +
-	"\x0edropped_events\x18\b \x01(\x03R\rdroppedEvents*z\n" +
+	"\x0edropped_events\x18\b \x01(\x03R\rdroppedEvents\"F\n" +
+	"\x15UpdateTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"limit_rate\x18\x02 \x01(\x03R\tlimitRate\"H\n" +
+	"\x16UpdateTransferResponse\x12.\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
 	"\fTransferMode\x12\x1d\n" +
 	"\x19TRANSFER_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSFER_MODE_PASSIVE\x10\x01\x12\x18\n" +
@@ -2344,7 +2561,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x11CHECK_STATUS_SKIP\x10\x01\x12\x13\n" +
 	"\x0fCHECK_STATUS_OK\x10\x02\x12\x15\n" +
 	"\x11CHECK_STATUS_WARN\x10\x03\x12\x15\n" +
-	"\x11CHECK_STATUS_FAIL\x10\x042\xa3\x06\n" +
+	"\x11CHECK_STATUS_FAIL\x10\x042\xf8\x06\n" +
 	"\fAgentService\x12M\n" +
 	"\fGetAgentInfo\x12\x1d.ferry.v1.GetAgentInfoRequest\x1a\x1e.ferry.v1.GetAgentInfoResponse\x12P\n" +
 	"\rStartTransfer\x12\x1e.ferry.v1.StartTransferRequest\x1a\x1f.ferry.v1.StartTransferResponse\x12J\n" +
@@ -2355,7 +2572,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\tListFiles\x12\x1a.ferry.v1.ListFilesRequest\x1a\x1b.ferry.v1.ListFilesResponse\x12J\n" +
 	"\vGrantAccess\x12\x1c.ferry.v1.GrantAccessRequest\x1a\x1d.ferry.v1.GrantAccessResponse\x12A\n" +
 	"\bDiagnose\x12\x19.ferry.v1.DiagnoseRequest\x1a\x1a.ferry.v1.DiagnoseResponse\x12V\n" +
-	"\x0fReverseTransfer\x12 .ferry.v1.ReverseTransferRequest\x1a!.ferry.v1.ReverseTransferResponseB3Z1github.com/ferry-dev/ferry/proto/ferry/v1;ferryv1b\x06proto3"
+	"\x0fReverseTransfer\x12 .ferry.v1.ReverseTransferRequest\x1a!.ferry.v1.ReverseTransferResponse\x12S\n" +
+	"\x0eUpdateTransfer\x12\x1f.ferry.v1.UpdateTransferRequest\x1a .ferry.v1.UpdateTransferResponseB3Z1github.com/ferry-dev/ferry/proto/ferry/v1;ferryv1b\x06proto3"
 
 var (
 	file_ferry_v1_agent_proto_rawDescOnce sync.Once
@@ -2370,7 +2588,7 @@ func file_ferry_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ferry_v1_agent_proto_goTypes = []any{
 	(TransferMode)(0),               // 0: ferry.v1.TransferMode
 	(TransferState)(0),              // 1: ferry.v1.TransferState
@@ -2403,21 +2621,23 @@ var file_ferry_v1_agent_proto_goTypes = []any{
 	(*ReverseTransferRequest)(nil),  // 28: ferry.v1.ReverseTransferRequest
 	(*ReverseTransferResponse)(nil), // 29: ferry.v1.ReverseTransferResponse
 	(*PluginInfo)(nil),              // 30: ferry.v1.PluginInfo
-	(*durationpb.Duration)(nil),     // 31: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
+	(*UpdateTransferRequest)(nil),   // 31: ferry.v1.UpdateTransferRequest
+	(*UpdateTransferResponse)(nil),  // 32: ferry.v1.UpdateTransferResponse
+	(*durationpb.Duration)(nil),     // 33: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
 }
 var file_ferry_v1_agent_proto_depIdxs = []int32{
-	31, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
+	33, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
 	2,  // 1: ferry.v1.Transfer.direction:type_name -> ferry.v1.Direction
 	0,  // 2: ferry.v1.Transfer.requested_mode:type_name -> ferry.v1.TransferMode
 	0,  // 3: ferry.v1.Transfer.mode:type_name -> ferry.v1.TransferMode
 	1,  // 4: ferry.v1.Transfer.state:type_name -> ferry.v1.TransferState
 	5,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
-	32, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	32, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
-	32, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
+	34, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	34, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
+	34, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
-	32, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	34, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
 	30, // 11: ferry.v1.GetAgentInfoResponse.plugins:type_name -> ferry.v1.PluginInfo
 	0,  // 12: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
 	6,  // 13: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
@@ -2427,44 +2647,47 @@ var file_ferry_v1_agent_proto_depIdxs = []int32{
 	6,  // 17: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
 	6,  // 18: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
 	0,  // 19: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
-	32, // 20: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
+	34, // 20: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
 	21, // 21: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
 	3,  // 22: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
-	32, // 23: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 23: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
 	7,  // 24: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
 	4,  // 25: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
-	31, // 26: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
-	31, // 27: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
+	33, // 26: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
+	33, // 27: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
 	25, // 28: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
 	0,  // 29: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
 	2,  // 30: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
 	0,  // 31: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
 	6,  // 32: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	8,  // 33: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
-	10, // 34: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
-	12, // 35: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
-	14, // 36: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
-	16, // 37: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
-	18, // 38: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
-	20, // 39: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
-	23, // 40: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
-	26, // 41: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
-	28, // 42: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
-	9,  // 43: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
-	11, // 44: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
-	13, // 45: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
-	15, // 46: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
-	17, // 47: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
-	19, // 48: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
-	22, // 49: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
-	24, // 50: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
-	27, // 51: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
-	29, // 52: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
-	43, // [43:53] is the sub-list for method output_type
-	33, // [33:43] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	6,  // 33: ferry.v1.UpdateTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	8,  // 34: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
+	10, // 35: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
+	12, // 36: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
+	14, // 37: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
+	16, // 38: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
+	18, // 39: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
+	20, // 40: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
+	23, // 41: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
+	26, // 42: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
+	28, // 43: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
+	31, // 44: ferry.v1.AgentService.UpdateTransfer:input_type -> ferry.v1.UpdateTransferRequest
+	9,  // 45: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
+	11, // 46: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
+	13, // 47: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
+	15, // 48: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
+	17, // 49: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
+	19, // 50: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
+	22, // 51: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
+	24, // 52: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
+	27, // 53: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
+	29, // 54: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
+	32, // 55: ferry.v1.AgentService.UpdateTransfer:output_type -> ferry.v1.UpdateTransferResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_agent_proto_init() }
@@ -2478,7 +2701,7 @@ func file_ferry_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_agent_proto_rawDesc), len(file_ferry_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

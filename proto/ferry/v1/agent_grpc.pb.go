@@ -34,6 +34,7 @@ const (
 	AgentService_GrantAccess_FullMethodName     = "/ferry.v1.AgentService/GrantAccess"
 	AgentService_Diagnose_FullMethodName        = "/ferry.v1.AgentService/Diagnose"
 	AgentService_ReverseTransfer_FullMethodName = "/ferry.v1.AgentService/ReverseTransfer"
+	AgentService_UpdateTransfer_FullMethodName  = "/ferry.v1.AgentService/UpdateTransfer"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -73,6 +74,9 @@ type AgentServiceClient interface {
 	// address the call came from) with a one-time credential the caller issued, and returns at
 	// once. The caller follows it with WatchTransfer and cancels it with CancelTransfer.
 	ReverseTransfer(ctx context.Context, in *ReverseTransferRequest, opts ...grpc.CallOption) (*ReverseTransferResponse, error)
+	// UpdateTransfer changes a transfer's settings while it is queued or running: today its
+	// bandwidth limit, which takes effect within a fraction of a second and is kept across restarts.
+	UpdateTransfer(ctx context.Context, in *UpdateTransferRequest, opts ...grpc.CallOption) (*UpdateTransferResponse, error)
 }
 
 type agentServiceClient struct {
@@ -192,6 +196,16 @@ func (c *agentServiceClient) ReverseTransfer(ctx context.Context, in *ReverseTra
 	return out, nil
 }
 
+func (c *agentServiceClient) UpdateTransfer(ctx context.Context, in *UpdateTransferRequest, opts ...grpc.CallOption) (*UpdateTransferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTransferResponse)
+	err := c.cc.Invoke(ctx, AgentService_UpdateTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -229,6 +243,9 @@ type AgentServiceServer interface {
 	// address the call came from) with a one-time credential the caller issued, and returns at
 	// once. The caller follows it with WatchTransfer and cancels it with CancelTransfer.
 	ReverseTransfer(context.Context, *ReverseTransferRequest) (*ReverseTransferResponse, error)
+	// UpdateTransfer changes a transfer's settings while it is queued or running: today its
+	// bandwidth limit, which takes effect within a fraction of a second and is kept across restarts.
+	UpdateTransfer(context.Context, *UpdateTransferRequest) (*UpdateTransferResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -268,6 +285,9 @@ func (UnimplementedAgentServiceServer) Diagnose(context.Context, *DiagnoseReques
 }
 func (UnimplementedAgentServiceServer) ReverseTransfer(context.Context, *ReverseTransferRequest) (*ReverseTransferResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReverseTransfer not implemented")
+}
+func (UnimplementedAgentServiceServer) UpdateTransfer(context.Context, *UpdateTransferRequest) (*UpdateTransferResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateTransfer not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -463,6 +483,24 @@ func _AgentService_ReverseTransfer_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_UpdateTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).UpdateTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_UpdateTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).UpdateTransfer(ctx, req.(*UpdateTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -505,6 +543,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReverseTransfer",
 			Handler:    _AgentService_ReverseTransfer_Handler,
+		},
+		{
+			MethodName: "UpdateTransfer",
+			Handler:    _AgentService_UpdateTransfer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

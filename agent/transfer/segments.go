@@ -1,0 +1,609 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/datapath"
+	"github.com/ferry-dev/ferry/agent/netcheck"
+)
+
+// Parallel segmented streams: one large file moves as N byte ranges over N FTP sessions at once
+// (REST + RETR into a preallocated part file for downloads; REST + STOR into the remote part
+// file for uploads), then the whole file's SHA-256 is checked before it takes its final name.
+// On a long lossy link one TCP stream is held back by its congestion window; N streams share
+// the loss and fill the pipe.
+
+const (
+	// MaxStreams bounds Spec.Streams.
+	MaxStreams = 16
+	// autoStreams is the most streams the automatic choice takes (long links).
+	autoStreams = 8
+	// autoMinSegment: the automatic choice gives no stream less than this.
+	autoMinSegment = 8 << 20
+	// minSegment: an explicit --streams gives no stream less than this.
+	minSegment = 1 << 20
+	// segmentSave is how often the ranges' progress is checkpointed while they move.
+	segmentSave = 2 * time.Second
+)
+
+// segment is one byte range [Start, End) of a file moving over parallel streams, and how many
+// of its bytes (from Start) are already at the destination.
+type segment struct {
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+	Done  int64 `json:"done"`
+}
+
+func (s segment) left() int64 { return s.End - s.Start - s.Done }
+
+// checkStreams validates Spec.Streams.
+func checkStreams(n int) error {
+	if n < 0 || n > MaxStreams {
+		return invalid("streams", fmt.Sprintf("%d; want 0 (automatic) to %d", n, MaxStreams))
+	}
+	return nil
+}
+
+// splitSegments cuts size bytes into n ranges of nearly equal length.
+func splitSegments(size int64, n int) []segment {
+	segs := make([]segment, n)
+	for i := range n {
+		segs[i] = segment{Start: size * int64(i) / int64(n), End: size * int64(i+1) / int64(n)}
+	}
+	return segs
+}
+
+// streams decides how many parallel streams a single file of size moves over, and shows it in
+// the snapshot. Asked for (Spec.Streams > 0), it is that many, none smaller than minSegment.
+// Automatic: 1 for files under 16 MiB or a round trip under 5 ms (one stream fills a LAN),
+// 4 under 20 ms, else 8, none smaller than 8 MiB. Uploads are segmented to Ferry agents only. The round trip is that of a SIZE command on
+// the control connection c. A checkpoint of ranges an earlier attempt left keeps the file
+// segmented, so its part file is resumed, not restarted.
+func (j *job) streams(c Session, remote string, size int64) int {
+	n, seg := j.spec.Streams, int64(minSegment)
+	if n == 0 {
+		n, seg = 1, autoMinSegment
+		if size >= 2*autoMinSegment {
+			rtt := j.roundTrip(c, remote)
+			switch {
+			case rtt >= 20*time.Millisecond:
+				n = autoStreams
+			case rtt >= 5*time.Millisecond:
+				n = 4
+			}
+			j.m.log.Debug("parallel streams", "id", j.id(), "rtt", rtt, "streams", n)
+		}
+	}
+	j.mu.Lock()
+	resumable := len(j.check.Segments) > 1 && j.check.SrcSize == size
+	j.mu.Unlock()
+	if resumable && !j.fresh() {
+		n = max(n, 2)
+	}
+	if size < 0 || (j.plan.dir == Upload && j.plan.remote().Kind != KindAgent) {
+		// Uploads go segmented to Ferry agents only: what another server does with REST + STOR
+		// (truncate? append?) varies.
+		n = 1
+	}
+	n = max(1, min(n, int(size/seg)))
+	j.update(func(s *Snapshot) { s.Streams = n })
+	return n
+}
+
+// roundTrip times one command on the control connection (SIZE: a stat on the server).
+func (j *job) roundTrip(c Session, p string) time.Duration {
+	start := time.Now()
+	_, _ = c.Size(j.ctx, p)
+	return time.Since(start)
+}
+
+// segmentsFor returns the ranges a file of size moves as: those of the checkpoint when an
+// earlier attempt left them for the same source (valid reports it: the part file still holds
+// what they say), else n fresh ones. The checkpoint records the choice.
+func (j *job) segmentsFor(size int64, mtime time.Time, n int, valid func() bool) (segs []segment, resumed bool) {
+	j.mu.Lock()
+	old := append([]segment(nil), j.check.Segments...)
+	same := j.check.SrcSize == size && (mtime.IsZero() || j.check.SrcModTime.Equal(mtime))
+	j.mu.Unlock()
+	if len(old) > 0 && same && !j.fresh() && old[len(old)-1].End == size && valid() {
+		segs, resumed = old, true
+	} else {
+		segs = splitSegments(size, n)
+	}
+	j.checkpoint(func(c *checkpoint) {
+		c.SrcSize, c.SrcModTime = size, mtime
+		c.Segments = append([]segment(nil), segs...)
+	})
+	return segs, resumed
+}
+
+// getSegmented downloads remote (size bytes) over n parallel streams into final's part file,
+// preallocated, then checks the whole file's SHA-256 against the server's and renames the part.
+// c is the job's session: it moves the last range (which ends at EOF, so its RETR completes
+// and c stays usable for HASH) and the others get sessions of their own.
+func (j *job) getSegmented(c Session, remote, final string, size int64, mtime time.Time, n int, label string) (sum string, verified bool, err error) {
+	j.update(func(s *Snapshot) { s.CurrentFile = label })
+	if dir := path.Dir(final); dir != "." {
+		if err := j.m.root.MkdirAll(dir, 0o755); err != nil {
+			return "", false, fmt.Errorf("destination: %w", err)
+		}
+	}
+	tmp := j.partName(final)
+	f, err := j.m.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", false, fmt.Errorf("destination: %w", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if errors.Is(err, ErrChecksum) {
+			_ = j.m.root.Remove(tmp) // the clean retry starts from nothing
+			j.checkpoint(func(c *checkpoint) { c.Segments = nil })
+		}
+	}()
+	wa, ok := f.(io.WriterAt)
+	if !ok {
+		return "", false, fmt.Errorf("destination: storage cannot write at an offset; use one stream")
+	}
+	segs, resumed := j.segmentsFor(size, mtime, n, func() bool {
+		fi, err := f.Stat()
+		return err == nil && fi.Size() == size
+	})
+	if !resumed {
+		// Preallocated (sparse): every range writes at its place from the start.
+		if err := f.Truncate(0); err != nil {
+			return "", false, fmt.Errorf("destination: %w", err)
+		}
+		if err := f.Truncate(size); err != nil {
+			return "", false, fmt.Errorf("destination: %w", err)
+		}
+	}
+	last := len(segs) - 1
+	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() },
+		func(ctx context.Context, s Session, seg segment, done *atomic.Int64, keep bool, _ func()) error {
+			at := seg.Start + seg.Done
+			r, err := s.Retr(ctx, remote, at)
+			if err != nil {
+				return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
+			}
+			want := seg.left()
+			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx), Count: j.add}
+			got, err := cp.Copy(&doneWriter{w: io.NewOffsetWriter(wa, at), done: done}, io.LimitReader(r, want))
+			switch {
+			case err != nil:
+				r.Close()
+				return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
+			case got != want:
+				r.Close()
+				return fmt.Errorf("retrieve %s at %d: got %d bytes, want %d (the source changed?)", remote, at, got, want)
+			case seg.End == size:
+				// Read to EOF: the transfer completes and the session stays usable.
+				if err := r.Close(); err != nil {
+					return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
+				}
+			case keep:
+				_ = r.Close() // ABOR: this session moves another range next
+			default:
+				// The session is closed next: that ends the transfer, without an ABOR's round trip.
+			}
+			return nil
+		})
+	if err != nil {
+		return "", false, err
+	}
+	if err := f.Sync(); err != nil {
+		return "", false, fmt.Errorf("destination: %w", err)
+	}
+	// The local digest and the server's are computed at the same time.
+	type res struct {
+		sum string
+		err error
+	}
+	local := make(chan res, 1)
+	go func() {
+		h := sha256.New()
+		_, err := datapath.HashFile(h, f, 0, size)
+		local <- res{hex.EncodeToString(h.Sum(nil)), err}
+	}()
+	got, herr := c.HashSize(j.ctx, remote, size)
+	l := <-local
+	if l.err != nil {
+		return "", false, fmt.Errorf("destination: read part file: %w", l.err)
+	}
+	sum = l.sum
+	verified, err = j.hashResult(remote, sum, got, herr)
+	if err != nil {
+		return "", false, err
+	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		return "", false, fmt.Errorf("destination: %w", cerr)
+	}
+	if err := j.beforePublish(final); err != nil {
+		return "", false, err
+	}
+	if err := j.m.root.Rename(tmp, final); err != nil {
+		return "", false, fmt.Errorf("destination: %w", err)
+	}
+	return sum, verified, nil
+}
+
+// putSegmented uploads local to the remote final path over n parallel streams, into the
+// remote part file (REST + STOR writes at the offset: Ferry agents and ftpserverlib do not
+// truncate on a restarted STOR), then checks the server's SHA-256 of the whole part and
+// renames it. The first range goes first on c: its STOR from offset 0 truncates the part, so
+// the other ranges start only once it has opened the file, and when the first range has to
+// start over, so do all.
+func (j *job) putSegmented(c Session, local, final string, n int, label string) (sum string, verified bool, err error) {
+	j.update(func(s *Snapshot) { s.CurrentFile = label })
+	f, err := j.m.root.OpenFile(local, os.O_RDONLY, 0)
+	if err != nil {
+		return "", false, fmt.Errorf("source: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", false, fmt.Errorf("source: %w", err)
+	}
+	size := fi.Size()
+	tmp := j.partName(final)
+	j.mu.Lock()
+	j.remotePart = tmp
+	j.mu.Unlock()
+	defer func() {
+		if errors.Is(err, ErrChecksum) {
+			j.deleteRemote(c, tmp)
+			j.checkpoint(func(c *checkpoint) { c.Segments = nil })
+		}
+	}()
+	segs, _ := j.segmentsFor(size, fi.ModTime(), n, func() bool {
+		have, err := c.Size(j.ctx, tmp)
+		return err == nil && have <= size
+	})
+	if segs[0].Done == 0 {
+		for i := range segs {
+			segs[i].Done = 0
+		}
+	}
+	err = j.runSegments(c, segs, n, 0, true, nil,
+		func(ctx context.Context, s Session, seg segment, done *atomic.Int64, _ bool, opened func()) error {
+			at := seg.Start + seg.Done
+			w, err := s.Stor(ctx, tmp, at)
+			if err != nil {
+				return fmt.Errorf("store %s at %d: %w", final, at, err)
+			}
+			if seg.Start == 0 {
+				opened()
+			}
+			// The range counts as done once the server confirmed it (Close reads the 226).
+			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx), Count: j.add}
+			_, err = cp.Copy(w, io.NewSectionReader(f, at, seg.left()))
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("store %s at %d: %w", final, at, err)
+			}
+			done.Store(seg.End - seg.Start)
+			return nil
+		})
+	if err != nil {
+		return "", false, err
+	}
+	h := sha256.New()
+	if _, err := datapath.HashFile(h, f, 0, size); err != nil {
+		return "", false, fmt.Errorf("source: %w", err)
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	verified, err = j.verify(c, tmp, sum, size)
+	if err != nil {
+		return "", false, err
+	}
+	if got, err := c.Size(j.ctx, tmp); err == nil && got != size {
+		// A longer part (an old one, written over) must not pass as the file.
+		return "", false, fmt.Errorf("store %s: the server holds %d bytes, want %d", final, got, size)
+	}
+	if err := c.Rename(j.ctx, tmp, final); err != nil {
+		return "", false, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+	}
+	j.mu.Lock()
+	j.remotePart = ""
+	j.mu.Unlock()
+	return sum, verified, nil
+}
+
+// hashResult is verify's verdict on a server digest already fetched.
+func (j *job) hashResult(remote, sum, got string, err error) (bool, error) {
+	switch {
+	case err == nil && got == sum:
+		return true, nil
+	case err == nil:
+		return false, fmt.Errorf("%w for %s: local sha256 %s, server %s", ErrChecksum, remote, sum, got)
+	case j.ctx.Err() != nil:
+		return false, j.ctx.Err()
+	default:
+		j.m.log.Debug("HASH failed; file not verified", "path", remote, "err", err)
+		return false, nil
+	}
+}
+
+// doneWriter counts the bytes of one range that reached the destination.
+type doneWriter struct {
+	w    io.Writer
+	done *atomic.Int64
+}
+
+func (d *doneWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	d.done.Add(int64(n))
+	return n, err
+}
+
+// segmentMove moves what is left of one range over session s; done counts its bytes at the
+// destination; keep says the session moves another range afterwards; opened (uploads) tells
+// the waiting ranges that range 0's STOR has opened (and truncated) the part file.
+type segmentMove func(ctx context.Context, s Session, seg segment, done *atomic.Int64, keep bool, opened func()) error
+
+// runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
+// first) and sessions of their own for the others, opened at once. It checkpoints the ranges'
+// progress every segmentSave (after sync, when given, so the checkpoint never claims bytes the
+// disk may not hold) and when they end. The first failure stops every range; it is the error.
+// For uploads (write), the other ranges wait until range 0's STOR has opened the file.
+func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, move segmentMove) error {
+	done := make([]atomic.Int64, len(segs))
+	var pending []int
+	for i, s := range segs {
+		done[i].Store(s.Done)
+		if s.left() > 0 && i != first {
+			pending = append(pending, i)
+		}
+	}
+	var resumed int64
+	for _, s := range segs {
+		resumed += s.Done
+	}
+	j.bytes.Store(j.base.Load() + resumed)
+	if resumed > 0 {
+		j.update(func(s *Snapshot) { s.Resumed += resumed })
+	}
+	firstLeft := segs[first].left() > 0
+	if !firstLeft && len(pending) == 0 {
+		return nil
+	}
+	save := func() {
+		if syncFn != nil {
+			if err := syncFn(); err != nil {
+				return
+			}
+		}
+		cur := make([]segment, len(segs))
+		for i, s := range segs {
+			s.Done = done[i].Load()
+			cur[i] = s
+		}
+		j.checkpoint(func(c *checkpoint) { c.Segments = cur })
+	}
+	defer save()
+	ctx, cancel := context.WithCancelCause(j.ctx)
+	defer cancel(nil)
+	stopSaver := make(chan struct{})
+	var saver sync.WaitGroup
+	saver.Go(func() {
+		t := time.NewTicker(segmentSave)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSaver:
+				return
+			case <-t.C:
+				save()
+			}
+		}
+	})
+	defer func() { close(stopSaver); saver.Wait() }()
+
+	// Upload: the first range's STOR truncates the part; the others wait for it to be open.
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	opened := func() { gateOnce.Do(func() { close(gate) }) }
+	defer opened() // whatever happens, nobody waits for it after the end
+	if !write || !firstLeft {
+		opened()
+	}
+
+	queue := make(chan int, len(pending))
+	for _, i := range pending {
+		queue <- i
+	}
+	close(queue)
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil || (errors.Is(firstErr, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel(err)
+	}
+	work := func(s Session, idx int) {
+		for {
+			if idx < 0 {
+				i, ok := <-queue
+				if !ok {
+					return
+				}
+				idx = i
+			}
+			seg := segs[idx]
+			seg.Done = done[idx].Load()
+			if err := move(ctx, s, seg, &done[idx], s == c || len(queue) > 0, opened); err != nil {
+				fail(err)
+				return
+			}
+			idx = -1
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	start := first
+	if !firstLeft {
+		start = -1
+	}
+	wg.Go(func() { work(c, start) })
+	extra := min(n, len(pending)+1) - 1
+	if extra > 0 {
+		wg.Go(func() {
+			more := j.extraSessions(ctx, extra, write)
+			j.update(func(s *Snapshot) { s.Streams = len(more) + 1 })
+			for _, s := range more {
+				wg.Go(func() {
+					defer s.Close()
+					select {
+					case <-gate:
+					case <-ctx.Done():
+						return
+					}
+					work(s, -1)
+				})
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if j.ctx.Err() != nil {
+		return context.Cause(j.ctx)
+	}
+	for i := range segs {
+		if segs[i].End-segs[i].Start != done[i].Load() {
+			return fmt.Errorf("range %d-%d: %d of %d bytes moved", segs[i].Start, segs[i].End, done[i].Load(), segs[i].End-segs[i].Start)
+		}
+	}
+	return nil
+}
+
+// loginsGranter is a Peers whose grants can allow several logins (agent/server.Peers).
+type loginsGranter interface {
+	GrantLogins(ctx context.Context, agentAddr, path string, write bool, logins int) (Grant, error)
+}
+
+var errSingleUse = errors.New("peer grants single-use credentials only")
+
+// GrantLogins checks the peer's address, then asks it for a credential good for logins logins.
+func (pp policyPeers) GrantLogins(ctx context.Context, agentAddr, path string, write bool, logins int) (Grant, error) {
+	if err := pp.p.Check(ctx, agentAddr); err != nil {
+		return Grant{}, err
+	}
+	lg, ok := pp.Peers.(loginsGranter)
+	if !ok {
+		return Grant{}, errSingleUse
+	}
+	return lg.GrantLogins(ctx, agentAddr, path, write, logins)
+}
+
+// extraSessions opens up to k more sessions to the job's remote (parallel ranges, a tree's
+// files), at once,
+// in the job's current mode. A peer agent is asked for one credential good for k logins (a
+// grant per session from an agent without them); these sessions do not count against
+// --max-sessions-per-host, as the peer bounds them itself (its grant, its per-address
+// connection limit). Sessions to other FTP servers each need a free slot of that limit, taken
+// without waiting: the file moves over as many as it gets. Failures only mean fewer streams.
+func (j *job) extraSessions(ctx context.Context, k int, write bool) []Session {
+	r := j.plan.remote()
+	d := j.m.dialer
+	j.mu.Lock()
+	mode := j.snap.Mode
+	j.mu.Unlock()
+	if mode == ModeAuto {
+		mode = ModePassive
+	}
+	var shared *netcheck.Login
+	if r.Kind == KindAgent {
+		if lg, ok := d.peers.(loginsGranter); ok {
+			g, err := lg.GrantLogins(ctx, r.Host, r.Path, write, k)
+			if err == nil && g.Logins >= k {
+				if l, err := d.grantLogin(g); err == nil {
+					shared = &l
+				}
+			} else if err != nil {
+				j.m.log.Debug("multi-login grant failed; one grant per stream", "peer", r.Host, "err", err)
+			}
+		}
+	} else {
+		l, err := d.login(ctx, r, write)
+		if err != nil {
+			return nil
+		}
+		shared = &l
+	}
+	out := make([]Session, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Go(func() {
+			l := shared
+			if l == nil {
+				x, err := d.login(ctx, r, write)
+				if err != nil {
+					j.m.log.Debug("parallel stream: no login", "peer", r.Host, "err", err)
+					return
+				}
+				l = &x
+			}
+			cfg := d.clientConfig(mode)
+			cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
+			cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
+			var release func()
+			if r.Kind != KindAgent {
+				slot := d.hosts.get(l.Addr)
+				if !slot.tryAcquire() {
+					return
+				}
+				release = slot.release
+			}
+			s, err := d.connectHeld(ctx, cfg, l.Addr, release)
+			if err != nil {
+				j.m.log.Debug("parallel stream: session failed", "addr", l.Addr, "err", err)
+				return
+			}
+			out[i] = s
+		})
+	}
+	wg.Wait()
+	got := out[:0]
+	for _, s := range out {
+		if s != nil {
+			got = append(got, s)
+		}
+	}
+	if len(got) < k {
+		j.m.log.Info("fewer parallel sessions than planned", "id", j.id(), "planned", k+1, "open", len(got)+1)
+	}
+	return got
+}
+
+// tryAcquire takes a slot if one is free and nobody waits, without waiting.
+func (s *slots) tryAcquire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used < s.max && len(s.waiters) == 0 {
+		s.used++
+		return true
+	}
+	return false
+}

@@ -1,0 +1,244 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferry-dev/ferry/agent/treestream"
+)
+
+// Trees: between agents a whole tree flows through one data connection (the XTREE extension,
+// agent/treestream); with other servers, a pool of sessions moves its files, each session
+// reused from file to file.
+
+// treeEnds are the two roots of a tree transfer and the job's session.
+type treeEnds struct {
+	c      Session
+	remote string // the tree's root on the server
+	local  string // its root under this agent's root
+	upload bool
+}
+
+// treeWorkers is the most sessions a tree moves over with servers without the tree stream
+// (their --max-sessions-per-host slots bound it further).
+const treeWorkers = 4
+
+// treeStreamer is a session that can carry a tree stream (*ftpclient.Client).
+type treeStreamer interface {
+	HasTree() bool
+	TreeRetr(ctx context.Context, dir string) (io.ReadCloser, error)
+	TreeStor(ctx context.Context, dir string) (io.WriteCloser, error)
+	TreeList(ctx context.Context, dir string) (io.ReadCloser, error)
+}
+
+// listTree lists the remote tree under root: over one data connection from a Ferry agent
+// (XTREE LIST: names of any bytes, no round trip per directory), else with walkRemote.
+func (j *job) listTree(c Session, root string) (tree, error) {
+	ts, ok := streamerOf(c)
+	if !ok {
+		return walkRemote(j.ctx, c, root)
+	}
+	r, err := ts.TreeList(j.ctx, root)
+	if err != nil {
+		return tree{}, fmt.Errorf("list %s: %w", root, err)
+	}
+	entries, err := treestream.ReadList(r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return tree{}, fmt.Errorf("list %s: %w", root, err)
+	}
+	var t tree
+	for _, e := range entries {
+		if e.Dir {
+			t.dirs = append(t.dirs, e.Rel)
+			continue
+		}
+		t.files = append(t.files, treeFile{rel: e.Rel, size: e.Size})
+		t.bytes += e.Size
+	}
+	return t, nil
+}
+
+func streamerOf(s Session) (treeStreamer, bool) {
+	if h, ok := s.(*held); ok {
+		s = h.Session
+	}
+	ts, ok := s.(treeStreamer)
+	if !ok || !ts.HasTree() {
+		return nil, false
+	}
+	return ts, true
+}
+
+// streamTree moves the files todo (and t's directories) as one tree stream when the server
+// offers it; used is false when it does not (the caller moves the files one by one).
+func (j *job) streamTree(t tree, todo []treeFile, ends treeEnds) (used bool, err error) {
+	if ends.c == nil {
+		return false, nil
+	}
+	ts, ok := streamerOf(ends.c)
+	if !ok {
+		return false, nil
+	}
+	j.update(func(s *Snapshot) { s.CurrentFile = "(tree stream)" })
+	if ends.upload {
+		return true, j.sendTree(ts, t, todo, ends)
+	}
+	return true, j.recvTree(ts, t, todo, ends)
+}
+
+// published records one tree file at its final name.
+func (j *job) published(rel string, size int64) {
+	j.base.Add(size)
+	j.mu.Lock()
+	j.check.Done = append(j.check.Done, rel)
+	j.mu.Unlock()
+	j.update(func(s *Snapshot) { s.FilesDone++ })
+}
+
+func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) error {
+	want := make(map[string]bool, len(todo)+len(t.dirs))
+	for _, f := range todo {
+		want[f.rel] = true
+	}
+	for _, d := range t.dirs {
+		want[d+"/"] = true
+	}
+	if err := j.m.root.MkdirAll(ends.local, 0o755); err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	r, err := ts.TreeRetr(j.ctx, ends.remote)
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", ends.remote, err)
+	}
+	var syncFn func() error
+	if d, ok := j.m.root.(interface{ Dir() string }); ok {
+		syncFn = treestream.SyncDir(d.Dir())
+	}
+	res, err := treestream.Receive(r, j.m.root, ends.local, treestream.Options{
+		PartName:  j.partName,
+		Want:      func(rel string) bool { return want[rel] },
+		Sync:      syncFn,
+		Progress:  j.add,
+		Published: j.published,
+	})
+	cerr := r.Close()
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", ends.remote, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("tree %s: %w", ends.remote, cerr)
+	}
+	if res.Files != int64(len(todo)) {
+		return fmt.Errorf("tree %s: %d of the %d files listed were sent (the tree changed?)", ends.remote, res.Files, len(todo))
+	}
+	return nil
+}
+
+func (j *job) sendTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) error {
+	entries := make([]treestream.Entry, 0, len(t.dirs)+len(todo))
+	for _, d := range t.dirs {
+		fi, err := j.m.root.Stat(path.Join(ends.local, d))
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		entries = append(entries, treestream.Entry{Rel: d, Dir: true, Mode: fi.Mode().Perm(), MTime: fi.ModTime()})
+	}
+	for _, f := range todo {
+		fi, err := j.m.root.Stat(path.Join(ends.local, f.rel))
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		entries = append(entries, treestream.Entry{Rel: f.rel, Size: fi.Size(), Mode: fi.Mode().Perm(), MTime: fi.ModTime()})
+	}
+	w, err := ts.TreeStor(j.ctx, ends.remote)
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", ends.remote, err)
+	}
+	err = treestream.Send(w, j.m.root, ends.local, entries, j.add)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", ends.remote, err)
+	}
+	// The agent answered 226 only once every file passed its SHA-256 check and was published.
+	for _, e := range entries {
+		if !e.Dir {
+			j.published(e.Rel, e.Size)
+		}
+	}
+	return nil
+}
+
+// treePool moves files with move over up to treeWorkers sessions at once: the job's session
+// and more opened for the purpose (see extraSessions), each taking the next file when done
+// with one. The first failure stops the pool (files under way finish or fail); it is the
+// error. verified is whether every file was.
+func (j *job) treePool(ends treeEnds, files []treeFile, move func(s Session, f treeFile) (bool, error)) (verified bool, err error) {
+	if len(files) == 0 {
+		return true, nil
+	}
+	queue := make(chan treeFile, len(files))
+	for _, f := range files {
+		queue <- f
+	}
+	close(queue)
+	ctx, cancel := context.WithCancelCause(j.ctx)
+	defer cancel(nil)
+	var all atomic.Bool
+	all.Store(true)
+	var mu sync.Mutex
+	var first error
+	worker := func(s Session) {
+		for f := range queue {
+			if ctx.Err() != nil {
+				return
+			}
+			v, err := move(s, f)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel(err)
+				return
+			}
+			if !v {
+				all.Store(false)
+			}
+			j.published(f.rel, f.size)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { worker(ends.c) })
+	if k := min(treeWorkers, len(files)) - 1; k > 0 {
+		wg.Go(func() {
+			for _, s := range j.extraSessions(ctx, k, ends.upload) {
+				wg.Go(func() {
+					defer s.Close()
+					worker(s)
+				})
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return false, first
+	}
+	if err := j.ctx.Err(); err != nil {
+		return false, context.Cause(j.ctx)
+	}
+	if errors.Is(context.Cause(ctx), context.Canceled) && len(queue) > 0 {
+		return false, context.Cause(ctx)
+	}
+	return all.Load(), nil
+}
