@@ -206,9 +206,47 @@ func TestExecDenyPushedUpload(t *testing.T) {
 	}
 }
 
+// TestFTPEventsEndToEnd: curl uploads, renames and deletes a file on an agent's FTP server; the
+// webhook receives ftp_uploaded, ftp_renamed and ftp_deleted in that order, with the user, the
+// paths and the size (logins, listings and downloads are not passed to hooks).
+func TestFTPEventsEndToEnd(t *testing.T) {
+	rc, url, key := newReceiver(t)
+	a := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}})
+	local := filepath.Join(t.TempDir(), "up.bin")
+	writeFile(t, local, 123_456)
+	ftp := "ftp://" + a.FTP + "/"
+	if code, out := curl(t, a.FTP, testagent.User, testagent.Password, "-T", local, ftp+"in/up.bin", "--ftp-create-dirs"); code != 0 {
+		t.Fatalf("upload: curl exit %d: %s", code, out)
+	}
+	if code, out := curl(t, a.FTP, testagent.User, testagent.Password, "-o", os.DevNull, ftp+"in/up.bin"); code != 0 {
+		t.Fatalf("download: curl exit %d: %s", code, out)
+	}
+	if code, out := curl(t, a.FTP, testagent.User, testagent.Password, "-Q", "RNFR in/up.bin", "-Q", "RNTO in/done.bin",
+		"-Q", "DELE in/done.bin", "-l", ftp); code != 0 {
+		t.Fatalf("rename and delete: curl exit %d: %s", code, out)
+	}
+	want := "ftp_uploaded,ftp_renamed,ftp_deleted"
+	if !eventually(10*time.Second, func() bool { return strings.Join(rc.kinds(), ",") == want }) {
+		t.Fatalf("received %v, want %s", rc.kinds(), want)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		t.Errorf("bad requests: %v", rc.bad)
+	}
+	if f := rc.events[0].File; f == nil || f.User != testagent.User || f.Path != "/in/up.bin" || f.Bytes != 123_456 || f.Remote == "" {
+		t.Errorf("uploaded: %+v", f)
+	}
+	if f := rc.events[1].File; f == nil || f.Path != "/in/up.bin" || f.To != "/in/done.bin" {
+		t.Errorf("renamed: %+v", f)
+	}
+	if f := rc.events[2].File; f == nil || f.Path != "/in/done.bin" {
+		t.Errorf("deleted: %+v", f)
+	}
+}
+
 // TestFTPEventsSink: FTP file events given to the hooks' EventSink reach a hook plugin
-// (uploaded, deleted, renamed; logins and reads are not passed on). The agent's FTP server
-// emitting them is the ops room's part: an end-to-end test comes with that merge.
+// (uploaded, deleted, renamed; logins and reads are not passed on), with every field.
 func TestFTPEventsSink(t *testing.T) {
 	rc, url, key := newReceiver(t)
 	h, err := pluginhost.New(pluginhost.Config{Plugins: []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}}})
