@@ -300,3 +300,37 @@ func TestFailOpenClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestExecDenyTree: a directory copied between agents (one tree stream) is gated file by file:
+// the hook refuses bad.bin, which never takes its final name, and the transfer FAILED with the
+// hook's reason; this holds for a pulled tree (the engine's gate) and a pushed one (the
+// receiving FTP server's gate).
+func TestExecDenyTree(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "scan.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ncase \"$FERRY_PATH\" in *bad.bin) echo \"malware in $FERRY_PATH\"; exit 1;; esac\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := []pluginhost.Spec{{Path: bin(t, "hook-exec"), Args: []string{"-events", "before_publish", "--", script}}}
+	plain := testagent.Start(t)
+	for _, name := range []string{"a.bin", "bad.bin", "c.bin"} {
+		writeFile(t, filepath.Join(plain.Root, "tree", name), 10_000)
+	}
+	hooked := startAgent(t, spec)
+	for _, c := range []struct {
+		name       string
+		runner     *testagent.Agent
+		src, dst   string
+		finalBadAt string
+	}{
+		{"pull", hooked, plain.URL("tree/"), "pulled/", filepath.Join(hooked.Root, "pulled", "bad.bin")},
+		{"push", plain, "tree/", hooked.URL("pushed/"), filepath.Join(hooked.Root, "pushed", "bad.bin")},
+	} {
+		final := runTransfer(t, c.runner, c.src, c.dst)
+		if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED || !strings.Contains(final.GetError(), "malware in ") {
+			t.Errorf("%s: %v %q, want FAILED with the hook's reason", c.name, final.GetState(), final.GetError())
+		}
+		if _, err := os.Stat(c.finalBadAt); err == nil {
+			t.Errorf("%s: the refused file is under its final name", c.name)
+		}
+	}
+}
