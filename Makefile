@@ -6,11 +6,11 @@ STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ferry-dev/ferry/agent/daemon.Version=$(VERSION)
 
-.PHONY: build demo test unit lint generate check-generated bench bench-wan fuzz clean
+.PHONY: build demo test unit lint generate check-generated bench bench-wan bench-fleet fuzz clean man
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
-	go build -ldflags "$(LDFLAGS)" -o bin/ferryctl ./ctl
+	go build -ldflags "$(LDFLAGS) -X main.version=$(VERSION)" -o bin/ferryctl ./ctl
 
 demo: build
 	BIN=bin ./docs/demo.sh
@@ -50,6 +50,15 @@ bench:
 bench-wan:
 	go test -run '^$$' -bench BenchmarkWAN -benchtime 1x -count 1 -timeout 40m ./internal/bench/wan/
 
+# Fleet fan-out: a 200 MiB file from one agent to N = 5, 10, 20, 40 agents on loopback, direct
+# and tree, wall time and the source's egress (nftables counter: needs root) for both; then the
+# 20-agent figure run. Override with FLEET_N=5,10 FLEET_MIB=50.
+FLEET_N   ?= 5,10,20,40
+FLEET_MIB ?= 200
+bench-fleet:
+	go test -count=1 -timeout 90m -v -run '^TestFleetBench$$' ./internal/fleettest/ -args -fleet.bench -fleet.bench.n $(FLEET_N) -fleet.bench.mib $(FLEET_MIB) | grep -vE '^(=== |--- |\s+\S+\.go:[0-9]+:)'
+	go test -count=1 -timeout 30m -v -run '^TestFleetFanOut$$' ./internal/fleettest/ -args -fleet.mib $(FLEET_MIB) -fleet.agents 20 | grep -E 'agents,|wall|PASS|FAIL|ok'
+
 # Fuzzing: every target runs for FUZZTIME, one at a time (each uses all cores). Their seed
 # corpora (f.Add and testdata/fuzz/<Target>/) also run in every go test. A run that fails
 # without writing a failing input and only says "context deadline exceeded" is the -fuzztime
@@ -81,3 +90,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Man pages of ferryctl, generated from its commands (cobra/doc) into man/man1; not committed
+# (a test generates them, so a command that breaks generation fails CI). man -l man/man1/ferryctl.1
+man:
+	rm -rf man && mkdir -p man/man1
+	go run -ldflags "-X main.version=$(VERSION)" ./ctl __man man/man1

@@ -38,7 +38,7 @@ Usage:
        ferry-agent token          (print a new random API token)
 
 Every gRPC call is authenticated: with a bearer token from --token-file ("ROLE TOKEN" lines;
-roles admin, peer, viewer), or a client certificate (--tls-client-ca). Without --token-file the
+roles admin, peer, viewer, fleet), or a client certificate (--tls-client-ca). Without --token-file the
 agent creates an admin token in <state-dir>/admin.token on first start.
 
 Example:
@@ -129,7 +129,7 @@ func newFlags() (*flag.FlagSet, *options) {
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log lines as text (key=value) or json (one object per line), on stderr")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (ferry_*) on http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	fs.StringVar(&cfg.AuditLog, "audit-log", "", "append an audit trail to FILE (JSON lines, mode 0600): FTP logins and file operations, transfers, every API call with the caller")
-	fs.StringVar(&cfg.TokenFile, "token-file", "", `API tokens, one "ROLE TOKEN" per line (roles admin, peer, viewer; mode 0600); default: an admin token created in <state-dir>/admin.token`)
+	fs.StringVar(&cfg.TokenFile, "token-file", "", `API tokens, one "ROLE TOKEN" per line (roles admin, peer, viewer, fleet; mode 0600); default: an admin token created in <state-dir>/admin.token`)
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "no API authentication: for experiments on a loopback address or unix socket only")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext gRPC on a non-loopback --grpc-listen (tokens cross the network in clear)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "gRPC API TLS certificate (PEM)")

@@ -26,6 +26,7 @@ const reattachWait = 2 * time.Minute
 func (a *app) newCopyCmd() *cobra.Command {
 	var mode, requestID, limitRate string
 	var detach, restart bool
+	var sel selectFlags
 	cmd := &cobra.Command{
 		Use:   "copy SRC DST",
 		Short: "Start a transfer and watch it to the end",
@@ -33,10 +34,21 @@ func (a *app) newCopyCmd() *cobra.Command {
 until it ends. Exactly one of SRC and DST is a path under the agent's root; the other is an
 ftp:// or agent:// URL. A trailing / on DST means "into this directory".
 
+Trees follow rsync's trailing-slash rule, the same on every run: "tree" copies the directory
+itself into DST (DST/tree), "tree/" copies its contents into DST. A glob in the last element of
+SRC ("media/*.jpg") copies the matching entries into DST. A URL needs a path: agent://host:port/
+is the agent's root, ftp://host/ the login directory.
+
+--include/--exclude GLOB (repeatable) select files: a glob without "/" matches a file's name or
+any directory name above it ("*.jpg", ".git"), one with "/" the path below SRC ("logs/*.gz").
+--no-clobber skips files that exist at the destination; --update skips files whose destination
+copy is newer. --dry-run lists what would be copied or skipped and changes nothing.
+
 Text output: a live progress bar when stderr is a terminal; otherwise plain progress lines (at
-most one a second, plus one per state change). Either way the last line on stdout is the result:
+most one a second, plus one per state change). A success ends with its result on stdout:
   succeeded: 100.0 MiB in 2.1s (47.6 MiB/s) mode=passive sha256=<hex>
-  failed: <cause>
+and ", not verified (server has no HASH)" when the checksum could not be compared; a failure
+is one line on stderr, "ferryctl: failed: <cause>", naming your file (never a part file).
 JSON output: {"event":"update","transfer":{...}} per snapshot, then
 {"event":"result","ok":true|false,"transfer":{...},"error":"..."}.
 
@@ -53,13 +65,11 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
   ferryctl copy ftp://user:secret@files.example:21/pub/a.tar incoming/
   ferryctl copy outgoing/report.csv agent://10.0.0.7:7070/incoming/ --detach
   ferryctl copy agent://10.0.0.7:7070/big.iso in/ --request-id nightly-2026-12-01 -o json
-  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --limit-rate 50M`,
+  ferryctl copy agent://10.0.0.7:7070/big.iso in/ --limit-rate 50M
+  ferryctl copy agent://10.0.0.7:7070/media/*.jpg photos/ --no-clobber
+  ferryctl copy site/ ftp://deploy@www.example/htdocs/ --exclude .git --exclude '*.tmp' --dry-run`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
-			m, err := parseMode(cmd.Flags(), mode)
-			if err != nil {
-				return err
-			}
 			if len(requestID) > 128 {
 				return usageErrorf("--request-id: at most 128 bytes")
 			}
@@ -67,10 +77,13 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 			if err != nil {
 				return usageErrorf("--limit-rate: %v", err)
 			}
-			return a.copy(ctx, &ferryv1.StartTransferRequest{
-				Source: args[0], Destination: args[1], Mode: m, RequestId: requestID, Restart: restart,
-				LimitRate: limit, Streams: streamsOf(cmd),
-			}, detach)
+			req, err := a.transferRequest(cmd, mode, &sel, false, args)
+			if err != nil {
+				return err
+			}
+			req.RequestId, req.Restart = requestID, restart
+			req.LimitRate, req.Streams = limit, streamsOf(cmd)
+			return a.copy(ctx, req, detach)
 		}),
 	}
 	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)
@@ -79,6 +92,7 @@ while copy watches, copy re-attaches to the transfer, which goes on.`,
 	cmd.Flags().BoolVar(&restart, "restart", false, "start over, ignoring a part file a failed copy left")
 	cmd.Flags().StringVar(&limitRate, "limit-rate", "0", "bandwidth limit of this transfer in bytes per second, e.g. 500K, 50M (0: none); change it later with 'ferryctl transfers limit'")
 	addStreamsFlag(cmd)
+	sel.register(cmd, false)
 	return cmd
 }
 
@@ -104,7 +118,8 @@ func (a *app) copy(ctx context.Context, req *ferryv1.StartTransferRequest, detac
 // cancelOnInterrupt (copy) and exits 130; otherwise (transfers watch) it only stops watching.
 func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) error {
 	w := render.NewWatcher(a.stdout, a.format, a.format == render.Text && a.stderrTTY,
-		render.WithProgressOutput(a.stderr), render.WithClock(a.now))
+		render.WithProgressOutput(a.stderr), render.WithClock(a.now), render.WithFailureAsError(),
+		render.WithWidth(terminalWidth), render.WithVerbosity(a.quiet, a.verbose))
 	final, err := a.follow(ctx, id, w)
 	if err == nil {
 		return w.Finish(final)
@@ -147,7 +162,9 @@ func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) erro
 			return &exitError{code: exitInterrupted, err: err}
 		}
 	}
-	return &exitError{code: exitInterrupted, err: errInterrupted, silent: true}
+	// Text: the one line that says what became of the transfer; JSON: the result event did.
+	return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted; transfer %s %s", id, render.StateName(final.GetState())),
+		silent: a.format == render.JSON}
 }
 
 // follow streams the snapshots of transfer id into w.Update and returns the final one.

@@ -46,7 +46,11 @@ reached by any data connection.`,
 			if probeTimeout <= 0 || probeTimeout > time.Minute {
 				return usageErrorf("--probe-timeout: want more than 0 and at most 1m, got %s", probeTimeout)
 			}
-			probes, err := planProbes(args[0], args[1])
+			x, y, err := a.endpoints(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			probes, err := planProbes(x, y)
 			if err != nil {
 				return err
 			}

@@ -63,7 +63,8 @@ func (a *app) classify(ctx context.Context, err error) *exitError {
 		if fe.Transfer.GetErrorCode() == "not_found" {
 			code = exitNotFound // the same code however the not-found reached the agent
 		}
-		return &exitError{code: code, err: err, silent: true}
+		// JSON: the result event on stdout is the report. Text: the one stderr line.
+		return &exitError{code: code, err: err, silent: a.format == render.JSON}
 	}
 	if interrupted(ctx) {
 		return &exitError{code: exitInterrupted, err: errInterrupted}
@@ -80,6 +81,10 @@ func (a *app) classify(ctx context.Context, err error) *exitError {
 		return &exitError{code: exitNotFound, err: errors.New(msg)}
 	case codes.Unavailable:
 		if !a.reachedAgent() {
+			if other := speaksOther(a.agent); other != "" {
+				return &exitError{code: exitUnreachable,
+					err: fmt.Errorf("is this a Ferry agent? %s speaks %s; --agent wants the agent's gRPC address (default port %s)", a.agent, other, defaultPort)}
+			}
 			return &exitError{code: exitUnreachable,
 				err: fmt.Errorf("cannot reach agent at %s: %s", a.agent, dialCause(msg))}
 		}

@@ -27,7 +27,11 @@ data-connection mode for FTP listings. The agent answers in pages; ls fetches ev
 			if err != nil {
 				return err
 			}
-			resp, err := a.listFiles(ctx, &ferryv1.ListFilesRequest{Url: args[0], Mode: m})
+			u, err := a.withCredentials(args[0])
+			if err != nil {
+				return err
+			}
+			resp, err := a.listFiles(ctx, &ferryv1.ListFilesRequest{Url: u, Mode: m})
 			if err != nil {
 				return err
 			}

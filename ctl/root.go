@@ -39,6 +39,11 @@ type app struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	stderrTTY bool
+	cfg       *Config // the configuration file (contexts, FTP logins)
+	cfgPath   string
+	token     string // from the context (FERRY_TOKEN and --token-file come first)
+	quiet     bool   // -q: only errors
+	verbose   bool   // -v: the mode story, a line per file and per retry
 	now       func() time.Time
 
 	conn    *grpc.ClientConn
@@ -114,7 +119,13 @@ Authentication: every call carries the token in FERRY_TOKEN, or the one in --tok
 creates in its state directory). --ca (FERRY_CA) turns on TLS and verifies the agent against
 that CA; --cert/--key (FERRY_CERT, FERRY_KEY) present a client certificate.
 
-Errors are one line on stderr: "ferryctl: <cause>".`,
+Agents by name: a configuration file (~/.config/ferry/config.yaml or FERRY_CONFIG) holds
+contexts (address, token file, CA) and FTP logins; see 'ferryctl config --help'. --agent NAME
+picks a context; a host without a port means port 7070. FTP URLs without a user take their
+login from the configuration or ~/.netrc.
+
+Errors are one line on stderr: "ferryctl: <cause>". -q prints only errors; -v adds how the
+mode was chosen, a line per file and each retry. The user's guide: docs/ferryctl.md.`,
 		Example: `  ferryctl --token-file /var/lib/ferry-agent/admin.token agent info
   FERRY_TOKEN=$(cat admin.token) ferryctl --agent 127.0.0.1:17070 copy agent://127.0.0.1:17071/big.bin in/big.bin -o json
   ferryctl --agent agent1.example:7070 --ca fleet-ca.pem --cert ops.pem --key ops.key transfers list
@@ -134,24 +145,32 @@ Errors are one line on stderr: "ferryctl: <cause>".`,
 			if a.timeout < 0 {
 				return usageErrorf("--timeout must not be negative")
 			}
-			return nil
+			if a.quiet && a.verbose {
+				return usageErrorf("-q and -v exclude each other")
+			}
+			return a.applyContext(cmd)
 		},
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.Version = clientVersion()
+	root.SetVersionTemplate("ferryctl {{.Version}} (api " + apiVersion + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.agent, "agent", agentDefault,
-		"agent gRPC address, host:port or unix:///path/to.sock (env FERRY_AGENT)")
+		"agent: a context name from the config file, or a gRPC address host[:port] (port 7070 when none) or unix:///path/to.sock (env FERRY_AGENT)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "timeout of each request to the agent (0: none)")
 	pf.StringVar(&a.tokenFile, "token-file", os.Getenv("FERRY_TOKEN_FILE"), "file holding the API token (env FERRY_TOKEN_FILE; FERRY_TOKEN gives the token itself)")
 	pf.StringVar(&a.caFile, "ca", os.Getenv("FERRY_CA"), "CA certificate (PEM) to verify the agent with; turns on TLS (env FERRY_CA)")
 	pf.StringVar(&a.certFile, "cert", os.Getenv("FERRY_CERT"), "client certificate (PEM) for mutual TLS (env FERRY_CERT)")
 	pf.StringVar(&a.keyFile, "key", os.Getenv("FERRY_KEY"), "private key of --cert (env FERRY_KEY)")
+	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors (text output)")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "also print how the data-connection mode was chosen, a line per file and each retry with its cause")
 
-	root.AddCommand(a.newCopyCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd())
+	root.AddCommand(a.newVersionCmd(), newManCmd(root), a.newConfigCmd(), a.newCopyCmd(), a.newSyncCmd(), a.newTransfersCmd(), a.newLsCmd(), a.newAgentCmd(), a.newDoctorCmd(),
+		a.newFleetCmd())
+	a.completions(root)
 	return root
 }
 
@@ -207,6 +226,9 @@ func (a *app) dialOptions() ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	token := os.Getenv("FERRY_TOKEN")
+	if token == "" && a.tokenFile == "" {
+		token = a.token
+	}
 	if token == "" && a.tokenFile != "" {
 		t, err := security.ReadClientToken(a.tokenFile)
 		if err != nil {
@@ -230,6 +252,7 @@ func (a *app) api() (ferryv1.AgentServiceClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.agent = agentTarget(a.agent)
 	conn, err := grpc.NewClient(a.agent, opts...)
 	if err != nil {
 		return nil, usageErrorf("--agent %q: %v", a.agent, err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ferry-dev/ferry/ctl/render"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
@@ -67,7 +69,11 @@ The agent answers in pages; list fetches every page.`,
 			if a.format == render.JSON {
 				return a.printJSON(resp)
 			}
-			return render.TransfersTable(a.stdout, resp.GetTransfers(), a.now())
+			width := 0
+			if stdoutIsTerminal() {
+				width = terminalWidth()
+			}
+			return render.TransfersTableWidth(a.stdout, resp.GetTransfers(), a.now(), width)
 		}),
 	}
 	cmd.Flags().StringSliceVar(&states, "state", nil, "only transfers in this state: queued, running, succeeded, failed, cancelled")
@@ -84,7 +90,11 @@ transfer object. Exits 4 when the agent knows no such transfer.`,
   ferryctl --agent 127.0.0.1:17070 transfers get 01JC3W8ZQ4 -o json`,
 		Args: exactArgs("ID"),
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, args []string) error {
-			resp, err := call(ctx, a, ferryv1.AgentServiceClient.GetTransfer, &ferryv1.GetTransferRequest{Id: args[0]})
+			id, err := a.resolveID(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			resp, err := call(ctx, a, ferryv1.AgentServiceClient.GetTransfer, &ferryv1.GetTransferRequest{Id: id})
 			if err != nil {
 				return err
 			}
@@ -107,7 +117,11 @@ failed or was cancelled. Ctrl-C stops watching (exit 130) and leaves the transfe
   ferryctl --agent 127.0.0.1:17070 transfers watch 01JC3W8ZQ4 -o json`,
 		Args: exactArgs("ID"),
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, args []string) error {
-			return a.watch(ctx, args[0], false)
+			id, err := a.resolveID(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.watch(ctx, id, false)
 		}),
 	}
 }
@@ -123,7 +137,11 @@ the final state: 'ferryctl transfers watch ID' does.`,
   ferryctl --agent 127.0.0.1:17070 transfers cancel 01JC3W8ZQ4 -o json`,
 		Args: exactArgs("ID"),
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, args []string) error {
-			resp, err := call(ctx, a, ferryv1.AgentServiceClient.CancelTransfer, &ferryv1.CancelTransferRequest{Id: args[0]})
+			id, err := a.resolveID(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			resp, err := call(ctx, a, ferryv1.AgentServiceClient.CancelTransfer, &ferryv1.CancelTransferRequest{Id: id})
 			if err != nil {
 				return err
 			}
@@ -135,4 +153,33 @@ the final state: 'ferryctl transfers watch ID' does.`,
 			return err
 		}),
 	}
+}
+
+// resolveID accepts a transfer ID or a unique prefix of one (as git does with commits): the
+// agent is asked for the ID first; when it knows none, its transfers are searched.
+func (a *app) resolveID(ctx context.Context, id string) (string, error) {
+	_, err := call(ctx, a, ferryv1.AgentServiceClient.GetTransfer, &ferryv1.GetTransferRequest{Id: id})
+	if status.Code(err) != codes.NotFound || id == "" {
+		return id, err
+	}
+	all, lerr := a.listTransfers(ctx, &ferryv1.ListTransfersRequest{})
+	if lerr != nil {
+		return "", err
+	}
+	var match []string
+	for _, t := range all.GetTransfers() {
+		if strings.HasPrefix(t.GetId(), id) {
+			match = append(match, t.GetId())
+		}
+	}
+	switch {
+	case len(match) == 1:
+		return match[0], nil
+	case len(match) > 1:
+		if len(match) > 5 {
+			match = append(match[:5], "...")
+		}
+		return "", usageErrorf("transfer ID prefix %q is ambiguous: %s", id, strings.Join(match, ", "))
+	}
+	return "", &exitError{code: exitNotFound, err: fmt.Errorf("no transfer %q (nor one whose ID starts so)", id)}
 }

@@ -13,3 +13,7 @@ func stderrIsTerminal() bool {
 	fd := os.Stderr.Fd()
 	return isatty.IsTerminal(fd) || isatty.IsCygwinTerminal(fd)
 }
+
+func terminalWidth() int { return 80 }
+
+func stdoutIsTerminal() bool { return isatty.IsTerminal(os.Stdout.Fd()) }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ferry-dev/ferry/agent/fleet"
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/ftpserver"
 	"github.com/ferry-dev/ferry/agent/netopt"
@@ -76,6 +77,10 @@ type Config struct {
 	Keep               int           // finished transfers kept in memory (and listed); default 1000
 	PartTTL            time.Duration // age at which part files no job will resume are removed
 	RetryBase          time.Duration // first retry delay (tests shorten it)
+	// Fleet coordinator: poll interval of running deliveries and first retry delay of a host
+	// (zero: 500ms and 1s; tests shorten them).
+	FleetPoll      time.Duration
+	FleetRetryBase time.Duration
 
 	// API security. Without TokenFile or Tokens (and without NoAuth) the agent creates an admin
 	// token in StateDir/admin.token.
@@ -141,6 +146,7 @@ type Daemon struct {
 	grpc    *grpc.Server
 	ftp     *ftpserver.Server
 	mgr     *transfer.Manager
+	fleet   *fleet.Coordinator
 	root    *storage.Root
 	store   *store.Store
 	plugins *pluginhost.Host // nil without --plugin
@@ -294,6 +300,10 @@ func New(cfg Config) (d *Daemon, err error) {
 		Manager: d.mgr, Granter: granter{d}, Info: d.info,
 	}))
 	d.registerOps()
+	if d.fleet, err = d.newFleet(peers); err != nil {
+		return nil, err
+	}
+	ferryv1.RegisterFleetServiceServer(d.grpc, fleet.NewService(d.fleet))
 	return d, nil
 }
 
@@ -447,6 +457,11 @@ func (d *Daemon) Close() error {
 		if d.ftp != nil {
 			d.ftp.StopAccepting()
 		}
+		// Fleet jobs before the engine: the coordinator stops driving deliveries (they are
+		// checkpointed in the store and go on after a restart).
+		if d.fleet != nil {
+			d.closeErr = errors.Join(d.closeErr, d.fleet.Close())
+		}
 		if d.mgr != nil {
 			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
 		}
@@ -482,6 +497,7 @@ func (d *Daemon) Close() error {
 
 func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 	host, _ := os.Hostname()
+	free, total := diskSpace(d.cfg.Root)
 	return &ferryv1.GetAgentInfoResponse{
 		Version:       Version,
 		GrpcAddress:   d.Addr().GRPC,
@@ -494,6 +510,8 @@ func (d *Daemon) info() *ferryv1.GetAgentInfoResponse {
 		TcpCongestion: d.congestion,
 		LimitRate:     d.cfg.LimitRate,
 		Plugins:       d.pluginInfo(),
+		FreeBytes:     free,
+		TotalBytes:    total,
 	}
 }
 

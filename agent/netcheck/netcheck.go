@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
@@ -195,8 +196,12 @@ func (p *prober) session(ctx context.Context) (*ftpclient.Client, error) {
 	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
 	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
 	cfg.Mode = ftpclient.ModePassive
-	cfg.DialTimeout, cfg.DataTimeout, cfg.FirstDataTimeout = p.o.Timeout, p.o.Timeout, 0
-	cfg.ReplyTimeout = 2 * p.o.Timeout
+	// The TCP connect is bounded by the probe timeout (a dropped SYN is a firewall); the
+	// greeting and login get LoginGrace more: a server that delays its 530 refused the
+	// password, and must not be diagnosed as a firewall.
+	cfg.Dialer = ConnectBound(cfg.Dialer, p.o.Timeout)
+	cfg.DialTimeout, cfg.DataTimeout, cfg.FirstDataTimeout = p.o.Timeout+LoginGrace, p.o.Timeout, 0
+	cfg.ReplyTimeout = max(2*p.o.Timeout, LoginGrace)
 	return ftpclient.Dial(ctx, cfg)
 }
 
@@ -377,4 +382,34 @@ func addrIP(a net.Addr) netip.Addr {
 		return ip.Unmap()
 	}
 	return netip.Addr{}
+}
+
+// LoginGrace is how long a probe waits for the greeting and the login reply once the control
+// connection is open: servers delay a failed login's 530 by seconds (vsftpd's
+// delay_failed_login, Ferry's own guessing brake up to 8 s).
+const LoginGrace = 10 * time.Second
+
+// ConnectBound returns a dialer whose first dial (the control connection) gives up after
+// timeout; later dials (passive data connections) keep the caller's own bounds. d nil means a
+// net.Dialer.
+func ConnectBound(d ftpclient.ContextDialer, timeout time.Duration) ftpclient.ContextDialer {
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	return &connectBound{d: d, timeout: timeout}
+}
+
+type connectBound struct {
+	d       ftpclient.ContextDialer
+	timeout time.Duration
+	used    atomic.Bool
+}
+
+func (c *connectBound) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.timeout <= 0 || c.used.Swap(true) {
+		return c.d.DialContext(ctx, network, addr)
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.d.DialContext(dctx, network, addr)
 }

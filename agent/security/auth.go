@@ -74,6 +74,13 @@ var allowed = map[string]Role{
 	ferryv1.AgentService_Diagnose_FullMethodName:        RoleAdmin,
 	ferryv1.AgentService_GrantAccess_FullMethodName:     RolePeer,
 	ferryv1.AgentService_ReverseTransfer_FullMethodName: RolePeer,
+	// Fleet jobs make the coordinator act on other agents (with its peer token): starting and
+	// cancelling one is an admin's decision; watching is a viewer's.
+	ferryv1.FleetService_StartFleetJob_FullMethodName:  RoleAdmin,
+	ferryv1.FleetService_CancelFleetJob_FullMethodName: RoleAdmin,
+	ferryv1.FleetService_GetFleetJob_FullMethodName:    RoleViewer,
+	ferryv1.FleetService_ListFleetJobs_FullMethodName:  RoleViewer,
+	ferryv1.FleetService_WatchFleetJob_FullMethodName:  RoleViewer,
 	// Server reflection (grpcurl list/describe): the API's shape, no data; viewers and up.
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      RoleViewer,
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": RoleViewer,
@@ -99,8 +106,27 @@ var peerMay = map[string]bool{
 	ferryv1.AgentService_UpdateTransfer_FullMethodName:  true, // own transfers only
 }
 
+// fleetMay are the methods a fleet coordinator may call besides a peer's: StartTransfer (only
+// of an agent:// source to a local path, see fleetRequestOK).
+var fleetMay = map[string]bool{
+	ferryv1.AgentService_StartTransfer_FullMethodName: true,
+}
+
+// fleetRequestOK restricts a fleet coordinator's StartTransfer to a delivery: an agent://
+// source into this agent's root, never an upload or an ftp:// endpoint.
+func fleetRequestOK(method string, req any) error {
+	if method != ferryv1.AgentService_StartTransfer_FullMethodName {
+		return nil
+	}
+	r, ok := req.(*ferryv1.StartTransferRequest)
+	if !ok || !strings.HasPrefix(r.GetSource(), "agent://") || strings.Contains(r.GetDestination(), "://") {
+		return status.Error(codes.PermissionDenied, "role fleet may only start transfers from an agent:// source into this agent's root")
+	}
+	return nil
+}
+
 // OwnOnly reports whether id may only reach the transfers it started itself.
-func OwnOnly(id Identity) bool { return id.Role == RolePeer }
+func OwnOnly(id Identity) bool { return id.Role == RolePeer || id.Role == RoleFleet }
 
 // may reports whether role may call method.
 func may(role Role, method string) bool {
@@ -109,6 +135,9 @@ func may(role Role, method string) bool {
 	}
 	if role == RolePeer {
 		return peerMay[method]
+	}
+	if role == RoleFleet {
+		return peerMay[method] || fleetMay[method]
 	}
 	need, ok := allowed[method]
 	return ok && need == RoleViewer && role == RoleViewer
@@ -128,6 +157,11 @@ func (a *Authenticator) Unary() grpc.UnaryServerInterceptor {
 		id, err := a.check(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
+		}
+		if id.Role == RoleFleet {
+			if err := fleetRequestOK(info.FullMethod, req); err != nil {
+				return nil, err
+			}
 		}
 		return h(WithIdentity(ctx, id), req)
 	}

@@ -34,6 +34,10 @@ const (
 	RolePeer
 	// RoleAdmin may call every RPC.
 	RoleAdmin
+	// RoleFleet is what a fleet coordinator presents (its peer token): all a peer may, plus
+	// StartTransfer of an agent:// source into this agent's root (a fleet delivery) and the
+	// transfers it started. See docs/fleet.md.
+	RoleFleet
 )
 
 func (r Role) String() string {
@@ -44,6 +48,8 @@ func (r Role) String() string {
 		return "peer"
 	case RoleAdmin:
 		return "admin"
+	case RoleFleet:
+		return "fleet"
 	}
 	return "none"
 }
@@ -57,8 +63,10 @@ func ParseRole(s string) (Role, error) {
 		return RolePeer, nil
 	case "viewer":
 		return RoleViewer, nil
+	case "fleet":
+		return RoleFleet, nil
 	}
-	return RoleNone, fmt.Errorf("unknown role %q (want admin, peer or viewer)", s)
+	return RoleNone, fmt.Errorf("unknown role %q (want admin, peer, viewer or fleet)", s)
 }
 
 // MinTokenLen is the shortest token accepted: 16 characters (a token is a password).

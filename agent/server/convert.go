@@ -84,7 +84,14 @@ func transferToProto(s transfer.Snapshot) *ferryv1.Transfer {
 		TcpCongestion:  s.TCPCongestion,
 		LimitRate:      s.LimitRate,
 		Streams:        int32(s.Streams),
+		FilesSkipped:   s.FilesSkipped,
+		FilesDeleted:   s.FilesDeleted,
+		VerifyNote:     s.VerifyNote,
+		Options:        optionsToProto(s.Options),
+		Planned:        actionsToProto(s.Planned),
+		PlannedOmitted: s.PlannedOmitted,
 		Progress: &ferryv1.Progress{
+			Phase:          s.Phase,
 			BytesDone:      s.BytesDone,
 			BytesTotal:     s.BytesTotal,
 			FilesDone:      s.FilesDone,
@@ -118,7 +125,43 @@ func snapshotFromProto(t *ferryv1.Transfer) transfer.Snapshot {
 		BytesDone: p.GetBytesDone(), BytesTotal: p.GetBytesTotal(),
 		FilesDone: p.GetFilesDone(), FilesTotal: p.GetFilesTotal(), CurrentFile: p.GetCurrentFile(),
 		SHA256: t.GetSha256(), Verified: t.GetVerified(), Resumed: t.GetBytesResumed(),
+		Phase: p.GetPhase(), FilesSkipped: t.GetFilesSkipped(), FilesDeleted: t.GetFilesDeleted(),
+		VerifyNote: t.GetVerifyNote(), Planned: actionsFromProto(t.GetPlanned()), PlannedOmitted: t.GetPlannedOmitted(),
 	}
+}
+
+func optionsFromProto(o *ferryv1.TransferOptions) transfer.Options {
+	return transfer.Options{
+		Include: o.GetInclude(), Exclude: o.GetExclude(), NoClobber: o.GetNoClobber(), Update: o.GetUpdate(),
+		Sync: o.GetSync(), Checksum: o.GetChecksum(), Delete: o.GetDelete(), DryRun: o.GetDryRun(),
+	}
+}
+
+// optionsToProto is nil for the zero options (a plain copy's JSON stays as it was).
+func optionsToProto(o transfer.Options) *ferryv1.TransferOptions {
+	if len(o.Include) == 0 && len(o.Exclude) == 0 && !o.NoClobber && !o.Update && !o.Sync && !o.Checksum && !o.Delete && !o.DryRun {
+		return nil
+	}
+	return &ferryv1.TransferOptions{
+		Include: o.Include, Exclude: o.Exclude, NoClobber: o.NoClobber, Update: o.Update,
+		Sync: o.Sync, Checksum: o.Checksum, Delete: o.Delete, DryRun: o.DryRun,
+	}
+}
+
+func actionsToProto(as []transfer.Action) []*ferryv1.PlannedAction {
+	var out []*ferryv1.PlannedAction
+	for _, a := range as {
+		out = append(out, &ferryv1.PlannedAction{Action: a.Action, Path: a.Path, Size: a.Size, Reason: a.Reason})
+	}
+	return out
+}
+
+func actionsFromProto(as []*ferryv1.PlannedAction) []transfer.Action {
+	var out []transfer.Action
+	for _, a := range as {
+		out = append(out, transfer.Action{Action: a.GetAction(), Path: a.GetPath(), Size: a.GetSize(), Reason: a.GetReason()})
+	}
+	return out
 }
 
 func suggestedToProto(m netcheck.Mode) ferryv1.TransferMode {

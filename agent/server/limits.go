@@ -53,9 +53,24 @@ var fieldLimits = map[protoreflect.FullName]int{
 	"ferry.v1.ReverseTransferRequest.password":    MaxUserBytes,
 	"ferry.v1.ReverseTransferRequest.remote_path": MaxPathBytes,
 	"ferry.v1.ReverseTransferRequest.request_id":  MaxRequestIDBytes,
+	"ferry.v1.TransferOptions.include":            transfer.MaxPatterns,
+	"ferry.v1.TransferOptions.exclude":            transfer.MaxPatterns,
 	// 64 hex digits; anything longer is refused here, the form by the handler.
 	"ferry.v1.ReverseTransferRequest.tls_cert_sha256": 64,
+	// Fleet jobs (proto/ferry/v1/fleet.proto; the coordinator checks names and forms).
+	"ferry.v1.StartFleetJobRequest.source_path":      MaxPathBytes,
+	"ferry.v1.StartFleetJobRequest.destination_path": MaxPathBytes,
+	"ferry.v1.StartFleetJobRequest.targets":          MaxFleetTargets,
+	"ferry.v1.StartFleetJobRequest.request_id":       MaxRequestIDBytes,
+	"ferry.v1.FleetAgent.name":                       64,
+	"ferry.v1.FleetAgent.address":                    255,
+	"ferry.v1.GetFleetJobRequest.id":                 MaxIDBytes,
+	"ferry.v1.WatchFleetJobRequest.id":               MaxIDBytes,
+	"ferry.v1.CancelFleetJobRequest.id":              MaxIDBytes,
 }
+
+// MaxFleetTargets bounds the hosts of one fleet job (StartFleetJobRequest.targets).
+const MaxFleetTargets = 10000
 
 // defaultFieldLimit applies to a string or bytes field missing from fieldLimits (a field added
 // later without a thought); defaultRepeatedLimit to such a repeated field.

@@ -31,9 +31,13 @@ func TestLimitsCoverEveryField(t *testing.T) {
 			}
 		}
 	}
-	svc := ferryv1.File_ferry_v1_agent_proto.Services().ByName("AgentService")
-	for i := 0; i < svc.Methods().Len(); i++ {
-		walk(svc.Methods().Get(i).Input(), 0)
+	for _, svc := range []protoreflect.ServiceDescriptor{
+		ferryv1.File_ferry_v1_agent_proto.Services().ByName("AgentService"),
+		ferryv1.File_ferry_v1_fleet_proto.Services().ByName("FleetService"),
+	} {
+		for i := 0; i < svc.Methods().Len(); i++ {
+			walk(svc.Methods().Get(i).Input(), 0)
+		}
 	}
 	for name := range fieldLimits {
 		if !seen[name] {

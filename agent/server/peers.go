@@ -99,7 +99,7 @@ func (p *Peers) Reverse(ctx context.Context, agentAddr string, r transfer.Revers
 	resp, err := ferryv1.NewAgentServiceClient(conn).ReverseTransfer(ctx, &ferryv1.ReverseTransferRequest{
 		Path: r.PeerPath, Direction: dir, FtpPort: int32(r.FTPPort),
 		User: r.User, Password: r.Password, RemotePath: r.LocalPath, RequestId: r.RequestID,
-		TlsCertSha256: r.TLSPin, LimitRate: r.LimitRate,
+		TlsCertSha256: r.TLSPin, LimitRate: r.LimitRate, Options: optionsToProto(r.Options),
 	})
 	if err != nil {
 		return transfer.Snapshot{}, fmt.Errorf("peer agent %s: reverse transfer: %w", agentAddr, fromStatus(err))

@@ -93,6 +93,10 @@ func check(t *testing.T, what string, resp proto.Message, err error, secret bool
 				t.Fatalf("%s: InvalidArgument %q does not start with a field name", what, st.Message())
 			}
 		case codes.FailedPrecondition: // conflict: the destination is being written
+		case codes.NotFound: // a local source that does not exist (exit 4 in ferryctl, as every not-found)
+			if !fieldMsg.MatchString(st.Message()) {
+				t.Fatalf("%s: NotFound %q does not start with a field name", what, st.Message())
+			}
 		default:
 			t.Fatalf("%s: %v", what, err)
 		}

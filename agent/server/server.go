@@ -75,6 +75,7 @@ func (s *Service) StartTransfer(ctx context.Context, req *ferryv1.StartTransferR
 		RequestID: req.GetRequestId(), Restart: req.GetRestart(), Owner: security.FromContext(ctx).Name,
 		LimitRate: req.GetLimitRate(),
 		Streams:   int(req.GetStreams()),
+		Options:   optionsFromProto(req.GetOptions()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -248,7 +249,8 @@ func (s *Service) ReverseTransfer(ctx context.Context, req *ferryv1.ReverseTrans
 		Host:   net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(req.GetFtpPort()))),
 		Path:   "/" + strings.TrimPrefix(req.GetRemotePath(), "/"),
 	}
-	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name, LimitRate: req.GetLimitRate()}
+	r := transfer.Spec{Mode: mode, ModeSet: set, RequestID: req.GetRequestId(), Owner: security.FromContext(ctx).Name, LimitRate: req.GetLimitRate(),
+		Options: optionsFromProto(req.GetOptions())}
 	if pin := req.GetTlsCertSha256(); pin != "" {
 		// The caller's FTP server has TLS: explicit FTPS, trusting only its certificate.
 		if _, err := ftpclient.ParseFingerprint(pin); err != nil {

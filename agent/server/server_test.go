@@ -205,13 +205,13 @@ func TestTreeBetweenAgents(t *testing.T) {
 	wantA, sizeA := makeTree(t, filepath.Join(a.Root, "mine"))
 	for _, m := range modes {
 		t.Run(m.name+"/download", func(t *testing.T) {
-			seen := run(t, a, b.URL("tree"), "dl-"+m.name, m.mode)
+			seen := run(t, a, b.URL("tree/"), "dl-"+m.name, m.mode)
 			checkProgress(t, seen, sizeB, int64(len(wantB)))
 			checkTree(t, filepath.Join(a.Root, "dl-"+m.name), wantB)
 		})
 		t.Run(m.name+"/upload", func(t *testing.T) {
 			dst := fmt.Sprintf("ftp://%s:%s@%s/ul-%s", testagent.User, testagent.Password, b.FTP, m.name)
-			seen := run(t, a, "mine", dst, m.mode)
+			seen := run(t, a, "mine/", dst, m.mode)
 			checkProgress(t, seen, sizeA, int64(len(wantA)))
 			checkTree(t, filepath.Join(b.Root, "ul-"+m.name), wantA)
 		})
@@ -353,9 +353,13 @@ func TestBadRequests(t *testing.T) {
 		{"bad scheme", &ferryv1.StartTransferRequest{Source: "http://h/x", Destination: "x"}, "source"},
 		{"both local", &ferryv1.StartTransferRequest{Source: "a", Destination: "b"}, "destination"},
 		{"both remote", &ferryv1.StartTransferRequest{Source: "ftp://h/a", Destination: "agent://h:1/b"}, "destination"},
-		{"missing local source", &ferryv1.StartTransferRequest{Source: "nope.bin", Destination: "ftp://h/x"}, "source"},
 		{"bad mode", &ferryv1.StartTransferRequest{Source: "ftp://h/a", Destination: "b", Mode: 42}, "mode"},
 		{"agent with password", &ferryv1.StartTransferRequest{Source: "agent://u:p@h:1/a", Destination: "b"}, "source"},
+	}
+	// A missing local source is not found (as a missing remote one), naming the field.
+	_, err := a.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: "nope.bin", Destination: "ftp://h/x"})
+	if status.Code(err) != codes.NotFound || !strings.HasPrefix(status.Convert(err).Message(), "source:") {
+		t.Errorf("missing local source: %v, want NotFound naming source", err)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -36,9 +36,9 @@ func TestAgainstVsftpd(t *testing.T) {
 			if got := fileSHA(t, filepath.Join(a.Root, "back", m.name+".bin")); got != want {
 				t.Errorf("downloaded sha256 %s, want %s", got, want)
 			}
-			checkProgress(t, run(t, a, "out/tree", base+"/"+m.name+"/tree", m.mode), treeSize, int64(len(treeWant)))
+			checkProgress(t, run(t, a, "out/tree/", base+"/"+m.name+"/tree", m.mode), treeSize, int64(len(treeWant)))
 			checkTree(t, v.Local(v.Pub+"/"+m.name+"/tree"), treeWant)
-			checkProgress(t, run(t, a, base+"/"+m.name+"/tree", "back/tree-"+m.name, m.mode), treeSize, int64(len(treeWant)))
+			checkProgress(t, run(t, a, base+"/"+m.name+"/tree/", "back/tree-"+m.name, m.mode), treeSize, int64(len(treeWant)))
 			checkTree(t, filepath.Join(a.Root, "back", "tree-"+m.name), treeWant)
 			parts, _ := filepath.Glob(v.Local(v.Pub + "/" + m.name + "/.*.ferry-part"))
 			if len(parts) > 0 {

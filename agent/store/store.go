@@ -98,3 +98,64 @@ func (s *Store) Close() error {
 	}
 	return s.db.Close()
 }
+
+// Bucket is another namespace in the same file, with the same methods as the Store (the
+// transfer engine's records live in "jobs"; the fleet coordinator's in "fleet"), so one
+// recovery never reads the other's records.
+type Bucket struct {
+	db   *bolt.DB
+	name []byte
+}
+
+// Bucket returns the namespace name, creating it if needed. name must not be "jobs".
+func (s *Store) Bucket(name string) (*Bucket, error) {
+	if name == "" || name == string(jobsBucket) {
+		return nil, fmt.Errorf("bucket %q: reserved or empty", name)
+	}
+	b := &Bucket{db: s.db, name: []byte(name)}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(b.name)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("bucket %q: %w", name, err)
+	}
+	return b, nil
+}
+
+// Put stores rec under id. Concurrent Puts are committed together (bbolt's Batch: one fsync
+// for many records), so many small records written at once cost one disk flush.
+func (b *Bucket) Put(id string, rec []byte) error {
+	return b.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(b.name).Put([]byte(id), rec)
+	})
+}
+
+// Get returns the record under id, or an error wrapping os.ErrNotExist.
+func (b *Bucket) Get(id string) ([]byte, error) {
+	var out []byte
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(b.name).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("record %q: %w", id, os.ErrNotExist)
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// Delete removes the record under id (no error if there is none).
+func (b *Bucket) Delete(id string) error {
+	return b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(b.name).Delete([]byte(id))
+	})
+}
+
+// List calls fn with every record, in key order. The bytes are only valid during the call.
+func (b *Bucket) List(fn func(id string, rec []byte) error) error {
+	return b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(b.name).ForEach(func(k, v []byte) error {
+			return fn(string(k), v)
+		})
+	})
+}

@@ -133,8 +133,14 @@ func (j *job) reverse(story string) error {
 	// Each side gets its destination as the user gave it: the peer's upload resolves "into an
 	// existing directory" on this agent's FTP server exactly as this download would have, and
 	// creates the parent directories. Resolving here as well would nest a tree twice.
-	req := ReverseRequest{PeerPath: remote.Path, LocalPath: local.Path, PeerSends: j.plan.dir == Download, LimitRate: j.thr.limit.Load()}
+	req := ReverseRequest{PeerPath: remote.Path, LocalPath: local.Path, PeerSends: j.plan.dir == Download, LimitRate: j.thr.limit.Load(), Options: j.spec.Options}
 	if req.PeerSends && local.Dir && local.Path != "." {
+		req.LocalPath += "/"
+	}
+	if req.PeerSends && remote.Dir && remote.Path != "." {
+		req.PeerPath += "/" // "tree/": its contents (landing's tree rule), on the peer too
+	}
+	if !req.PeerSends && local.Dir && local.Path != "." {
 		req.LocalPath += "/"
 	}
 	if !req.PeerSends && remote.Dir && remote.Path != "." {
@@ -193,6 +199,8 @@ func (j *job) followPeer(peer string, req ReverseRequest, prefix string) error {
 			s.PeerTransfer = ps.ID
 			s.BytesTotal, s.FilesTotal, s.FilesDone, s.CurrentFile = ps.BytesTotal, ps.FilesTotal, ps.FilesDone, ps.CurrentFile
 			s.Resumed = ps.Resumed
+			s.Phase, s.FilesSkipped, s.FilesDeleted = ps.Phase, ps.FilesSkipped, ps.FilesDeleted
+			s.Planned, s.PlannedOmitted = ps.Planned, ps.PlannedOmitted
 			if ps.Mode != ModeAuto {
 				s.Mode = ps.Mode
 				s.ModeReason = fmt.Sprintf("%s in %s mode", prefix, ps.Mode)
@@ -201,7 +209,7 @@ func (j *job) followPeer(peer string, req ReverseRequest, prefix string) error {
 				}
 			}
 			if ps.State == StateSucceeded {
-				s.SHA256, s.Verified = ps.SHA256, ps.Verified
+				s.SHA256, s.Verified, s.VerifyNote = ps.SHA256, ps.Verified, ps.VerifyNote
 			}
 		})
 		if ps.State.Final() {

@@ -44,10 +44,12 @@ func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe b
 	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
 	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
 	if probe {
-		// A quick probe: a control port that does not answer in time is as blocked as a data
-		// port that does not, and auto mode goes on to the next way.
+		// A quick probe: a control port that does not accept the connection in time is as
+		// blocked as a data port that does not, and auto mode goes on to the next way. The
+		// greeting and login keep their own time: a server that delays its 530 refuses a
+		// password, it is no firewall.
 		cfg.FirstDataTimeout = d.opts.ProbeTimeout
-		cfg.DialTimeout = min(cfg.DialTimeout, d.opts.ProbeTimeout)
+		cfg.Dialer = netcheck.ConnectBound(cfg.Dialer, d.opts.ProbeTimeout)
 	}
 	slot := d.hosts.get(l.Addr)
 	if err := slot.acquire(ctx); err != nil {
@@ -89,7 +91,7 @@ func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Lo
 		l := netcheck.Login{Addr: r.Host, User: r.User, Password: r.Password}
 		return l, d.secure(&l, r.TLS, r.Pin)
 	}
-	g, err := d.peers.Grant(ctx, r.Host, r.Path, write)
+	g, err := d.peers.Grant(ctx, r.Host, grantPath(r.Path), write)
 	if err != nil {
 		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
 	}
@@ -241,7 +243,7 @@ func (m *Manager) listRemote(ctx context.Context, e Endpoint, mode Mode, probe b
 func (m *Manager) listLocal(p string) ([]Entry, error) {
 	fi, err := m.root.Stat(p)
 	if err != nil {
-		return nil, invalid("url", fmt.Sprintf("%q does not exist under the agent root", p))
+		return nil, WithKind(ErrNotFound, fmt.Errorf("url: %q does not exist under the agent root", p))
 	}
 	if !fi.IsDir() {
 		return []Entry{{Name: fi.Name(), Size: fi.Size(), ModTime: fi.ModTime()}}, nil

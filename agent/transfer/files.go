@@ -251,7 +251,9 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 		}
 	}
 	if err := c.Rename(j.ctx, tmp, final); err != nil {
-		return "", false, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+		// Not a missing file (the part was just stored there): the name is taken, by a
+		// directory say. The message names the user's file (userNames maps the part's name).
+		return "", false, WithKind(ErrConflict, fmt.Errorf("store %s: the server refused to give the upload its name: %w", final, err))
 	}
 	j.mu.Lock()
 	j.remotePart = ""
@@ -288,6 +290,8 @@ func (j *job) sendFile(w io.Writer, f io.Reader, n int64) (int64, error) {
 // (verified is false); a different digest is. A large file's hash is awaited as long as its
 // size needs.
 func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
+	j.enterVerify(size)
+	defer j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
 	got, err := c.HashSize(j.ctx, remote, size)
 	switch {
 	case err == nil && got == sum:
@@ -295,10 +299,12 @@ func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
 	case err == nil:
 		return false, fmt.Errorf("%w for %s: local sha256 %s, server %s", ErrChecksum, remote, sum, got)
 	case errors.Is(err, ftpclient.ErrUnsupported):
+		j.noHash.Store(true)
 		return false, nil
 	case j.ctx.Err() != nil:
 		return false, j.ctx.Err()
 	default:
+		j.hashFailed.Store(true)
 		j.m.log.Debug("HASH failed; file not verified", "path", remote, "err", err)
 		return false, nil
 	}

@@ -58,6 +58,9 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 	if !spec.ModeSet {
 		p.mode = m.cfg.DefaultMode
 	}
+	if err := planOptions(spec, src, dst); err != nil {
+		return plan{}, err
+	}
 	if p.mode < ModeAuto || p.mode > ModeActive {
 		return plan{}, invalid("mode", fmt.Sprintf("unknown mode %d", p.mode))
 	}
@@ -68,8 +71,9 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 		return plan{}, invalid("destination", "one of source and destination must be a path under this agent's root (server-to-server FTP is not supported)")
 	case src.Kind == KindLocal:
 		p.dir = Upload
-		if _, err := m.root.Stat(src.Path); err != nil {
-			return plan{}, invalid("source", fmt.Sprintf("%q does not exist under the agent root", src.Path))
+		root, _ := sourceRoot(src)
+		if _, err := m.root.Stat(root); err != nil {
+			return plan{}, WithKind(ErrNotFound, fmt.Errorf("source: %q does not exist under the agent root", root))
 		}
 	default:
 		p.dir = Download
@@ -86,9 +90,9 @@ func (m *Manager) plan(spec Spec) (plan, error) {
 	// The destination as it will be written (for an upload, before the server says whether the
 	// destination is an existing directory).
 	if p.dir == Download {
-		p.destKey = "local:" + landing(src, dst, m.localIsDir(dst.Path))
+		p.destKey = "local:" + landing(src, dst, m.localIsDir(dst.Path), src.Dir || hasGlob(src.Path))
 	} else {
-		p.destKey = "remote:" + dst.Host + ":" + landing(src, dst, false)
+		p.destKey = "remote:" + dst.Host + ":" + landing(src, dst, false, m.localIsDir(src.Path) || hasGlob(src.Path))
 	}
 	return p, nil
 }
@@ -153,6 +157,10 @@ type job struct {
 	// dataSeen: a data connection of this job has carried data, so one that fails now is a
 	// fault of the moment, worth a retry, not a blocked port.
 	dataSeen bool
+	// srcDir: the source is a directory (or a glob), known once stat'd (landing's tree rule).
+	srcDir atomic.Bool
+	// noHash, hashFailed: a file could not be verified (Snapshot.VerifyNote).
+	noHash, hashFailed atomic.Bool
 }
 
 func (j *job) id() string { return j.snap.ID }
@@ -280,7 +288,7 @@ func (j *job) started() error {
 		}
 		delay := j.m.backoff(tries)
 		j.update(func(s *Snapshot) {
-			s.LastError = oneLine(err.Error())
+			s.LastError = userNames(oneLine(err.Error()))
 			s.Rate, s.ETA = 0, -1
 		})
 		j.mu.Lock()
@@ -321,18 +329,21 @@ func (j *job) finish(err error) {
 	j.m.ended(j, err != nil && !cancelled)
 	j.update(func(s *Snapshot) {
 		s.Finished = time.Now()
-		s.Rate, s.ETA, s.CurrentFile = 0, -1, ""
+		s.Rate, s.ETA, s.CurrentFile, s.Phase = 0, -1, "", ""
 		if el := s.Finished.Sub(s.Started).Seconds(); el > 0 && !s.Started.IsZero() {
 			s.Rate = float64(j.sent.Load()) / el
 		}
 		switch {
 		case err == nil:
 			s.State, s.ETA = StateSucceeded, 0
+			if s.VerifyNote == "" {
+				s.VerifyNote = j.verifyNote(s)
+			}
 		case cancelled:
 			s.State, s.Err = StateCancelled, "by request"
 		default:
 			s.State = StateFailed
-			s.Err = oneLine(err.Error())
+			s.Err = userNames(oneLine(err.Error()))
 			s.ErrCode = ErrorCode(err)
 		}
 	})
@@ -431,12 +442,21 @@ func (j *job) attempt(mode Mode, probe bool) error {
 // download moves a remote file or tree under the local root.
 func (j *job) download(c Session) error {
 	src := j.plan.src
-	st, err := c.Stat(j.ctx, src.Path)
+	from, glob := sourceRoot(src)
+	st, err := c.Stat(j.ctx, from)
 	if err != nil {
-		return fmt.Errorf("source %s: %w", src.Path, err)
+		if errors.Is(classify(err), ErrNotFound) {
+			return WithKind(ErrNotFound, fmt.Errorf("source %s: no such file or directory on %s (%w)", from, j.plan.src.Host, err))
+		}
+		return fmt.Errorf("source %s: %w", from, err)
 	}
+	j.srcDir.Store(st.IsDir || glob != "")
 	final := j.localFinal()
 	if !st.IsDir {
+		sel, err := j.selectTree(singleTree(st.Size, st.ModTime), glob, path.Base(src.Path), j.downloadSides(c, from, final))
+		if err != nil || sel.done || len(sel.tree.files) == 0 {
+			return err
+		}
 		return j.moveFile(st.Size, func() (string, bool, error) {
 			if n := j.streams(c, src.Path, st.Size); n > 1 {
 				return j.getSegmented(c, src.Path, final, st.Size, st.ModTime, n, path.Base(src.Path))
@@ -444,11 +464,15 @@ func (j *job) download(c Session) error {
 			return j.getFile(c, src.Path, final, st.Size, st.ModTime, path.Base(src.Path))
 		})
 	}
-	tree, err := j.listTree(c, src.Path)
+	tree, err := j.listTree(c, from)
 	if err != nil {
 		return err
 	}
-	return j.moveTree(tree, treeEnds{c: c, remote: src.Path, local: final}, func(rel string) error {
+	sel, err := j.selectTree(tree, glob, "", j.downloadSides(c, from, final))
+	if err != nil || sel.done {
+		return err
+	}
+	if err := j.moveTree(sel.tree, treeEnds{c: c, remote: from, local: final}, func(rel string) error {
 		return j.m.root.MkdirAll(path.Join(final, rel), 0o755)
 	}, func(rel string) (int64, bool) {
 		fi, err := j.m.root.Stat(path.Join(final, rel))
@@ -458,25 +482,35 @@ func (j *job) download(c Session) error {
 		return fi.Size(), true
 	}, func(s Session, f treeFile) (bool, error) {
 		// A tree file's part is resumed only when the server proves its prefix (range hash).
-		_, verified, err := j.getFile(s, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.size, time.Time{}, f.rel)
+		_, verified, err := j.getFile(s, path.Join(from, f.rel), path.Join(final, f.rel), f.size, time.Time{}, f.rel)
 		return verified, err
-	})
+	}); err != nil {
+		return err
+	}
+	return sel.after()
 }
 
 // upload moves a local file or tree to the remote server.
 func (j *job) upload(c Session) error {
 	src, dst := j.plan.src, j.plan.dst
-	st, err := j.m.root.Stat(src.Path)
+	from, glob := sourceRoot(src)
+	st, err := j.m.root.Stat(from)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
-	final := landing(src, dst, false)
-	if final == dst.Path {
+	isDir := st.IsDir() || glob != ""
+	j.srcDir.Store(isDir)
+	final := landing(src, dst, false, isDir)
+	if final == dst.Path && !isDir {
 		if rst, err := c.Stat(j.ctx, dst.Path); err == nil && rst.IsDir {
-			final = landing(src, dst, true)
+			final = landing(src, dst, true, isDir)
 		}
 	}
 	if !st.IsDir() {
+		sel, err := j.selectTree(singleTree(st.Size(), st.ModTime()), glob, path.Base(src.Path), j.uploadSides(c, from, final))
+		if err != nil || sel.done || len(sel.tree.files) == 0 {
+			return err
+		}
 		if parent := path.Dir(final); parent != "." && parent != "/" {
 			if err := c.MkdirAll(j.ctx, parent); err != nil {
 				return fmt.Errorf("destination: %w", err)
@@ -489,11 +523,15 @@ func (j *job) upload(c Session) error {
 			return j.putFile(c, src.Path, final, path.Base(src.Path))
 		})
 	}
-	tree, err := j.walkLocal(src.Path)
+	tree, err := j.walkLocal(from)
 	if err != nil {
 		return err
 	}
-	return j.moveTree(tree, treeEnds{c: c, remote: final, local: src.Path, upload: true}, func(rel string) error {
+	sel, err := j.selectTree(tree, glob, "", j.uploadSides(c, from, final))
+	if err != nil || sel.done {
+		return err
+	}
+	if err := j.moveTree(sel.tree, treeEnds{c: c, remote: final, local: from, upload: true}, func(rel string) error {
 		return c.MkdirAll(j.ctx, path.Join(final, rel))
 	}, func(rel string) (int64, bool) {
 		e, err := c.Stat(j.ctx, path.Join(final, rel))
@@ -502,9 +540,12 @@ func (j *job) upload(c Session) error {
 		}
 		return e.Size, true
 	}, func(s Session, f treeFile) (bool, error) {
-		_, verified, err := j.putFile(s, path.Join(src.Path, f.rel), path.Join(final, f.rel), f.rel)
+		_, verified, err := j.putFile(s, path.Join(from, f.rel), path.Join(final, f.rel), f.rel)
 		return verified, err
-	})
+	}); err != nil {
+		return err
+	}
+	return sel.after()
 }
 
 // moveFile moves a single file with move, which returns its SHA-256 and whether the server
@@ -574,13 +615,22 @@ func (j *job) moveTree(t tree, ends treeEnds, mkdir func(rel string) error, stat
 // localFinal is where a download lands: the destination as given, or the source's name inside
 // it when the destination is a directory ("in/", the root, or an existing directory).
 func (j *job) localFinal() string {
-	return landing(j.plan.src, j.plan.dst, j.m.localIsDir(j.plan.dst.Path))
+	return landing(j.plan.src, j.plan.dst, j.m.localIsDir(j.plan.dst.Path), j.srcDir.Load())
 }
 
-// landing is where src lands at dst: dst itself, or src's name inside it when dst is a
-// directory (a trailing "/", the root, or isDir: an existing directory).
-func landing(src, dst Endpoint, isDir bool) string {
-	if dst.Dir || dst.Path == "." || isDir {
+// landing is where src lands at dst. A directory source follows rsync's trailing-slash rule:
+// "tree" lands as dst/tree (the directory itself, into dst), "tree/" (or the root, or a glob
+// "tree/*.jpg") lands its contents in dst; either way the same on every run. A file lands at
+// dst itself, or under its name inside dst when dst is a directory (a trailing "/", the root,
+// or dstIsDir: an existing directory).
+func landing(src, dst Endpoint, dstIsDir, srcIsDir bool) string {
+	if srcIsDir {
+		if src.Dir || src.Path == "." || hasGlob(src.Path) {
+			return dst.Path
+		}
+		return path.Join(dst.Path, path.Base(src.Path))
+	}
+	if dst.Dir || dst.Path == "." || dstIsDir {
 		return path.Join(dst.Path, path.Base(src.Path))
 	}
 	return dst.Path
@@ -600,8 +650,9 @@ type tree struct {
 }
 
 type treeFile struct {
-	rel  string
-	size int64
+	rel   string
+	size  int64
+	mtime time.Time // as listed (zero if unknown): sync compares it
 }
 
 // maxDepth bounds directory recursion (a symlink loop on a server must not run forever).
@@ -632,7 +683,7 @@ func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 			if e.IsDir {
 				dirs = append(dirs, path.Join(rel, e.Name))
 			} else {
-				t.files = append(t.files, treeFile{rel: path.Join(rel, e.Name), size: e.Size})
+				t.files = append(t.files, treeFile{rel: path.Join(rel, e.Name), size: e.Size, mtime: e.ModTime})
 				t.bytes += e.Size
 			}
 			return nil
@@ -675,7 +726,7 @@ func (j *job) walkLocal(root string) (tree, error) {
 			if err != nil {
 				return err
 			}
-			t.files = append(t.files, treeFile{rel: rel, size: fi.Size()})
+			t.files = append(t.files, treeFile{rel: rel, size: fi.Size(), mtime: fi.ModTime()})
 			t.bytes += fi.Size()
 		}
 		return nil // symlinks and special files are skipped

@@ -47,7 +47,7 @@ func (m *Manager) ListFilesPage(ctx context.Context, target string, mode Mode, a
 func (m *Manager) listLocalPage(p, after string, limit int) ([]Entry, bool, error) {
 	fi, err := m.root.Stat(p)
 	if err != nil {
-		return nil, false, invalid("url", fmt.Sprintf("%q does not exist under the agent root", p))
+		return nil, false, WithKind(ErrNotFound, fmt.Errorf("url: %q does not exist under the agent root", p))
 	}
 	if !fi.IsDir() {
 		if fi.Name() <= after {

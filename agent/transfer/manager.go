@@ -237,7 +237,7 @@ func (m *Manager) Start(spec Spec) (Snapshot, error) {
 	j := m.newJob(newID(), spec, plan, Snapshot{
 		Source: plan.src.String(), Destination: plan.dst.String(), Direction: plan.dir,
 		RequestedMode: plan.mode, State: StateQueued, Created: time.Now(), ETA: -1,
-		RequestID: spec.RequestID, Owner: spec.Owner, LimitRate: spec.LimitRate,
+		RequestID: spec.RequestID, Owner: spec.Owner, LimitRate: spec.LimitRate, Options: spec.Options,
 		TCPCongestion: m.cfg.Client.TCPCongestion,
 	}, m.lastCheck[plan.key])
 	if spec.Restart {

@@ -95,6 +95,8 @@ type ReverseRequest struct {
 	TLSPin string
 	// LimitRate is the transfer's bandwidth limit (bytes per second, 0 = none).
 	LimitRate int64
+	// Options are the job's own (filters, sync...), applied by the peer.
+	Options Options
 }
 
 // LocalFTP issues one-time credentials on this agent's own FTP server, for reversed transfers.

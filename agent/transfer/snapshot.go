@@ -100,4 +100,15 @@ type Snapshot struct {
 	// (Config.Client.TCPCongestion; "" = the system default).
 	TCPCongestion string
 	Streams       int // parallel streams the file moved over (segments.go); 0 before it is known
+	// Phase is what a running job does now: PhaseListing, PhaseTransferring, PhaseVerifying,
+	// PhaseDeleting ("" when not running).
+	Phase        string
+	FilesSkipped int64  // files the options left alone
+	FilesDeleted int64  // files sync --delete removed (or, dry run, would remove)
+	VerifyNote   string // why a succeeded transfer is not verified ("not verified (server has no HASH)")
+	Options      Options
+	// Planned lists what the job did or, with DryRun, would do (at most MaxPlanned actions;
+	// PlannedOmitted counts the rest).
+	Planned        []Action
+	PlannedOmitted int64
 }

@@ -30,6 +30,9 @@ type Spec struct {
 	LimitRate int64 `json:"limit_rate,omitempty"`
 	// Streams asks for that many parallel streams for one large file (segments.go); 0 picks.
 	Streams int `json:"streams,omitempty"`
+	// Options select and compare files (plan.go): filters, no-clobber, update, sync, delete,
+	// dry run. Persisted with the job, so a resumed job selects the same way.
+	Options
 }
 
 // MaxRequestID bounds the idempotency key (bytes); the API edge checks it too, before logging.

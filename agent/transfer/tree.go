@@ -60,7 +60,7 @@ func (j *job) listTree(c Session, root string) (tree, error) {
 			t.dirs = append(t.dirs, e.Rel)
 			continue
 		}
-		t.files = append(t.files, treeFile{rel: e.Rel, size: e.Size})
+		t.files = append(t.files, treeFile{rel: e.Rel, size: e.Size, mtime: e.MTime})
 		t.bytes += e.Size
 	}
 	return t, nil

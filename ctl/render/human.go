@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -96,3 +97,10 @@ func OneLine(s string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// partRE matches an agent's hidden part file name (".name.<8 hex>.ferry-part").
+var partRE = regexp.MustCompile(`(^|[/\s"'])\.([^/]+?)\.[0-9a-f]{8}\.ferry-part`)
+
+// UserNames replaces part file names in a message with the user's file names (agents do it
+// themselves; this covers older ones).
+func UserNames(s string) string { return partRE.ReplaceAllString(s, "$1$2") }

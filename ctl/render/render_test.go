@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vbauerster/mpb/v8"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -323,9 +322,8 @@ func TestJSONFail(t *testing.T) {
 func TestBar(t *testing.T) {
 	for _, ok := range []bool{true, false} {
 		var out, bar bytes.Buffer
-		// Not a terminal: make mpb draw anyway, at a fixed width.
-		w := NewWatcher(&out, Text, true, WithProgressOutput(&bar),
-			withBarOptions(mpb.WithAutoRefresh(), mpb.WithWidth(120)))
+		// Not a terminal: the live line draws anyway, at a fixed width.
+		w := NewWatcher(&out, Text, true, WithProgressOutput(&bar), WithWidth(func() int { return 120 }))
 		w.Update(snap(ferryv1.TransferState_TRANSFER_STATE_QUEUED, 0, 0))
 		w.Update(snap(ferryv1.TransferState_TRANSFER_STATE_RUNNING, 50*MiB, 100*MiB))
 		final := succeeded()
@@ -351,6 +349,9 @@ func TestBar(t *testing.T) {
 		}
 		if !strings.Contains(bar.String(), "100.0 MiB") {
 			t.Errorf("bar output lacks the total: %q", bar.String())
+		}
+		if !strings.HasSuffix(bar.String(), "\r\x1b[K") {
+			t.Errorf("the live line is not erased at the end: %q", bar.String())
 		}
 	}
 }

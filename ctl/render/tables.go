@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,12 +19,42 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 // TransfersTable writes ID, STATE, MODE, PROGRESS, SOURCE → DEST and AGE, one transfer a row.
 func TransfersTable(w io.Writer, ts []*ferryv1.Transfer, now time.Time) error {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tSTATE\tMODE\tPROGRESS\tSOURCE → DEST\tAGE")
+	return TransfersTableWidth(w, ts, now, 0)
+}
+
+// TransfersTableWidth is TransfersTable with rows of at most width columns (a terminal's): the
+// SOURCE → DEST cell is shortened in the middle to the room the other columns leave. 0: no limit.
+func TransfersTableWidth(w io.Writer, ts []*ferryv1.Transfer, now time.Time, width int) error {
+	const gap = 2
+	rows := make([][6]string, 0, len(ts)+1)
+	rows = append(rows, [6]string{"ID", "STATE", "MODE", "PROGRESS", "SOURCE → DEST", "AGE"})
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s → %s\t%s\n",
-			cell(t.GetId()), StateName(t.GetState()), usedMode(t), progressCell(t.GetProgress()),
-			cell(t.GetSource()), cell(t.GetDestination()), age(t.GetCreatedAt(), now))
+		rows = append(rows, [6]string{cell(t.GetId()), StateName(t.GetState()), usedMode(t), progressCell(t.GetProgress()),
+			cell(t.GetSource()) + " → " + cell(t.GetDestination()), age(t.GetCreatedAt(), now)})
+	}
+	var widths [6]int
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	if width > 0 {
+		others := 5 * gap
+		for i, wd := range widths {
+			if i != 4 {
+				others += wd
+			}
+		}
+		room := max(width-1-others, 20)
+		if widths[4] > room {
+			for i := range rows {
+				rows[i][4] = Fit(rows[i][4], room)
+			}
+		}
+	}
+	tw := newTable(w)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r[:], "\t"))
 	}
 	return tw.Flush()
 }

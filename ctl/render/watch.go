@@ -5,12 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
-	"google.golang.org/protobuf/proto"
 
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -33,15 +28,24 @@ type Watcher struct {
 	format   Format
 	tty      bool
 	now      func() time.Time
-	barOpts  []mpb.ContainerOption
 	err      error // first write error
 	last     *ferryv1.Transfer
 	printed  bool
 	lastLine time.Time
-	progress *mpb.Progress
-	bar      *mpb.Bar
-	latest   atomic.Pointer[ferryv1.Transfer] // read by the bar's decorators
+	live     *LiveLine
+	width    func() int // terminal columns (the live line is cut to them)
+	verbose  bool       // -v: mode story, per-file and retry lines
+	quiet    bool       // -q: text output only for errors
 	finished bool
+	// failAsError: a text result that is no success is not written; the caller reports the
+	// returned FinalError as its one error line on stderr.
+	failAsError bool
+}
+
+// WithFailureAsError leaves a failed or cancelled transfer's text result to the caller, who
+// prints it as an error ("ferryctl: failed: <cause>" on stderr) instead of on stdout.
+func WithFailureAsError() WatcherOption {
+	return func(wt *Watcher) { wt.failAsError = true }
 }
 
 // WatcherOption adjusts a Watcher.
@@ -58,9 +62,16 @@ func WithClock(now func() time.Time) WatcherOption {
 	return func(wt *Watcher) { wt.now = now }
 }
 
-// withBarOptions adds mpb container options (tests force a refresh mode).
-func withBarOptions(opts ...mpb.ContainerOption) WatcherOption {
-	return func(wt *Watcher) { wt.barOpts = append(wt.barOpts, opts...) }
+// WithWidth gives the terminal's width in columns (asked again at each redraw: a resized
+// terminal is followed).
+func WithWidth(width func() int) WatcherOption {
+	return func(wt *Watcher) { wt.width = width }
+}
+
+// WithVerbosity sets -q (text: nothing but errors) and -v (the mode story, a line per file and
+// per retry).
+func WithVerbosity(quiet, verbose bool) WatcherOption {
+	return func(wt *Watcher) { wt.quiet, wt.verbose = quiet, verbose && !quiet }
 }
 
 // NewWatcher returns a Watcher writing to w. tty selects the live bar for the Text format.
@@ -81,10 +92,16 @@ func (wt *Watcher) Update(t *ferryv1.Transfer) {
 	switch {
 	case wt.format == JSON:
 		wt.writeEvent(jsonEvent{Event: "update"}, t)
+	case wt.quiet:
 	case wt.tty:
 		wt.updateBar(t)
 	default:
 		now := wt.now()
+		if wt.verbose {
+			for _, l := range wt.verboseLines(t) {
+				wt.writeTo(wt.barOut, l+"\n")
+			}
+		}
 		if wt.printed && t.GetState() == wt.last.GetState() && now.Sub(wt.lastLine) < PlainInterval {
 			return
 		}
@@ -102,9 +119,25 @@ func (wt *Watcher) Finish(t *ferryv1.Transfer) error {
 	wt.finished = true
 	ok := t.GetState() == ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED
 	wt.stopBar(t, ok)
+	if wt.verbose && wt.format == Text {
+		// The mode story (and a last retry) if no snapshot on the way told it.
+		for _, l := range wt.verboseLines(t) {
+			wt.writeTo(wt.barOut, l+"\n")
+		}
+	}
 	if wt.format == JSON {
 		wt.writeEvent(jsonEvent{Event: "result", OK: &ok, Error: new(oneLineCause(t, ok))}, t)
+	} else if ok && wt.quiet {
+		// -q: a success prints nothing.
+	} else if !ok && wt.failAsError {
+		// A failure is an error: the caller prints the one stderr line (FinalError's text),
+		// nothing goes to stdout.
 	} else {
+		if ok && t.GetOptions().GetDryRun() {
+			for _, a := range t.GetPlanned() {
+				wt.write(PlanLine(a) + "\n")
+			}
+		}
 		wt.write(ResultLine(t, wt.now()) + "\n")
 	}
 	if wt.err != nil {
@@ -178,6 +211,15 @@ func (wt *Watcher) write(s string) {
 	}
 }
 
+func (wt *Watcher) writeTo(w io.Writer, s string) {
+	if wt.err != nil {
+		return
+	}
+	if _, err := io.WriteString(w, s); err != nil {
+		wt.setErr(err)
+	}
+}
+
 func (wt *Watcher) setErr(err error) {
 	if wt.err == nil {
 		wt.err = err
@@ -208,6 +250,9 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 		return StateName(t.GetState()) + ": " + oneLineCause(t, false)
 	}
 	p := t.GetProgress()
+	if t.GetOptions().GetDryRun() {
+		return DryRunLine(t)
+	}
 	var start, end time.Time
 	switch {
 	case t.GetStartedAt() != nil:
@@ -226,8 +271,14 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "succeeded: %s in %s (%s) mode=%s", Bytes(p.GetBytesDone()), Duration(elapsed),
 		Rate(rate), usedMode(t))
-	if p.GetFilesTotal() > 1 {
+	if p.GetFilesTotal() > 1 || t.GetFilesSkipped() > 0 || t.GetFilesDeleted() > 0 {
 		fmt.Fprintf(&b, " files=%d", p.GetFilesDone())
+	}
+	if n := t.GetFilesSkipped(); n > 0 {
+		fmt.Fprintf(&b, " skipped=%d", n)
+	}
+	if n := t.GetFilesDeleted(); n > 0 {
+		fmt.Fprintf(&b, " deleted=%d", n)
 	}
 	if t.GetSha256() != "" {
 		fmt.Fprintf(&b, " sha256=%s", t.GetSha256())
@@ -238,7 +289,33 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	if r := t.GetBytesResumed(); r > 0 {
 		fmt.Fprintf(&b, " resumed=%s", Bytes(r))
 	}
+	if n := t.GetVerifyNote(); n != "" {
+		b.WriteString(", " + n)
+	}
 	return b.String()
+}
+
+// PlanLine is one planned action of a dry run: "copy    photos/a.jpg  1.0 MiB  (new)".
+func PlanLine(a *ferryv1.PlannedAction) string {
+	return fmt.Sprintf("%-6s  %s  %s  (%s)", a.GetAction(), a.GetPath(), Bytes(a.GetSize()), a.GetReason())
+}
+
+// DryRunLine ends a dry run: "dry run: 3 to copy (2.0 MiB), 40 to skip, 1 to delete; nothing changed".
+func DryRunLine(t *ferryv1.Transfer) string {
+	var copies int64
+	var size int64
+	for _, a := range t.GetPlanned() {
+		if a.GetAction() == "copy" {
+			copies++
+			size += a.GetSize()
+		}
+	}
+	line := fmt.Sprintf("dry run: %d to copy (%s), %d to skip, %d to delete; nothing changed",
+		copies, Bytes(size), t.GetFilesSkipped(), t.GetFilesDeleted())
+	if n := t.GetPlannedOmitted(); n > 0 {
+		line += fmt.Sprintf(" (%d more actions not listed; counts cover the listed ones)", n)
+	}
+	return line
 }
 
 // usedMode is the data-connection mode used, or the one asked for when not yet known.
@@ -256,7 +333,7 @@ func oneLineCause(t *ferryv1.Transfer, ok bool) string {
 	if ok {
 		return ""
 	}
-	if c := OneLine(t.GetError()); c != "" {
+	if c := UserNames(OneLine(t.GetError())); c != "" {
 		return c
 	}
 	return "no cause given by the agent"
@@ -283,59 +360,43 @@ func eta(p *ferryv1.Progress) string {
 	return ETA(p.GetEta().AsDuration())
 }
 
-// The live bar. mpb draws it from its own goroutine; decorators read the newest snapshot
-// through an atomic pointer.
+// The live line (a terminal): LiveLine redraws it; the Watcher hands it snapshots.
 
 func (wt *Watcher) updateBar(t *ferryv1.Transfer) {
-	wt.latest.Store(proto.CloneOf(t))
-	if wt.bar == nil {
-		opts := append([]mpb.ContainerOption{mpb.WithOutput(wt.barOut), mpb.WithRefreshRate(200 * time.Millisecond)}, wt.barOpts...)
-		wt.progress = mpb.New(opts...)
-		snap := func(fn func(*ferryv1.Transfer) string) decor.Decorator {
-			return decor.Any(func(decor.Statistics) string {
-				if t := wt.latest.Load(); t != nil {
-					return fn(t)
-				}
-				return ""
-			}, decor.WCSyncSpace)
+	if wt.live == nil {
+		width := wt.width
+		if width == nil {
+			width = func() int { return 80 }
 		}
-		// total 0: mpb never completes the bar on its own; Finish decides.
-		wt.bar = wt.progress.AddBar(0,
-			mpb.PrependDecorators(snap(func(t *ferryv1.Transfer) string { return StateName(t.GetState()) })),
-			mpb.AppendDecorators(
-				snap(func(t *ferryv1.Transfer) string {
-					return Bytes(t.GetProgress().GetBytesDone()) + " / " + total(t.GetProgress())
-				}),
-				snap(func(t *ferryv1.Transfer) string { return percent(t.GetProgress()) }),
-				snap(func(t *ferryv1.Transfer) string { return Rate(t.GetProgress().GetBytesPerSecond()) }),
-				snap(func(t *ferryv1.Transfer) string { return "eta " + eta(t.GetProgress()) }),
-				snap(func(t *ferryv1.Transfer) string {
-					p := t.GetProgress()
-					return fmt.Sprintf("files %d/%d", p.GetFilesDone(), p.GetFilesTotal())
-				}),
-			),
-		)
+		wt.live = newLiveLine(wt.barOut, width, wt.now)
 	}
-	p := t.GetProgress()
-	if p.GetBytesTotal() > 0 {
-		wt.bar.SetTotal(p.GetBytesTotal(), false)
+	if wt.verbose {
+		for _, l := range wt.verboseLines(t) {
+			wt.live.Above(l)
+		}
 	}
-	wt.bar.SetCurrent(p.GetBytesDone())
+	wt.live.Set(t)
 }
 
-func (wt *Watcher) stopBar(t *ferryv1.Transfer, ok bool) {
-	if wt.bar == nil {
-		return
+func (wt *Watcher) stopBar(*ferryv1.Transfer, bool) {
+	if wt.live != nil {
+		wt.live.Stop()
 	}
-	if t != nil {
-		wt.latest.Store(proto.CloneOf(t))
+}
+
+// verboseLines are -v's lines for snapshot t: the mode story when it changes, a line per file
+// as it starts, and each retry with its cause.
+func (wt *Watcher) verboseLines(t *ferryv1.Transfer) []string {
+	var out []string
+	last := wt.last
+	if r := t.GetModeReason(); r != "" && r != last.GetModeReason() {
+		out = append(out, "mode: "+ModeName(t.GetMode())+" ("+r+")")
 	}
-	if ok {
-		done := t.GetProgress().GetBytesDone()
-		wt.bar.SetCurrent(done)
-		wt.bar.SetTotal(done, true)
-	} else {
-		wt.bar.Abort(false)
+	if f := t.GetProgress().GetCurrentFile(); f != "" && f != last.GetProgress().GetCurrentFile() {
+		out = append(out, "file: "+UserNames(f))
 	}
-	wt.progress.Wait()
+	if t.GetAttempt() > 1 && t.GetAttempt() != last.GetAttempt() {
+		out = append(out, fmt.Sprintf("retry %d: %s", t.GetAttempt()-1, UserNames(t.GetLastError())))
+	}
+	return out
 }

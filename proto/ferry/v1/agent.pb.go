@@ -316,7 +316,11 @@ type Progress struct {
 	// Estimated time left; unset when unknown.
 	Eta *durationpb.Duration `protobuf:"bytes,6,opt,name=eta,proto3" json:"eta,omitempty"`
 	// The file being moved now, relative to the transfer's source.
-	CurrentFile   string `protobuf:"bytes,7,opt,name=current_file,json=currentFile,proto3" json:"current_file,omitempty"`
+	CurrentFile string `protobuf:"bytes,7,opt,name=current_file,json=currentFile,proto3" json:"current_file,omitempty"`
+	// What the transfer is doing: "listing" (walking source and destination), "transferring",
+	// "verifying" (waiting for the server's SHA-256 of the file just moved) or "deleting"
+	// (sync --delete); empty when queued or finished.
+	Phase         string `protobuf:"bytes,8,opt,name=phase,proto3" json:"phase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +404,13 @@ func (x *Progress) GetCurrentFile() string {
 	return ""
 }
 
+func (x *Progress) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
 // Transfer is a snapshot of one transfer.
 type Transfer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -447,9 +458,23 @@ type Transfer struct {
 	// Bandwidth limit of this transfer in bytes per second (0 = none besides the agent's).
 	LimitRate int64 `protobuf:"varint,24,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
 	// Parallel streams the file moved over (see StartTransferRequest.streams); 0 before it is known.
-	Streams       int32 `protobuf:"varint,26,opt,name=streams,proto3" json:"streams,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Streams int32 `protobuf:"varint,26,opt,name=streams,proto3" json:"streams,omitempty"`
+	// Files the options left alone: unchanged (sync), existing (no_clobber) or newer at the
+	// destination (update).
+	FilesSkipped int64 `protobuf:"varint,30,opt,name=files_skipped,json=filesSkipped,proto3" json:"files_skipped,omitempty"`
+	// Files removed from the destination because the source lacks them (sync with delete).
+	FilesDeleted int64 `protobuf:"varint,31,opt,name=files_deleted,json=filesDeleted,proto3" json:"files_deleted,omitempty"`
+	// Set when the transfer succeeded but the checksum could not be compared, e.g. "not verified
+	// (server has no HASH)"; empty when verified (or nothing was moved).
+	VerifyNote string `protobuf:"bytes,32,opt,name=verify_note,json=verifyNote,proto3" json:"verify_note,omitempty"`
+	// The options the transfer runs with (as asked).
+	Options *TransferOptions `protobuf:"bytes,33,opt,name=options,proto3" json:"options,omitempty"`
+	// With options.dry_run: what the transfer would do, at most 1000 actions in source order
+	// (planned_omitted counts the rest). Nothing is moved or deleted.
+	Planned        []*PlannedAction `protobuf:"bytes,34,rep,name=planned,proto3" json:"planned,omitempty"`
+	PlannedOmitted int64            `protobuf:"varint,35,opt,name=planned_omitted,json=plannedOmitted,proto3" json:"planned_omitted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Transfer) Reset() {
@@ -657,6 +682,48 @@ func (x *Transfer) GetStreams() int32 {
 	return 0
 }
 
+func (x *Transfer) GetFilesSkipped() int64 {
+	if x != nil {
+		return x.FilesSkipped
+	}
+	return 0
+}
+
+func (x *Transfer) GetFilesDeleted() int64 {
+	if x != nil {
+		return x.FilesDeleted
+	}
+	return 0
+}
+
+func (x *Transfer) GetVerifyNote() string {
+	if x != nil {
+		return x.VerifyNote
+	}
+	return ""
+}
+
+func (x *Transfer) GetOptions() *TransferOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *Transfer) GetPlanned() []*PlannedAction {
+	if x != nil {
+		return x.Planned
+	}
+	return nil
+}
+
+func (x *Transfer) GetPlannedOmitted() int64 {
+	if x != nil {
+		return x.PlannedOmitted
+	}
+	return 0
+}
+
 // PortRange is an inclusive range of TCP ports.
 type PortRange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -762,7 +829,10 @@ type GetAgentInfoResponse struct {
 	// ("bbr" by default where the kernel offers it; empty = the system default).
 	TcpCongestion string `protobuf:"bytes,9,opt,name=tcp_congestion,json=tcpCongestion,proto3" json:"tcp_congestion,omitempty"`
 	// The agent's bandwidth limit in bytes per second, shared by all its transfers (0 = none).
-	LimitRate     int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	LimitRate int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// Free and total bytes of the filesystem holding the served root (fleet ls).
+	FreeBytes     int64 `protobuf:"varint,17,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	TotalBytes    int64 `protobuf:"varint,18,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -874,6 +944,20 @@ func (x *GetAgentInfoResponse) GetLimitRate() int64 {
 	return 0
 }
 
+func (x *GetAgentInfoResponse) GetFreeBytes() int64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *GetAgentInfoResponse) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
 type StartTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A path under the agent's root ("incoming/a.bin"), ftp://user:pass@host:port/path or
@@ -896,7 +980,9 @@ type StartTransferRequest struct {
 	// part file between agents), then the whole file's SHA-256 is verified. 0 picks a number from
 	// the file's size and the measured round-trip time (1 for small files or short links, up to 8);
 	// 1 is one stream. At most 16. Trees ignore it.
-	Streams       int32 `protobuf:"varint,8,opt,name=streams,proto3" json:"streams,omitempty"`
+	Streams int32 `protobuf:"varint,8,opt,name=streams,proto3" json:"streams,omitempty"`
+	// How files are selected and compared (copy and sync options); unset: copy everything.
+	Options       *TransferOptions `protobuf:"bytes,10,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -978,6 +1064,13 @@ func (x *StartTransferRequest) GetStreams() int32 {
 		return x.Streams
 	}
 	return 0
+}
+
+func (x *StartTransferRequest) GetOptions() *TransferOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
 }
 
 type StartTransferResponse struct {
@@ -1999,7 +2092,9 @@ type ReverseTransferRequest struct {
 	// GrantAccessResponse.tls_cert_sha256, this agent then connects with explicit FTPS and pins it.
 	TlsCertSha256 string `protobuf:"bytes,9,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
 	// Bandwidth limit in bytes per second for the mirrored transfer (0 = none).
-	LimitRate     int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	LimitRate int64 `protobuf:"varint,10,opt,name=limit_rate,json=limitRate,proto3" json:"limit_rate,omitempty"`
+	// The options of the caller's transfer, applied by this agent to the mirrored one.
+	Options       *TransferOptions `protobuf:"bytes,15,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2102,6 +2197,13 @@ func (x *ReverseTransferRequest) GetLimitRate() int64 {
 		return x.LimitRate
 	}
 	return 0
+}
+
+func (x *ReverseTransferRequest) GetOptions() *TransferOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
 }
 
 type ReverseTransferResponse struct {
@@ -2354,11 +2456,197 @@ func (x *UpdateTransferResponse) GetTransfer() *Transfer {
 	return nil
 }
 
+// TransferOptions select and compare files (ferryctl copy and sync). Source globs ("media/*.jpg":
+// * ? [..] in the last element) are part of the source itself, not an option.
+type TransferOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only files matching one of these globs (path.Match syntax) are moved. A glob without "/"
+	// matches a file's name or the name of any directory above it; one with "/" matches the
+	// path relative to the source. At most 32, each at most 1024 bytes.
+	Include []string `protobuf:"bytes,1,rep,name=include,proto3" json:"include,omitempty"`
+	// Files matching one of these globs are not moved (nor deleted by sync); as include.
+	Exclude []string `protobuf:"bytes,2,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	// Skip every file that exists at the destination.
+	NoClobber bool `protobuf:"varint,3,opt,name=no_clobber,json=noClobber,proto3" json:"no_clobber,omitempty"`
+	// Skip files whose destination copy is newer than the source.
+	Update bool `protobuf:"varint,4,opt,name=update,proto3" json:"update,omitempty"`
+	// Move only what differs: a file is skipped when the destination has the same size and is
+	// not older than the source (or, with checksum, has the same SHA-256). ferryctl sync sets it.
+	Sync bool `protobuf:"varint,5,opt,name=sync,proto3" json:"sync,omitempty"`
+	// With sync: compare SHA-256 (the server's HASH and the local file) instead of size and time.
+	Checksum bool `protobuf:"varint,6,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// With sync: remove files at the destination that the source lacks (excluded ones are kept).
+	Delete bool `protobuf:"varint,7,opt,name=delete,proto3" json:"delete,omitempty"`
+	// Plan only: list what would be moved, skipped and deleted (Transfer.planned); change nothing.
+	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferOptions) Reset() {
+	*x = TransferOptions{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferOptions) ProtoMessage() {}
+
+func (x *TransferOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferOptions.ProtoReflect.Descriptor instead.
+func (*TransferOptions) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TransferOptions) GetInclude() []string {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *TransferOptions) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *TransferOptions) GetNoClobber() bool {
+	if x != nil {
+		return x.NoClobber
+	}
+	return false
+}
+
+func (x *TransferOptions) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
+}
+
+func (x *TransferOptions) GetSync() bool {
+	if x != nil {
+		return x.Sync
+	}
+	return false
+}
+
+func (x *TransferOptions) GetChecksum() bool {
+	if x != nil {
+		return x.Checksum
+	}
+	return false
+}
+
+func (x *TransferOptions) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *TransferOptions) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// PlannedAction is one thing a transfer does (or, with dry_run, would do).
+type PlannedAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "copy", "skip" or "delete".
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	// Path relative to the source (copy, skip) or to the destination (delete).
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Size int64  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// Why: "new", "size differs", "source newer", "checksum differs", "unchanged", "exists",
+	// "destination newer", "not in source".
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedAction) Reset() {
+	*x = PlannedAction{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedAction) ProtoMessage() {}
+
+func (x *PlannedAction) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedAction.ProtoReflect.Descriptor instead.
+func (*PlannedAction) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PlannedAction) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *PlannedAction) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PlannedAction) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PlannedAction) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_ferry_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14ferry/v1/agent.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x02\n" +
+	"\x14ferry/v1/agent.proto\x12\bferry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n" +
 	"\bProgress\x12\x1d\n" +
 	"\n" +
 	"bytes_done\x18\x01 \x01(\x03R\tbytesDone\x12\x1f\n" +
@@ -2370,7 +2658,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"filesTotal\x12(\n" +
 	"\x10bytes_per_second\x18\x05 \x01(\x01R\x0ebytesPerSecond\x12+\n" +
 	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12!\n" +
-	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\"\xb1\a\n" +
+	"\fcurrent_file\x18\a \x01(\tR\vcurrentFile\x12\x14\n" +
+	"\x05phase\x18\b \x01(\tR\x05phase\"\xad\t\n" +
 	"\bTransfer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -2405,11 +2694,18 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x0etcp_congestion\x18\x17 \x01(\tR\rtcpCongestion\x12\x1d\n" +
 	"\n" +
 	"limit_rate\x18\x18 \x01(\x03R\tlimitRate\x12\x18\n" +
-	"\astreams\x18\x1a \x01(\x05R\astreams\"1\n" +
+	"\astreams\x18\x1a \x01(\x05R\astreams\x12#\n" +
+	"\rfiles_skipped\x18\x1e \x01(\x03R\ffilesSkipped\x12#\n" +
+	"\rfiles_deleted\x18\x1f \x01(\x03R\ffilesDeleted\x12\x1f\n" +
+	"\vverify_note\x18  \x01(\tR\n" +
+	"verifyNote\x123\n" +
+	"\aoptions\x18! \x01(\v2\x19.ferry.v1.TransferOptionsR\aoptions\x121\n" +
+	"\aplanned\x18\" \x03(\v2\x17.ferry.v1.PlannedActionR\aplanned\x12'\n" +
+	"\x0fplanned_omitted\x18# \x01(\x03R\x0eplannedOmitted\"1\n" +
 	"\tPortRange\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x05R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x05R\x04high\"\x15\n" +
-	"\x13GetAgentInfoRequest\"\xb0\x03\n" +
+	"\x13GetAgentInfoRequest\"\xf0\x03\n" +
 	"\x14GetAgentInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12\x1f\n" +
@@ -2426,7 +2722,11 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x0etcp_congestion\x18\t \x01(\tR\rtcpCongestion\x12\x1d\n" +
 	"\n" +
 	"limit_rate\x18\n" +
-	" \x01(\x03R\tlimitRate\"\xee\x01\n" +
+	" \x01(\x03R\tlimitRate\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x11 \x01(\x03R\tfreeBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x12 \x01(\x03R\n" +
+	"totalBytes\"\xa3\x02\n" +
 	"\x14StartTransferRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
@@ -2436,7 +2736,9 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\arestart\x18\x05 \x01(\bR\arestart\x12\x1d\n" +
 	"\n" +
 	"limit_rate\x18\x06 \x01(\x03R\tlimitRate\x12\x18\n" +
-	"\astreams\x18\b \x01(\x05R\astreams\"G\n" +
+	"\astreams\x18\b \x01(\x05R\astreams\x123\n" +
+	"\aoptions\x18\n" +
+	" \x01(\v2\x19.ferry.v1.TransferOptionsR\aoptions\"G\n" +
 	"\x15StartTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"$\n" +
 	"\x12GetTransferRequest\x12\x0e\n" +
@@ -2501,7 +2803,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06checks\x18\x03 \x03(\v2\x0f.ferry.v1.CheckR\x06checks\x12=\n" +
 	"\x0esuggested_mode\x18\x04 \x01(\x0e2\x16.ferry.v1.TransferModeR\rsuggestedMode\x12&\n" +
 	"\x0erecommendation\x18\x05 \x01(\tR\x0erecommendation\x12\x14\n" +
-	"\x05agent\x18\x06 \x01(\tR\x05agent\"\xdd\x02\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\"\x92\x03\n" +
 	"\x16ReverseTransferRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.ferry.v1.DirectionR\tdirection\x12\x19\n" +
@@ -2516,7 +2818,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x0ftls_cert_sha256\x18\t \x01(\tR\rtlsCertSha256\x12\x1d\n" +
 	"\n" +
 	"limit_rate\x18\n" +
-	" \x01(\x03R\tlimitRate\"I\n" +
+	" \x01(\x03R\tlimitRate\x123\n" +
+	"\aoptions\x18\x0f \x01(\v2\x19.ferry.v1.TransferOptionsR\aoptions\"I\n" +
 	"\x17ReverseTransferResponse\x12.\n" +
 	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\xd4\x01\n" +
 	"\n" +
@@ -2535,7 +2838,22 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"limit_rate\x18\x02 \x01(\x03R\tlimitRate\"H\n" +
 	"\x16UpdateTransferResponse\x12.\n" +
-	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer*z\n" +
+	"\btransfer\x18\x01 \x01(\v2\x12.ferry.v1.TransferR\btransfer\"\xdd\x01\n" +
+	"\x0fTransferOptions\x12\x18\n" +
+	"\ainclude\x18\x01 \x03(\tR\ainclude\x12\x18\n" +
+	"\aexclude\x18\x02 \x03(\tR\aexclude\x12\x1d\n" +
+	"\n" +
+	"no_clobber\x18\x03 \x01(\bR\tnoClobber\x12\x16\n" +
+	"\x06update\x18\x04 \x01(\bR\x06update\x12\x12\n" +
+	"\x04sync\x18\x05 \x01(\bR\x04sync\x12\x1a\n" +
+	"\bchecksum\x18\x06 \x01(\bR\bchecksum\x12\x16\n" +
+	"\x06delete\x18\a \x01(\bR\x06delete\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"g\n" +
+	"\rPlannedAction\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason*z\n" +
 	"\fTransferMode\x12\x1d\n" +
 	"\x19TRANSFER_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSFER_MODE_PASSIVE\x10\x01\x12\x18\n" +
@@ -2588,7 +2906,7 @@ func file_ferry_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_ferry_v1_agent_proto_goTypes = []any{
 	(TransferMode)(0),               // 0: ferry.v1.TransferMode
 	(TransferState)(0),              // 1: ferry.v1.TransferState
@@ -2623,71 +2941,77 @@ var file_ferry_v1_agent_proto_goTypes = []any{
 	(*PluginInfo)(nil),              // 30: ferry.v1.PluginInfo
 	(*UpdateTransferRequest)(nil),   // 31: ferry.v1.UpdateTransferRequest
 	(*UpdateTransferResponse)(nil),  // 32: ferry.v1.UpdateTransferResponse
-	(*durationpb.Duration)(nil),     // 33: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
+	(*TransferOptions)(nil),         // 33: ferry.v1.TransferOptions
+	(*PlannedAction)(nil),           // 34: ferry.v1.PlannedAction
+	(*durationpb.Duration)(nil),     // 35: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
 }
 var file_ferry_v1_agent_proto_depIdxs = []int32{
-	33, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
+	35, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
 	2,  // 1: ferry.v1.Transfer.direction:type_name -> ferry.v1.Direction
 	0,  // 2: ferry.v1.Transfer.requested_mode:type_name -> ferry.v1.TransferMode
 	0,  // 3: ferry.v1.Transfer.mode:type_name -> ferry.v1.TransferMode
 	1,  // 4: ferry.v1.Transfer.state:type_name -> ferry.v1.TransferState
 	5,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
-	34, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	34, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
-	34, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
-	34, // 10: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	30, // 11: ferry.v1.GetAgentInfoResponse.plugins:type_name -> ferry.v1.PluginInfo
-	0,  // 12: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	6,  // 13: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 14: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	1,  // 15: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
-	6,  // 16: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
-	6,  // 17: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 18: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	0,  // 19: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
-	34, // 20: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
-	21, // 21: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
-	3,  // 22: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
-	34, // 23: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 24: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
-	4,  // 25: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
-	33, // 26: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
-	33, // 27: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
-	25, // 28: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
-	0,  // 29: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
-	2,  // 30: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
-	0,  // 31: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	6,  // 32: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 33: ferry.v1.UpdateTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	8,  // 34: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
-	10, // 35: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
-	12, // 36: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
-	14, // 37: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
-	16, // 38: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
-	18, // 39: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
-	20, // 40: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
-	23, // 41: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
-	26, // 42: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
-	28, // 43: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
-	31, // 44: ferry.v1.AgentService.UpdateTransfer:input_type -> ferry.v1.UpdateTransferRequest
-	9,  // 45: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
-	11, // 46: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
-	13, // 47: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
-	15, // 48: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
-	17, // 49: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
-	19, // 50: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
-	22, // 51: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
-	24, // 52: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
-	27, // 53: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
-	29, // 54: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
-	32, // 55: ferry.v1.AgentService.UpdateTransfer:output_type -> ferry.v1.UpdateTransferResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	36, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	36, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
+	36, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
+	33, // 9: ferry.v1.Transfer.options:type_name -> ferry.v1.TransferOptions
+	34, // 10: ferry.v1.Transfer.planned:type_name -> ferry.v1.PlannedAction
+	7,  // 11: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
+	36, // 12: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	30, // 13: ferry.v1.GetAgentInfoResponse.plugins:type_name -> ferry.v1.PluginInfo
+	0,  // 14: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	33, // 15: ferry.v1.StartTransferRequest.options:type_name -> ferry.v1.TransferOptions
+	6,  // 16: ferry.v1.StartTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 17: ferry.v1.GetTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	1,  // 18: ferry.v1.ListTransfersRequest.states:type_name -> ferry.v1.TransferState
+	6,  // 19: ferry.v1.ListTransfersResponse.transfers:type_name -> ferry.v1.Transfer
+	6,  // 20: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 21: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	0,  // 22: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
+	36, // 23: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
+	21, // 24: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
+	3,  // 25: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
+	36, // 26: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 27: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
+	4,  // 28: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
+	35, // 29: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
+	35, // 30: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
+	25, // 31: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
+	0,  // 32: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
+	2,  // 33: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
+	0,  // 34: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	33, // 35: ferry.v1.ReverseTransferRequest.options:type_name -> ferry.v1.TransferOptions
+	6,  // 36: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 37: ferry.v1.UpdateTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	8,  // 38: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
+	10, // 39: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
+	12, // 40: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
+	14, // 41: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
+	16, // 42: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
+	18, // 43: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
+	20, // 44: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
+	23, // 45: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
+	26, // 46: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
+	28, // 47: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
+	31, // 48: ferry.v1.AgentService.UpdateTransfer:input_type -> ferry.v1.UpdateTransferRequest
+	9,  // 49: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
+	11, // 50: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
+	13, // 51: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
+	15, // 52: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
+	17, // 53: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
+	19, // 54: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
+	22, // 55: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
+	24, // 56: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
+	27, // 57: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
+	29, // 58: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
+	32, // 59: ferry.v1.AgentService.UpdateTransfer:output_type -> ferry.v1.UpdateTransferResponse
+	49, // [49:60] is the sub-list for method output_type
+	38, // [38:49] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_agent_proto_init() }
@@ -2701,7 +3025,7 @@ func file_ferry_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_agent_proto_rawDesc), len(file_ferry_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
