@@ -255,8 +255,10 @@ func New(cfg Config) (d *Daemon, err error) {
 		hooks, auths = d.plugins.Hooks(), d.plugins.Authenticators()
 	}
 	ftpEvents := d.ftpEvents()
+	var ftpGate ftpserver.PublishGate
 	if hooks != nil {
 		ftpEvents = append(ftpEvents, hooks) // hook plugins see uploads, deletes and renames
+		ftpGate = hooks                      // ... and may veto a pushed file's publication
 	}
 	d.ftp, err = ftpserver.New(ftpserver.Config{
 		Listen: cfg.FTPListen, Root: cfg.Root, Storage: d.root, PassivePorts: cfg.PassivePorts,
@@ -264,7 +266,7 @@ func New(cfg Config) (d *Daemon, err error) {
 		Users: cfg.Users, AnonymousRead: cfg.AnonymousRead, Logger: cfg.Logger.With("part", "ftp"),
 		Accounts: accounts, MaxConns: cfg.FTPMaxConns, MaxConnsPerIP: cfg.FTPMaxConnsPerIP,
 		TLS: ftpTLS, TLSRequired: cfg.FTPTLS == FTPTLSRequired, TCPCongestion: congestion,
-		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents,
+		Authenticators: auths, AuthOrder: cfg.FTPAuthOrder, Events: ftpEvents, PublishGate: ftpGate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ftp server: %w", err)

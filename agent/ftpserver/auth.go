@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path"
+	"time"
+
+	"github.com/ferry-dev/ferry/agent/storage"
 )
 
 // Authenticator verifies FTP logins beside the server's own users and one-time grants: the
@@ -163,4 +167,43 @@ func (s *Server) openHome(h string) (*rootFs, error) {
 	fs := &rootFs{root: r, owned: true}
 	s.pluginHomes[h] = fs
 	return fs, nil
+}
+
+// PublishGate is asked before an upload's part file is renamed to its final name
+// (storage.IsPartOf: the way Ferry agents publish what they push to this server), so that
+// hooks can veto a received file there as the engine's Gate does for downloads. e.Kind is
+// EventRename, e.Path the part file and e.To the final name (root-relative, leading "/"). An
+// error refuses the rename (550 with the error's text); the part file stays. Other uploads are
+// written under the client's name as they arrive: they cannot be vetoed, only observed
+// (EventWrite).
+type PublishGate interface {
+	BeforeFTPPublish(ctx context.Context, e Event) error
+}
+
+// publishCheck returns the check a session runs before renaming a part file to its final name,
+// or nil without Config.PublishGate.
+func (s *Server) publishCheck(remote net.Addr, local net.Addr, user, home string) func(from, to string) error {
+	g := s.cfg.PublishGate
+	if g == nil {
+		return nil
+	}
+	e := Event{Kind: EventRename, User: user}
+	if ap, err := netip.ParseAddrPort(remote.String()); err == nil {
+		e.Remote = ap
+	}
+	s.mu.Lock()
+	if c, ok := s.conns[connKey(remote, local)].(*controlConn); ok {
+		c.mu.Lock()
+		e.TLS = c.tls
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	return func(from, to string) error {
+		if !storage.IsPartOf(to, from) {
+			return nil
+		}
+		ev := e
+		ev.Time, ev.Path, ev.To = time.Now(), path.Join("/", home, from), path.Join("/", home, to)
+		return g.BeforeFTPPublish(context.Background(), ev)
+	}
 }

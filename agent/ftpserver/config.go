@@ -71,6 +71,8 @@ type Config struct {
 	// TCPCongestion, when set, is the TCP congestion control of the data connections the
 	// server sends on (passive and active; netopt.Resolve checks the name). "" = the system's.
 	TCPCongestion string
+	// PublishGate, when set, may veto the rename of an upload's part file to its final name.
+	PublishGate PublishGate
 }
 
 const (

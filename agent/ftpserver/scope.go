@@ -199,6 +199,8 @@ type sessionFs struct {
 	data *dataSide
 	// ctl is the session's control connection: a pending tree stream (tree.go). nil: none.
 	ctl *controlConn
+	// publish, when set, may veto renaming an upload's part file to its final name (auth.go).
+	publish func(from, to string) error
 }
 
 var (
@@ -321,6 +323,11 @@ func (s *sessionFs) Rename(oldname, newname string) error {
 	n, err := s.check(opWrite, "rename", newname)
 	if err != nil {
 		return err
+	}
+	if s.publish != nil {
+		if err := s.publish(o, n); err != nil {
+			return err
+		}
 	}
 	return s.done(EventRename, o, n, s.fs.Rename(o, n))
 }

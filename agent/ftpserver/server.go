@@ -312,7 +312,8 @@ func (d *mainDriver) AuthUser(cc ftplib.ClientContext, user, _ string) (ftplib.C
 			return nil, errAuth
 		}
 	}
-	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, sess: sessionOf(cc), data: d.s.data, ctl: d.s.controlOf(cc)}, nil
+	return &sessionFs{fs: fs, pol: pol, cwd: cc.Path, lastCmd: cc.GetLastCommand, sess: sessionOf(cc), data: d.s.data, ctl: d.s.controlOf(cc),
+		publish: d.s.publishCheck(cc.RemoteAddr(), cc.LocalAddr(), user, pol.home)}, nil
 }
 
 func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {

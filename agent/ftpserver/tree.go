@@ -149,6 +149,8 @@ func (s *sessionFs) openTree(name string) (f afero.File, ok bool, err error) {
 			PartName: func(final string) string { return storage.PartName(final, batch) },
 			Allow:    func(final string) bool { return s.pol.allows(opWrite, final) },
 			Sync:     treestream.SyncDir(root.Dir()),
+			// Hooks (Config.PublishGate) may veto each file as for a single pushed file.
+			BeforePublish: s.publish,
 		})
 		t.err = err
 		pr.CloseWithError(err) // a sender still writing learns at once

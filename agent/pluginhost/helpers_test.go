@@ -22,11 +22,17 @@ import (
 )
 
 // The example plugins and the test plugin, built once per test binary as separate programs.
-var buildPlugins = sync.OnceValues(func() (string, error) {
+var (
+	buildPlugins = sync.OnceValues(buildAll)
+	pluginDir    atomic.Value // the directory, once made
+)
+
+func buildAll() (string, error) {
 	dir, err := os.MkdirTemp("", "ferry-plugins-")
 	if err != nil {
 		return "", err
 	}
+	pluginDir.Store(dir)
 	// One go build: the five links run in parallel.
 	cmd := exec.Command("go", "build", "-o", dir+"/", "../../plugins/auth-htpasswd", "../../plugins/auth-ldap",
 		"../../plugins/hook-webhook", "../../plugins/hook-exec", "./testdata/noop")
@@ -34,11 +40,11 @@ var buildPlugins = sync.OnceValues(func() (string, error) {
 		return "", fmt.Errorf("go build plugins: %v\n%s", err, out)
 	}
 	return dir, nil
-})
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if dir, err := buildPlugins(); err == nil {
+	if dir, ok := pluginDir.Load().(string); ok {
 		os.RemoveAll(dir)
 	}
 	os.Exit(code)
@@ -189,3 +195,5 @@ func since(t testing.TB, what string, start time.Time) {
 func snapshot() transfer.Snapshot {
 	return transfer.Snapshot{ID: "t1", Source: "a", Destination: "b", Direction: transfer.Download, State: transfer.StateRunning}
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

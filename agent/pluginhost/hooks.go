@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpserver"
@@ -90,6 +91,18 @@ func (hs *Hooks) tell(ev plugins.Event) {
 			}
 		}
 	}
+}
+
+// BeforeFTPPublish asks every hook whether a file a Ferry agent pushed to this agent's FTP
+// server may take its final name (ftpserver.PublishGate): a before_publish check with File set
+// and Path the final name, root-relative.
+func (hs *Hooks) BeforeFTPPublish(ctx context.Context, e ftpserver.Event) error {
+	f := &plugins.FileEvent{User: e.User, TLS: e.TLS, Path: e.Path, To: e.To}
+	if e.Remote.IsValid() {
+		f.Remote = e.Remote.String()
+	}
+	return hs.check(ctx, plugins.Event{Kind: plugins.KindBeforePublish, Time: time.Now(), File: f,
+		Path: strings.TrimPrefix(e.To, "/")})
 }
 
 // BeforeStart asks every hook, in --plugin order; the first deny stops the transfer.

@@ -171,9 +171,82 @@ exit 3
 	}
 }
 
+// TestExecDenyPushedUpload: an agent pushes a file to an agent whose hook refuses it: the
+// receiving FTP server's rename of the part file to the final name is the publication, the
+// hook vetoes it there, and the pushing transfer FAILED with the hook's reason.
+func TestExecDenyPushedUpload(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "policy.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"name refused by policy: $FERRY_PATH\"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	recv := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-exec"), Args: []string{"-events", "before_publish", "--", script}}})
+	sender := testagent.Start(t)
+	writeFile(t, filepath.Join(sender.Root, "up.bin"), 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := sender.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: "up.bin", Destination: recv.URL("in/up.bin"),
+		Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final *ferryv1.Transfer
+	if !eventually(30*time.Second, func() bool {
+		r, err := sender.Client.GetTransfer(ctx, &ferryv1.GetTransferRequest{Id: resp.GetTransfer().GetId()})
+		final = r.GetTransfer()
+		return err == nil && final.GetState() != ferryv1.TransferState_TRANSFER_STATE_QUEUED &&
+			final.GetState() != ferryv1.TransferState_TRANSFER_STATE_RUNNING
+	}) {
+		t.Fatalf("transfer did not end: %v", final)
+	}
+	if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED || !strings.Contains(final.GetError(), "name refused by policy: in/up.bin") {
+		t.Errorf("push: %v %q, want FAILED with the hook's reason", final.GetState(), final.GetError())
+	}
+	if _, err := os.Stat(filepath.Join(recv.Root, "in", "up.bin")); err == nil {
+		t.Error("the refused file is under its final name on the receiving agent")
+	}
+}
+
+// TestFTPEventsEndToEnd: curl uploads, renames and deletes a file on an agent's FTP server; the
+// webhook receives ftp_uploaded, ftp_renamed and ftp_deleted in that order, with the user, the
+// paths and the size (logins, listings and downloads are not passed to hooks).
+func TestFTPEventsEndToEnd(t *testing.T) {
+	rc, url, key := newReceiver(t)
+	a := startAgent(t, []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}})
+	local := filepath.Join(t.TempDir(), "up.bin")
+	writeFile(t, local, 123_456)
+	ftp := "ftp://" + a.FTP + "/"
+	if code, out := curl(t, a.FTP, testagent.User, testagent.Password, "-T", local, ftp+"in/up.bin", "--ftp-create-dirs"); code != 0 {
+		t.Fatalf("upload: curl exit %d: %s", code, out)
+	}
+	if code, out := curl(t, a.FTP, testagent.User, testagent.Password, "-o", os.DevNull, ftp+"in/up.bin"); code != 0 {
+		t.Fatalf("download: curl exit %d: %s", code, out)
+	}
+	if code, out := curl(t, a.FTP, testagent.User, testagent.Password, "-Q", "RNFR in/up.bin", "-Q", "RNTO in/done.bin",
+		"-Q", "DELE in/done.bin", "-l", ftp); code != 0 {
+		t.Fatalf("rename and delete: curl exit %d: %s", code, out)
+	}
+	want := "ftp_uploaded,ftp_renamed,ftp_deleted"
+	if !eventually(10*time.Second, func() bool { return strings.Join(rc.kinds(), ",") == want }) {
+		t.Fatalf("received %v, want %s", rc.kinds(), want)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		t.Errorf("bad requests: %v", rc.bad)
+	}
+	if f := rc.events[0].File; f == nil || f.User != testagent.User || f.Path != "/in/up.bin" || f.Bytes != 123_456 || f.Remote == "" {
+		t.Errorf("uploaded: %+v", f)
+	}
+	if f := rc.events[1].File; f == nil || f.Path != "/in/up.bin" || f.To != "/in/done.bin" {
+		t.Errorf("renamed: %+v", f)
+	}
+	if f := rc.events[2].File; f == nil || f.Path != "/in/done.bin" {
+		t.Errorf("deleted: %+v", f)
+	}
+}
+
 // TestFTPEventsSink: FTP file events given to the hooks' EventSink reach a hook plugin
-// (uploaded, deleted, renamed; logins and reads are not passed on). The agent's FTP server
-// emitting them is the ops room's part: an end-to-end test comes with that merge.
+// (uploaded, deleted, renamed; logins and reads are not passed on), with every field.
 func TestFTPEventsSink(t *testing.T) {
 	rc, url, key := newReceiver(t)
 	h, err := pluginhost.New(pluginhost.Config{Plugins: []pluginhost.Spec{{Path: bin(t, "hook-webhook"), Args: []string{"-url", url, "-secret-file", key}}}})
@@ -224,6 +297,40 @@ func TestFailOpenClosed(t *testing.T) {
 		}
 		if !open && (err == nil || !strings.Contains(err.Error(), "fail-closed")) {
 			t.Errorf("fail-closed: %v", err)
+		}
+	}
+}
+
+// TestExecDenyTree: a directory copied between agents (one tree stream) is gated file by file:
+// the hook refuses bad.bin, which never takes its final name, and the transfer FAILED with the
+// hook's reason; this holds for a pulled tree (the engine's gate) and a pushed one (the
+// receiving FTP server's gate).
+func TestExecDenyTree(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "scan.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ncase \"$FERRY_PATH\" in *bad.bin) echo \"malware in $FERRY_PATH\"; exit 1;; esac\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := []pluginhost.Spec{{Path: bin(t, "hook-exec"), Args: []string{"-events", "before_publish", "--", script}}}
+	plain := testagent.Start(t)
+	for _, name := range []string{"a.bin", "bad.bin", "c.bin"} {
+		writeFile(t, filepath.Join(plain.Root, "tree", name), 10_000)
+	}
+	hooked := startAgent(t, spec)
+	for _, c := range []struct {
+		name       string
+		runner     *testagent.Agent
+		src, dst   string
+		finalBadAt string
+	}{
+		{"pull", hooked, plain.URL("tree/"), "pulled/", filepath.Join(hooked.Root, "pulled", "bad.bin")},
+		{"push", plain, "tree/", hooked.URL("pushed/"), filepath.Join(hooked.Root, "pushed", "bad.bin")},
+	} {
+		final := runTransfer(t, c.runner, c.src, c.dst)
+		if final.GetState() != ferryv1.TransferState_TRANSFER_STATE_FAILED || !strings.Contains(final.GetError(), "malware in ") {
+			t.Errorf("%s: %v %q, want FAILED with the hook's reason", c.name, final.GetState(), final.GetError())
+		}
+		if _, err := os.Stat(c.finalBadAt); err == nil {
+			t.Errorf("%s: the refused file is under its final name", c.name)
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -195,6 +194,7 @@ type proc struct {
 func (p *proc) start() error {
 	cfg := p.h.cfg
 	cmd := exec.Command(p.spec.Path, p.spec.Args...)
+	tail := &tailBuffer{}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  plugins.Handshake,
 		Plugins:          plugin.PluginSet{plugins.PluginName: &plugins.Plugin{}},
@@ -203,7 +203,7 @@ func (p *proc) start() error {
 		AutoMTLS:         true,
 		StartTimeout:     cfg.StartTimeout,
 		Logger:           newHCLog(p.h.log.With("plugin", p.name)),
-		Stderr:           io.Discard, // its log lines come through Logger
+		Stderr:           tail, // besides Logger: the last lines explain a failed start
 	}
 	if p.spec.SHA256 != "" {
 		sum, _ := hex.DecodeString(p.spec.SHA256)
@@ -213,7 +213,11 @@ func (p *proc) start() error {
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return explainStart(err)
+		err = explainStart(err)
+		if t := tail.String(); t != "" {
+			err = fmt.Errorf("%w; the plugin wrote: %s", err, t)
+		}
+		return err
 	}
 	raw, err := rpc.Dispense(plugins.PluginName)
 	if err != nil {
@@ -264,12 +268,39 @@ func explainStart(err error) error {
 		return fmt.Errorf("binary not found: %w", err)
 	case strings.Contains(err.Error(), "permission denied"):
 		return fmt.Errorf("binary not executable: %w", err)
-	case strings.Contains(err.Error(), "Incompatible API version"), strings.Contains(err.Error(), "Unrecognized remote plugin message"):
-		return fmt.Errorf("not a Ferry plugin, or built for another plugin protocol version: %w", err)
-	case strings.Contains(err.Error(), "plugin exited before we could connect"):
-		return fmt.Errorf("the plugin exited at start (a bad argument or configuration? its log lines are in the agent's log): %w", err)
+	case strings.Contains(err.Error(), "Incompatible API version"):
+		return fmt.Errorf("built for another plugin protocol version: %v", firstLine(err))
+	case strings.Contains(err.Error(), "Unrecognized remote plugin message"), strings.Contains(err.Error(), "plugin exited before we could connect"):
+		return fmt.Errorf("no handshake: the plugin exited at start (a bad argument or configuration?) or is not a Ferry plugin (%v)", firstLine(err))
 	}
 	return err
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.TrimSpace(s)
+}
+
+// tailBuffer keeps the last 512 bytes of a plugin's stderr, on one line.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 512 {
+		t.b = t.b[len(t.b)-512:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(strings.Fields(string(t.b)), " ")
 }
 
 // current returns the client while the plugin runs.

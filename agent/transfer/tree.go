@@ -128,6 +128,8 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 		Sync:      syncFn,
 		Progress:  j.add,
 		Published: j.published,
+		// Hooks may veto each file before it takes its final name, as for single files.
+		BeforePublish: func(_, final string) error { return j.beforePublish(final) },
 	})
 	cerr := r.Close()
 	if err != nil {

@@ -272,6 +272,9 @@ type Options struct {
 	Progress func(n int)
 	// Published is called for each file once it has its final name.
 	Published func(rel string, size int64)
+	// BeforePublish, if set, is asked before each file takes its final name (part and final
+	// root-relative): an error (a hook's veto) stops the stream there, the file unpublished.
+	BeforePublish func(part, final string) error
 }
 
 // Result is what Receive published.
@@ -511,6 +514,12 @@ func (rc *receiver) flush() error {
 		}
 	}
 	for i, p := range rc.batch {
+		if rc.o.BeforePublish != nil {
+			if err := rc.o.BeforePublish(p.part, p.final); err != nil {
+				rc.batch = rc.batch[i:]
+				return err
+			}
+		}
 		if err := rc.fsys.Rename(p.part, p.final); err != nil {
 			rc.batch = rc.batch[i:]
 			return err
