@@ -962,6 +962,9 @@ type StartTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A path under the agent's root ("incoming/a.bin"), ftp://user:pass@host:port/path or
 	// agent://host:grpcport/path. A trailing "/" on the destination means "into this directory".
+	// A directory source follows rsync's trailing-slash rule: "tree" lands as destination/tree,
+	// "tree/" lands its contents in the destination. A glob in the source's last element
+	// ("media/*.jpg") selects entries of its directory. A URL must have a path ("/" for the root).
 	Source      string       `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	Destination string       `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
 	Mode        TransferMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ferry.v1.TransferMode" json:"mode,omitempty"`
