@@ -182,8 +182,9 @@ func (c *Coordinator) apply(j *job, i int, o outcome, probe func(string) error) 
 		if cause == "" {
 			cause = strings.ToLower(strings.TrimPrefix(t.GetState().String(), "TRANSFER_STATE_"))
 		}
-		if relay {
-			// Whatever went wrong, this holder serves no one else; the host tries another.
+		if relay && t.GetErrorCode() != "no_space" {
+			// Unless the receiver's own disk is full, this holder serves no one else (it may
+			// be down, or lost its copy); the host tries another.
 			c.relayGone(j, h, "a delivery from it failed: "+cause)
 			if c.reroute(j, h, fmt.Sprintf("relay %s failed: %s", h.ServedBy, cause)) {
 				return true
