@@ -119,7 +119,7 @@ func (a *app) copy(ctx context.Context, req *ferryv1.StartTransferRequest, detac
 func (a *app) watch(ctx context.Context, id string, cancelOnInterrupt bool) error {
 	w := render.NewWatcher(a.stdout, a.format, a.format == render.Text && a.stderrTTY,
 		render.WithProgressOutput(a.stderr), render.WithClock(a.now), render.WithFailureAsError(),
-		render.WithWidth(terminalWidth), render.WithVerbosity(a.quiet, a.verbose))
+		render.WithWidth(terminalWidth), render.WithVerbosity(a.quiet, a.verbose), render.WithResultWidth(stdoutWidth))
 	final, err := a.follow(ctx, id, w)
 	if err == nil {
 		return w.Finish(final)

@@ -38,9 +38,18 @@ data-connection mode for FTP listings. The agent answers in pages; ls fetches ev
 			if a.format == render.JSON {
 				return a.printJSON(resp)
 			}
-			return render.FilesTable(a.stdout, resp.GetEntries())
+			return render.FilesTableWidth(a.stdout, resp.GetEntries(), stdoutWidth())
 		}),
 	}
 	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)
 	return cmd
+}
+
+// stdoutWidth is the terminal's width when stdout is one (tables and the result line are cut
+// to it), else 0: the whole output, for scripts.
+func stdoutWidth() int {
+	if stdoutIsTerminal() {
+		return terminalWidth()
+	}
+	return 0
 }

@@ -223,3 +223,61 @@ func TestProgressCtrlCPty(t *testing.T) {
 		t.Logf("%d columns, screen after Ctrl-C: %q", cols, shown)
 	}
 }
+
+// On a narrow terminal the ls table and the success result line fit its width (issue 17);
+// the result line keeps the start of the checksum.
+func TestOutputFitsTerminalPty(t *testing.T) {
+	a, b := newPair(t)
+	long := "holiday-photos-2026-summer-trip-to-the-mountains-final-edit.tar.gz"
+	sum := writeFile(t, b.Root, long, 300<<10)
+	writeFile(t, a.Root, "listing/"+long, 1000)
+	writeFile(t, a.Root, "listing/a.txt", 10)
+	shownLines := func(out string) []string {
+		var shown []string
+		for _, l := range screen(out) {
+			if l = strings.TrimRight(l, " "); l != "" {
+				shown = append(shown, l)
+			}
+		}
+		return shown
+	}
+	for _, cols := range []uint16{40, 60} {
+		_, _, rec, done := startPty(t, cols, "--agent", a.GRPC, "ls", "listing/")
+		if err := <-done; err != nil {
+			t.Fatalf("ls: %v\n%q", err, rec.String())
+		}
+		shown := shownLines(rec.String())
+		if len(shown) != 3 || !strings.HasPrefix(shown[0], "NAME") || !strings.HasPrefix(shown[2], "holiday") ||
+			!strings.Contains(shown[2], "…") {
+			t.Errorf("%d columns: ls shows %q, want the header and two rows, the long name shortened", cols, shown)
+		}
+		for _, l := range shown {
+			if n := utf8.RuneCountInString(l); n >= int(cols) {
+				t.Errorf("%d columns: an ls row of %d columns: %q", cols, n, l)
+			}
+		}
+
+		dst := fmt.Sprintf("in/%d.tar.gz", cols)
+		_, _, rec, done = startPty(t, cols, "--agent", a.GRPC, "copy", b.URL(long), dst, "--mode", "passive")
+		if err := <-done; err != nil {
+			t.Fatalf("copy: %v\n%q", err, rec.String())
+		}
+		shown = shownLines(rec.String())
+		if len(shown) != 1 || !strings.HasPrefix(shown[0], "succeeded: 300.0 KiB") {
+			t.Fatalf("%d columns: screen after the copy %q, want the result line alone", cols, shown)
+		}
+		if n := utf8.RuneCountInString(shown[0]); n >= int(cols) {
+			t.Errorf("%d columns: result line of %d columns: %q", cols, n, shown[0])
+		}
+		if cols == 60 && !strings.Contains(shown[0], "sha256="+sum[:8]) {
+			t.Errorf("%d columns: result line %q lacks the checksum's start %s", cols, shown[0], sum[:8])
+		}
+		t.Logf("%d columns: %q", cols, shown[0])
+	}
+	// Not a terminal: the whole line, as scripts expect.
+	r := ferryctl(t, "--agent", a.GRPC, "copy", b.URL(long), "in/pipe.tar.gz", "--mode", "passive")
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, "mode=passive sha256="+sum+"\n") {
+		t.Errorf("piped result line is not whole: %q", r.stdout)
+	}
+}

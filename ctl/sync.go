@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-dev/ferry/agent/datapath"
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
@@ -62,7 +63,7 @@ func (f *selectFlags) options(sync bool) (*ferryv1.TransferOptions, error) {
 }
 
 func (a *app) newSyncCmd() *cobra.Command {
-	var mode string
+	var mode, limitRate string
 	var detach bool
 	var sel selectFlags
 	cmd := &cobra.Command{
@@ -84,18 +85,26 @@ Output and exit codes are those of copy; the result line counts what was skipped
   succeeded: 2.0 MiB in 0.4s (5.0 MiB/s) mode=passive files=2 skipped=40 deleted=1`,
 		Example: `  ferryctl sync agent://10.0.0.7:7070/photos/ backup/photos/ --delete
   ferryctl sync site/ ftp://deploy@www.example/htdocs/ --exclude '*.tmp' --dry-run
-  ferryctl sync reports/ agent://archive:7070/reports/ --checksum -o json | jq -c .transfer.files_skipped`,
+  ferryctl sync reports/ agent://archive:7070/reports/ --checksum -o json | jq -c .transfer.files_skipped
+  ferryctl sync agent://10.0.0.7:7070/media/ media/ --limit-rate 20M --streams 4`,
 		Args: exactArgs("SRC", "DST"),
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
+			limit, err := datapath.ParseRate(limitRate)
+			if err != nil {
+				return usageErrorf("--limit-rate: %v", err)
+			}
 			req, err := a.transferRequest(cmd, mode, &sel, true, args)
 			if err != nil {
 				return err
 			}
+			req.LimitRate, req.Streams = limit, streamsOf(cmd)
 			return a.copy(ctx, req, detach)
 		}),
 	}
 	cmd.Flags().StringVar(&mode, "mode", "auto", modeUsage)
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the transfer ID and exit without watching")
+	cmd.Flags().StringVar(&limitRate, "limit-rate", "0", "bandwidth limit of this transfer in bytes per second, e.g. 500K, 50M (0: none); change it later with 'ferryctl transfers limit'")
+	addStreamsFlag(cmd)
 	sel.register(cmd, true)
 	return cmd
 }

@@ -332,3 +332,26 @@ func TestSyncVsftpd(t *testing.T) {
 		t.Errorf("sync --checksum against vsftpd: want a failure naming the missing HASH\n%s", cs)
 	}
 }
+
+// sync takes copy's --limit-rate and --streams and hands them to the transfer.
+func TestSyncLimitRateStreams(t *testing.T) {
+	a, b := newPair(t)
+	want := makeSyncTree(t, filepath.Join(b.Root, "tree"))
+	tr := finalOf(t, 0, "--agent", a.GRPC, "sync", b.URL("tree/"), "lim", "--limit-rate", "2M", "--streams", "2")
+	if got := tr.GetLimitRate(); got != 2<<20 {
+		t.Errorf("limit_rate %d, want %d (--limit-rate 2M)", got, 2<<20)
+	}
+	sameTree(t, "sync --limit-rate", listTree(t, filepath.Join(a.Root, "lim")), want)
+	// A bad rate is a usage error naming the flag; an out-of-range --streams reaches the agent,
+	// which names the field.
+	bad := ferryctl(t, "--agent", a.GRPC, "sync", b.URL("tree/"), "lim", "--limit-rate", "fast")
+	wantCode(t, bad, exitUsage)
+	if !strings.Contains(bad.stderr, "--limit-rate") {
+		t.Errorf("bad --limit-rate: %q does not name the flag", bad.stderr)
+	}
+	many := ferryctl(t, "--agent", a.GRPC, "sync", b.URL("tree/"), "lim", "--streams", "99")
+	wantCode(t, many, exitUsage)
+	if !strings.Contains(many.stderr, "streams") {
+		t.Errorf("--streams 99: %q does not name streams", many.stderr)
+	}
+}

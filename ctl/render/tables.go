@@ -69,14 +69,50 @@ func progressCell(p *ferryv1.Progress) string {
 
 // FilesTable writes NAME, SIZE and MODIFIED; directories get a trailing "/".
 func FilesTable(w io.Writer, entries []*ferryv1.FileEntry) error {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tSIZE\tMODIFIED")
+	return FilesTableWidth(w, entries, 0)
+}
+
+// FilesTableWidth is FilesTable with rows of at most width columns (a terminal's; 0: no
+// limit): when the rows are wider, MODIFIED keeps only the date if the names would otherwise
+// get fewer than 16 columns, and NAME is shortened in the middle to the room left (8 columns at
+// least).
+func FilesTableWidth(w io.Writer, entries []*ferryv1.FileEntry, width int) error {
+	const gap, minName, dateOnly = 2, 8, 16
+	rows := make([][3]string, 0, len(entries)+1)
+	rows = append(rows, [3]string{"NAME", "SIZE", "MODIFIED"})
 	for _, e := range entries {
 		name, size := cell(e.GetName()), Bytes(e.GetSize())
 		if e.GetIsDir() {
 			name, size = strings.TrimSuffix(name, "/")+"/", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, size, timestamp(e.GetModTime()))
+		rows = append(rows, [3]string{name, size, timestamp(e.GetModTime())})
+	}
+	if width > 0 {
+		var widths [3]int
+		for _, r := range rows {
+			for i, c := range r {
+				widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			}
+		}
+		room := width - 1 - 2*gap - widths[1] - widths[2]
+		if widths[0] > room && room < dateOnly {
+			for i, e := range entries {
+				if ts := e.GetModTime(); ts != nil {
+					rows[i+1][2] = ts.AsTime().Local().Format("2006-01-02")
+				}
+			}
+			room += widths[2] - max(len("MODIFIED"), len("2006-01-02"))
+		}
+		room = max(room, minName)
+		if widths[0] > room {
+			for i := range rows {
+				rows[i][0] = Fit(rows[i][0], room)
+			}
+		}
+	}
+	tw := newTable(w)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r[:], "\t"))
 	}
 	return tw.Flush()
 }

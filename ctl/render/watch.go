@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
@@ -37,6 +38,8 @@ type Watcher struct {
 	verbose  bool       // -v: mode story, per-file and retry lines
 	quiet    bool       // -q: text output only for errors
 	finished bool
+	// resultWidth: the columns the result line must fit (0: no limit; stdout is no terminal).
+	resultWidth func() int
 	// failAsError: a text result that is no success is not written; the caller reports the
 	// returned FinalError as its one error line on stderr.
 	failAsError bool
@@ -66,6 +69,12 @@ func WithClock(now func() time.Time) WatcherOption {
 // terminal is followed).
 func WithWidth(width func() int) WatcherOption {
 	return func(wt *Watcher) { wt.width = width }
+}
+
+// WithResultWidth gives the width in columns the success result line must fit when the main
+// writer is a terminal (0: it is not; the line stays whole for scripts). See ResultLineWidth.
+func WithResultWidth(width func() int) WatcherOption {
+	return func(wt *Watcher) { wt.resultWidth = width }
 }
 
 // WithVerbosity sets -q (text: nothing but errors) and -v (the mode story, a line per file and
@@ -138,7 +147,11 @@ func (wt *Watcher) Finish(t *ferryv1.Transfer) error {
 				wt.write(PlanLine(a) + "\n")
 			}
 		}
-		wt.write(ResultLine(t, wt.now()) + "\n")
+		width := 0
+		if wt.resultWidth != nil {
+			width = wt.resultWidth()
+		}
+		wt.write(ResultLineWidth(t, wt.now(), width) + "\n")
 	}
 	if wt.err != nil {
 		return wt.err
@@ -246,13 +259,39 @@ func ProgressLine(t *ferryv1.Transfer) string {
 // "succeeded: 100.0 MiB in 2.1s (47.6 MiB/s) mode=passive sha256=<hex>",
 // "failed: <cause>" or "cancelled: <cause>". now stands in for a missing finish time.
 func ResultLine(t *ferryv1.Transfer, now time.Time) string {
+	return ResultLineWidth(t, now, 0)
+}
+
+// ResultLineWidth is ResultLine for a terminal of width columns (0: no limit, as for a pipe,
+// whose line scripts parse): a success line longer than width-1 columns is shortened step by
+// step until it fits: sha256 to its first 16 hex digits and "…"; then without mode=, attempts=
+// and resumed=; then without the rate; then sha256 to 8 hex digits and the verify note to
+// ", not verified"; then without sha256; then without the elapsed time; at last cut at the end
+// with "…". Failure and dry-run lines are left whole.
+func ResultLineWidth(t *ferryv1.Transfer, now time.Time, width int) string {
 	if t.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
 		return StateName(t.GetState()) + ": " + oneLineCause(t, false)
 	}
-	p := t.GetProgress()
 	if t.GetOptions().GetDryRun() {
 		return DryRunLine(t)
 	}
+	const last = 6
+	for level := 0; ; level++ {
+		line := successLine(t, now, level)
+		if width <= 0 || utf8.RuneCountInString(line) <= width-1 {
+			return line
+		}
+		if level == last {
+			r := []rune(line)
+			return string(r[:max(width-2, 0)]) + "…"
+		}
+	}
+}
+
+// successLine is the success result line at shortening level 0 (whole) to 6 (see
+// ResultLineWidth).
+func successLine(t *ferryv1.Transfer, now time.Time, level int) string {
+	p := t.GetProgress()
 	var start, end time.Time
 	switch {
 	case t.GetStartedAt() != nil:
@@ -269,8 +308,16 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	elapsed := max(end.Sub(start), 0)
 	rate := float64(p.GetBytesDone()) / max(elapsed.Seconds(), 0.001)
 	var b strings.Builder
-	fmt.Fprintf(&b, "succeeded: %s in %s (%s) mode=%s", Bytes(p.GetBytesDone()), Duration(elapsed),
-		Rate(rate), usedMode(t))
+	fmt.Fprintf(&b, "succeeded: %s", Bytes(p.GetBytesDone()))
+	if level < 6 {
+		fmt.Fprintf(&b, " in %s", Duration(elapsed))
+	}
+	if level < 3 {
+		fmt.Fprintf(&b, " (%s)", Rate(rate))
+	}
+	if level < 2 {
+		fmt.Fprintf(&b, " mode=%s", usedMode(t))
+	}
 	if p.GetFilesTotal() > 1 || t.GetFilesSkipped() > 0 || t.GetFilesDeleted() > 0 {
 		fmt.Fprintf(&b, " files=%d", p.GetFilesDone())
 	}
@@ -280,19 +327,39 @@ func ResultLine(t *ferryv1.Transfer, now time.Time) string {
 	if n := t.GetFilesDeleted(); n > 0 {
 		fmt.Fprintf(&b, " deleted=%d", n)
 	}
-	if t.GetSha256() != "" {
-		fmt.Fprintf(&b, " sha256=%s", t.GetSha256())
+	if sum := t.GetSha256(); sum != "" && level < 5 {
+		switch {
+		case level >= 4:
+			sum = shortHex(sum, 8)
+		case level >= 1:
+			sum = shortHex(sum, 16)
+		}
+		fmt.Fprintf(&b, " sha256=%s", sum)
 	}
-	if t.GetAttempt() > 1 {
+	if t.GetAttempt() > 1 && level < 2 {
 		fmt.Fprintf(&b, " attempts=%d", t.GetAttempt())
 	}
-	if r := t.GetBytesResumed(); r > 0 {
+	if r := t.GetBytesResumed(); r > 0 && level < 2 {
 		fmt.Fprintf(&b, " resumed=%s", Bytes(r))
 	}
 	if n := t.GetVerifyNote(); n != "" {
+		if level >= 4 {
+			// "not verified (server has no HASH)" keeps its first words: the honest part.
+			if i := strings.Index(n, " ("); i > 0 {
+				n = n[:i]
+			}
+		}
 		b.WriteString(", " + n)
 	}
 	return b.String()
+}
+
+// shortHex is the first n digits of a checksum and "…" (the whole checksum when not longer).
+func shortHex(sum string, n int) string {
+	if len(sum) <= n {
+		return sum
+	}
+	return sum[:n] + "…"
 }
 
 // PlanLine is one planned action of a dry run: "copy    photos/a.jpg  1.0 MiB  (new)".
