@@ -88,7 +88,9 @@ func TestLsHugeDirectory(t *testing.T) {
 		t.Errorf("local text: %d lines", len(lines))
 	}
 
-	r = ferryctlQuiet(t, "--agent", a.GRPC, "ls", b.URL("huge"), "-o", "json")
+	// The first page needs the peer's whole MLSD of 120,000 names: on a loaded machine under
+	// -race that takes longer than the default 10 s --timeout; this test is about paging.
+	r = ferryctlQuiet(t, "--agent", a.GRPC, "--timeout", "90s", "ls", b.URL("huge"), "-o", "json")
 	resp.Reset()
 	if err := protojson.Unmarshal([]byte(r.stdout), &resp); err != nil {
 		t.Fatal(err)
