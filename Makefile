@@ -64,14 +64,15 @@ generate:
 check-generated: generate
 	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "generated code is stale: run make generate"; exit 1; }
 
-# Loopback throughput of one 256 MiB file: raw TCP, vsftpd+curl and agent-to-agent, measured in
-# the same run, printed with the ratio of each to raw TCP. Needs vsftpd and curl (see .ci/run).
+# Loopback benchmark (internal/bench/loopback): a 1 GiB file and 10,000 4 KiB files moved by a raw
+# socket copy (the ceiling), vsftpd + curl, lftp (pget -n 8, mirror --parallel=4) and two
+# ferry-agent processes, printed as one table with ratios, each agent's peak RSS and CPU s/GiB.
+# Needs root, vsftpd, curl and lftp (see .ci/run). FERRY_BENCH_REPEAT=3 keeps each case's best of
+# three interleaved rounds; FERRY_BENCH_SIZE=256M, FERRY_BENCH_FILES=0, FERRY_BENCH_DIR=/path
+# (default /dev/shm) adjust it.
 bench:
-	go test -run '^$$' -bench Copy -benchtime 3x -count 1 ./agent/server/ | awk '\
-	  /^BenchmarkCopy\// { name=$$1; sub(/^BenchmarkCopy\//, "", name); sub(/-[0-9]+$$/, "", name); \
-	    mbs[name]=$$5; order[++n]=name } \
-	  END { printf "%-20s %10s %8s\n", "path", "MB/s", "vs raw"; \
-	    for (i=1; i<=n; i++) printf "%-20s %10.1f %8.2f\n", order[i], mbs[order[i]], mbs[order[i]]/mbs["raw-tcp"] }'
+	@out=$$(go test -run '^$$' -bench '^BenchmarkLoopback$$' -benchtime 1x -timeout 60m ./internal/bench/loopback/ 2>&1); rc=$$?; \
+	  echo "$$out" | grep -v -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' -e '^BenchmarkLoopback' -e '^PASS' -e '^ok'; exit $$rc
 
 # Over a WAN link in Go (internal/testbed WANLink, two network namespaces, both on CUBIC): raw
 # TCP as the ceiling, vsftpd with curl and lftp, and Ferry agent to agent; 64 MiB at 100 ms RTT,

@@ -182,8 +182,9 @@ func (c *Coordinator) apply(j *job, i int, o outcome, probe func(string) error) 
 		if cause == "" {
 			cause = strings.ToLower(strings.TrimPrefix(t.GetState().String(), "TRANSFER_STATE_"))
 		}
-		if relay {
-			// Whatever went wrong, this holder serves no one else; the host tries another.
+		if relay && t.GetErrorCode() != "no_space" {
+			// Unless the receiver's own disk is full, this holder serves no one else (it may
+			// be down, or lost its copy); the host tries another.
 			c.relayGone(j, h, "a delivery from it failed: "+cause)
 			if c.reroute(j, h, fmt.Sprintf("relay %s failed: %s", h.ServedBy, cause)) {
 				return true
@@ -325,14 +326,33 @@ func (c *Coordinator) schedule(j *job) []int {
 	// Holders that may serve (tree): hosts with a verified copy that still answer.
 	type holder struct{ name, addr string }
 	var relays []holder
+	var loads []int
 	if tree {
 		for _, h := range j.hosts {
 			if h.State == ferryv1.FleetHostState_FLEET_HOST_STATE_SUCCEEDED && !h.RelayDead {
 				relays = append(relays, holder{h.Name, h.Address})
+				loads = append(loads, load[h.Address])
 			}
 		}
 	}
+	// nextRelay returns a relay with a free slot, the least loaded level first (every relay gets
+	// its first child before any gets a second), in O(relays × fanout) for a whole pass.
+	level, cursor := 0, 0
+	nextRelay := func() int {
+		for ; level < r.Fanout; level++ {
+			for scanned := 0; scanned < len(relays); scanned++ {
+				k := (cursor + scanned) % len(relays)
+				if loads[k] <= level {
+					cursor = k + 1
+					return k
+				}
+			}
+			cursor = 0
+		}
+		return -1
+	}
 	var out []int
+pick:
 	for i, h := range j.hosts {
 		if running >= r.Concurrency {
 			break
@@ -350,19 +370,15 @@ func (c *Coordinator) schedule(j *job) []int {
 		case !tree:
 			addr = r.Source.Address
 		default:
-			best := -1
-			for k, rl := range relays {
-				if load[rl.addr] < r.Fanout && (best < 0 || load[rl.addr] < load[relays[best].addr]) {
-					best = k
-				}
-			}
+			best := nextRelay()
 			switch {
 			case best >= 0:
 				served, addr = relays[best].name, relays[best].addr
+				loads[best]++
 			case load[r.Source.Address] < r.Fanout && (r.SourceCopies < r.Fanout || len(relays) == 0):
 				addr = r.Source.Address
 			default:
-				continue // every holder is busy: wait for one, or for new holders
+				break pick // every holder is busy (for any host): wait for one, or for new holders
 			}
 		}
 		j.mu.Lock()

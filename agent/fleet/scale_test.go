@@ -51,3 +51,52 @@ func TestScaleFigures(t *testing.T) {
 	}
 	runtime.KeepAlive(j)
 }
+
+// TestScheduleScale: one scheduling pass over 10,000 hosts (half of them holders) picks at most
+// the concurrency, never more than fanout per holder, and takes well under the poll interval.
+func TestScheduleScale(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 10000
+	hosts := make([]*hostRecord, n)
+	for i := range hosts {
+		hosts[i] = &hostRecord{Name: fmt.Sprintf("h%d", i), Address: fmt.Sprintf("10.0.%d.%d:7070", i>>8, i&255),
+			State: ferryv1.FleetHostState_FLEET_HOST_STATE_PENDING, Wave: 2}
+		if i%2 == 0 {
+			hosts[i].State = ferryv1.FleetHostState_FLEET_HOST_STATE_SUCCEEDED
+		}
+	}
+	j := newJob(jobRecord{ID: "x", Kind: ferryv1.FleetJobKind_FLEET_JOB_KIND_COPY, Source: Agent{Name: "src", Address: "10.1.0.1:7070"},
+		Strategy: ferryv1.FleetStrategy_FLEET_STRATEGY_TREE, Fanout: 3, Concurrency: 1024, MaxAttempts: 3, Hosts: n}, hosts)
+	for round := 0; round < 3; round++ {
+		start := time.Now()
+		picked := c.schedule(j)
+		took := time.Since(start)
+		load := map[string]int{}
+		running := 0
+		for _, h := range j.hosts {
+			if h.State == ferryv1.FleetHostState_FLEET_HOST_STATE_RUNNING {
+				running++
+				load[h.ServerAddr]++
+			}
+		}
+		for addr, l := range load {
+			if l > 3 {
+				t.Fatalf("%s serves %d at once; fanout is 3", addr, l)
+			}
+		}
+		if running > 1024 || (round == 0 && len(picked) != 1024) {
+			t.Fatalf("round %d: picked %d, running %d; want 1024", round, len(picked), running)
+		}
+		if took > 200*time.Millisecond {
+			t.Errorf("round %d: a scheduling pass took %s", round, took)
+		}
+		t.Logf("round %d: picked %d in %s", round, len(picked), took)
+	}
+	if j.rec.SourceCopies != 0 {
+		t.Errorf("the source served %d while relays were free", j.rec.SourceCopies)
+	}
+}

@@ -151,12 +151,12 @@ func TestFleetFanOut(t *testing.T) {
 // stopping the others; a relay killed while it serves has its children routed to another holder.
 func TestFleetFaults(t *testing.T) {
 	relayHost := uniqueLoopback()
-	nodes := startFleet(t, 12, "", relayHost)
+	nodes := startFleet(t, 9, "", relayHost)
 	const size = 16 << 20
 	// The relay sends slowly (when nft can shape it), so it is stopped in the middle of a file.
 	slow := throttle(t, relayHost, 4<<20)
 	sum := writeRandom(t, nodes[0].agent().Root, "rel/big.bin", size)
-	down := nodes[11]
+	down := nodes[8]
 	down.agent().Stop()
 
 	fc := fleetClient(t, nodes[0])
@@ -242,13 +242,13 @@ func TestFleetFaults(t *testing.T) {
 		t.Logf("  %s %s attempts %d from %q in %s: %s", h.GetName(), h.GetState(), h.GetAttempt(), h.GetServedBy(),
 			h.GetFinishedAt().AsTime().Sub(h.GetStartedAt().AsTime()).Round(time.Millisecond), h.GetError())
 	}
-	checkCopies(t, nodes[2:11], "in/big.bin", sum)
+	checkCopies(t, nodes[2:8], "in/big.bin", sum)
 }
 
 // TestFleetCoordinatorRestart: the coordinator (the source agent) is restarted while the job
 // runs; the job resumes from its store and every host ends with an intact copy.
 func TestFleetCoordinatorRestart(t *testing.T) {
-	nodes := startFleet(t, 9)
+	nodes := startFleet(t, 7)
 	const size = 8 << 20
 	sum := writeRandom(t, nodes[0].agent().Root, "rel/app.bin", size)
 	fc := fleetClient(t, nodes[0])
