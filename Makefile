@@ -20,8 +20,8 @@ SYSCONFDIR  ?= /etc
 
 # Static binaries: no cgo (pure-Go DNS resolver and user lookups), no build paths, version stamped.
 build:
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS) -X main.version=$(VERSION)" -o bin/ferryctl ./ctl
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ferry-agent ./agent/cmd/ferry-agent
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS) -X main.version=$(VERSION)" -o bin/ferryctl ./ctl/cmd/ferryctl
 
 # The unit's ExecStart names $(BINDIR); the example config is installed only where none exists;
 # man pages are installed when make man made them.
@@ -126,4 +126,4 @@ clean:
 # (a test generates them, so a command that breaks generation fails CI). man -l man/man1/ferryctl.1
 man:
 	rm -rf man && mkdir -p man/man1
-	go run -ldflags "-X main.version=$(VERSION)" ./ctl __man man/man1
+	go run -ldflags "-X main.version=$(VERSION)" ./ctl/cmd/ferryctl __man man/man1

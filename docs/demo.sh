@@ -9,8 +9,8 @@ work=$(mktemp -d)
 if [ -z "${BIN:-}" ]; then
   echo "== building ferry-agent and ferryctl"
   BIN="$work/bin"
-  go build -o "$BIN/ferry-agent" ./agent
-  go build -o "$BIN/ferryctl" ./ctl
+  go build -o "$BIN/ferry-agent" ./agent/cmd/ferry-agent
+  go build -o "$BIN/ferryctl" ./ctl/cmd/ferryctl
 fi
 pids=()
 cleanup() {

@@ -17,8 +17,8 @@ var build = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	for _, b := range []struct{ out, pkg string }{
-		{"ferry-agent", "github.com/ferry-dev/ferry/agent"},
-		{"ferryctl", "github.com/ferry-dev/ferry/ctl"},
+		{"ferry-agent", "github.com/ferry-dev/ferry/agent/cmd/ferry-agent"},
+		{"ferryctl", "github.com/ferry-dev/ferry/ctl/cmd/ferryctl"},
 	} {
 		// As make build does (static, -trimpath): the tests run what ships, and make build
 		// reuses these compiled packages.

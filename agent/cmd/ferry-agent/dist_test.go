@@ -16,6 +16,9 @@ import (
 	"github.com/ferry-dev/ferry/agent/config"
 )
 
+// repoRoot is the repository's top directory, seen from this package's (agent/cmd/ferry-agent).
+const repoRoot = "../../.."
+
 // The packaging files (dist/) are checked against the agent's real flags: every key of the
 // example configuration, every flag of the systemd unit's ExecStart, the Dockerfile's CMD and
 // the DaemonSet's args, every FERRY_* variable they set. What cannot run here (systemd, a
@@ -66,7 +69,7 @@ func envFlag(t *testing.T, where, name string) {
 }
 
 func TestExampleConfig(t *testing.T) {
-	o := loadConfig(t, "../dist/ferry-agent.yaml", nil, nil)
+	o := loadConfig(t, repoRoot+"/dist/ferry-agent.yaml", nil, nil)
 	if o.cfg.Root != "/srv/ferry" || o.cfg.StateDir != "/var/lib/ferry-agent" || o.cfg.AuditLog == "" {
 		t.Errorf("example config: root %q, state %q, audit %q", o.cfg.Root, o.cfg.StateDir, o.cfg.AuditLog)
 	}
@@ -97,7 +100,7 @@ func unit(t *testing.T, file string) map[string][]string {
 }
 
 func TestSystemdUnit(t *testing.T) {
-	u := unit(t, "../dist/ferry-agent.service")
+	u := unit(t, repoRoot+"/dist/ferry-agent.service")
 	argv := strings.Fields(u["ExecStart"][0])
 	if argv[0] != "/usr/local/bin/ferry-agent" {
 		t.Errorf("ExecStart runs %s", argv[0])
@@ -106,7 +109,7 @@ func TestSystemdUnit(t *testing.T) {
 	if o.configFile != "/etc/ferry/agent.yaml" {
 		t.Errorf("ExecStart's --config = %q", o.configFile)
 	}
-	cfg := loadConfig(t, "../dist/ferry-agent.yaml", nil, nil).cfg
+	cfg := loadConfig(t, repoRoot+"/dist/ferry-agent.yaml", nil, nil).cfg
 	for k, want := range map[string]string{
 		"User": "ferry", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
 		"PrivateTmp": "yes", "StateDirectory": "ferry-agent", "KillSignal": "SIGTERM", "CapabilityBoundingSet": "",
@@ -124,13 +127,13 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("audit-log %s is not in the unit's LogsDirectory", cfg.AuditLog)
 	}
 	// sysusers creates the unit's user.
-	b, err := os.ReadFile("../dist/ferry-agent.sysusers")
+	b, err := os.ReadFile(repoRoot + "/dist/ferry-agent.sysusers")
 	if err != nil || !strings.Contains(string(b), "u ferry ") {
 		t.Errorf("sysusers: %v %q", err, b)
 	}
 	// systemd's own parser, where systemd is installed: no unknown directive.
 	if path, err := lookPath("systemd-analyze"); err == nil {
-		out, _ := execCommand(path, "verify", "--man=no", "../dist/ferry-agent.service").CombinedOutput()
+		out, _ := execCommand(path, "verify", "--man=no", repoRoot+"/dist/ferry-agent.service").CombinedOutput()
 		for _, line := range strings.Split(string(out), "\n") {
 			if strings.Contains(line, "Unknown key") || strings.Contains(line, "Unknown section") || strings.Contains(line, "Failed to parse") {
 				t.Errorf("systemd-analyze verify: %s", line)
@@ -145,7 +148,7 @@ var (
 )
 
 func TestDockerfile(t *testing.T) {
-	b, err := os.ReadFile("../dist/Dockerfile")
+	b, err := os.ReadFile(repoRoot + "/dist/Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +178,13 @@ func TestDockerfile(t *testing.T) {
 	if o := parseArgs(t, "CMD", cmd); o.configFile == "" {
 		t.Error("CMD gives no --config")
 	}
-	cfg := loadConfig(t, "../dist/ferry-agent.yaml", nil, nil)
+	cfg := loadConfig(t, repoRoot+"/dist/ferry-agent.yaml", nil, nil)
 	for _, p := range []string{"7070", "2121", cfg.passive, "9464"} {
 		if !strings.Contains(" "+strings.Join(expose, " ")+" ", " "+p+" ") {
 			t.Errorf("EXPOSE %v lacks %s", expose, p)
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-X github.com/ferry-dev/ferry/agent/daemon.Version=", "./agent", "./ctl"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-X github.com/ferry-dev/ferry/agent/daemon.Version=", "./agent/cmd/ferry-agent", "./ctl/cmd/ferryctl"} {
 		if !strings.Contains(run, want) {
 			t.Errorf("Dockerfile's build lacks %q", want)
 		}
@@ -189,7 +192,7 @@ func TestDockerfile(t *testing.T) {
 }
 
 func TestDaemonSet(t *testing.T) {
-	f, err := os.Open("../dist/kubernetes/daemonset.yaml")
+	f, err := os.Open(repoRoot + "/dist/kubernetes/daemonset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +278,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatal("make is needed (see .ci/run)")
 	}
 	dest := t.TempDir()
-	cmd := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/usr", "VERSION=v9.8.7-test")
+	cmd := exec.Command("make", "-C", repoRoot, "install", "DESTDIR="+dest, "PREFIX=/usr", "VERSION=v9.8.7-test")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
@@ -292,7 +295,7 @@ func TestMakeInstall(t *testing.T) {
 		}
 		f.Close()
 	}
-	// ferryctl's --version is the CLI's (-X main.version, ctl/version.go on main).
+	// ferryctl's --version is the CLI's (-X main.version, ctl/cmd/ferryctl/version.go).
 	out, err := exec.Command(filepath.Join(dest, "usr/bin/ferry-agent"), "--version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "v9.8.7-test") {
 		t.Errorf("ferry-agent --version: %v %q", err, out)
