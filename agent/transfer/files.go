@@ -167,25 +167,34 @@ func (j *job) samePrefix(c Session, local io.ReaderAt, h hash.Hash, remote strin
 	return trusted(), nil
 }
 
+// openUpload opens the local file of an upload (label is its name in the progress) and makes
+// the remote part name of final the job's remote part, removed if the job is cancelled.
+func (j *job) openUpload(local, final, label string) (f storage.File, fi fs.FileInfo, tmp string, err error) {
+	j.update(func(s *Snapshot) { s.CurrentFile = label })
+	if f, err = j.m.root.OpenFile(local, os.O_RDONLY, 0); err != nil {
+		return nil, nil, "", fmt.Errorf("source: %w", err)
+	}
+	if fi, err = f.Stat(); err != nil {
+		f.Close()
+		return nil, nil, "", fmt.Errorf("source: %w", err)
+	}
+	tmp = j.partName(final)
+	j.mu.Lock()
+	j.remotePart = tmp
+	j.mu.Unlock()
+	return f, fi, tmp, nil
+}
+
 // putFile uploads one local file to the remote final path through its part name (resuming the
 // part an earlier attempt left there when its prefix is proven current) and renames it there
 // once the size and (when offered) the server's SHA-256 agree.
 func (j *job) putFile(c Session, local, final, label string) (sum string, verified bool, err error) {
-	j.update(func(s *Snapshot) { s.CurrentFile = label })
-	f, err := j.m.root.OpenFile(local, os.O_RDONLY, 0)
+	f, fi, tmp, err := j.openUpload(local, final, label)
 	if err != nil {
-		return "", false, fmt.Errorf("source: %w", err)
+		return "", false, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", false, fmt.Errorf("source: %w", err)
-	}
 	size := fi.Size()
-	tmp := j.partName(final)
-	j.mu.Lock()
-	j.remotePart = tmp
-	j.mu.Unlock()
 	defer func() {
 		if errors.Is(err, ErrChecksum) {
 			j.deleteRemote(c, tmp)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/storage"
+	"github.com/ferry-dev/ferry/agent/treestream"
 )
 
 // plan is a validated request.
@@ -660,7 +660,7 @@ const maxDepth = 64
 
 // maxTreeEntries bounds the files and directories of one tree transfer, whatever the server
 // lists: the tree is held in memory (about 100 bytes an entry).
-const maxTreeEntries = 1_000_000
+const maxTreeEntries = treestream.MaxEntries
 
 func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 	var t tree
@@ -705,34 +705,12 @@ func walkRemote(ctx context.Context, c Session, root string) (tree, error) {
 	return t, walk("", 0)
 }
 
+// walkLocal lists a local tree as the tree stream does (treestream.Walk: part files, symbolic
+// links and special files are left out; at most treestream.MaxEntries entries).
 func (j *job) walkLocal(root string) (tree, error) {
-	var t tree
-	err := fs.WalkDir(j.m.root.FS(), root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel := strings.TrimPrefix(p, root+"/")
-		if root == "." {
-			rel = p
-		}
-		switch {
-		case d.IsDir():
-			t.dirs = append(t.dirs, rel)
-		case d.Type().IsRegular() && !storage.IsPart(d.Name()):
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			t.files = append(t.files, treeFile{rel: rel, size: fi.Size(), mtime: fi.ModTime()})
-			t.bytes += fi.Size()
-		}
-		return nil // symlinks and special files are skipped
-	})
+	entries, err := treestream.Walk(j.m.root, root)
 	if err != nil {
 		return tree{}, fmt.Errorf("source: %w", err)
 	}
-	return t, nil
+	return treeOf(entries), nil
 }

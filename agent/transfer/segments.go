@@ -255,21 +255,12 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 // the other ranges start only once it has opened the file, and when the first range has to
 // start over, so do all.
 func (j *job) putSegmented(c Session, local, final string, n int, label string) (sum string, verified bool, err error) {
-	j.update(func(s *Snapshot) { s.CurrentFile = label })
-	f, err := j.m.root.OpenFile(local, os.O_RDONLY, 0)
+	f, fi, tmp, err := j.openUpload(local, final, label)
 	if err != nil {
-		return "", false, fmt.Errorf("source: %w", err)
+		return "", false, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", false, fmt.Errorf("source: %w", err)
-	}
 	size := fi.Size()
-	tmp := j.partName(final)
-	j.mu.Lock()
-	j.remotePart = tmp
-	j.mu.Unlock()
 	defer func() {
 		if errors.Is(err, ErrChecksum) {
 			j.deleteRemote(c, tmp)

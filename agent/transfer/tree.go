@@ -54,6 +54,11 @@ func (j *job) listTree(c Session, root string) (tree, error) {
 	if err != nil {
 		return tree{}, fmt.Errorf("list %s: %w", root, err)
 	}
+	return treeOf(entries), nil
+}
+
+// treeOf is the tree of a listing: a peer's XTREE LIST or a local treestream.Walk.
+func treeOf(entries []treestream.Entry) tree {
 	var t tree
 	for _, e := range entries {
 		if e.Dir {
@@ -63,7 +68,7 @@ func (j *job) listTree(c Session, root string) (tree, error) {
 		t.files = append(t.files, treeFile{rel: e.Rel, size: e.Size, mtime: e.MTime})
 		t.bytes += e.Size
 	}
-	return t, nil
+	return t
 }
 
 func streamerOf(s Session) (treeStreamer, bool) {
