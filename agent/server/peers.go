@@ -66,6 +66,12 @@ func (p *Peers) GrantLogins(ctx context.Context, agentAddr, path string, write b
 		TLSPin:   resp.GetTlsCertSha256(),
 		Logins:   max(1, int(resp.GetLogins())),
 	}
+	if gp := resp.GetGrantedPath(); gp != nil {
+		g.Path = &transfer.GrantedPath{Exists: gp.GetExists(), IsDir: gp.GetIsDir(), Size: gp.GetSize()}
+		if gp.GetModified() != nil {
+			g.Path.ModTime = gp.GetModified().AsTime()
+		}
+	}
 	if pr := resp.GetPassivePorts(); pr.GetLow() > 0 {
 		g.PassivePorts = fmt.Sprintf("%d-%d", pr.GetLow(), pr.GetHigh())
 	}

@@ -183,6 +183,15 @@ func (s *Service) GrantAccess(_ context.Context, req *ferryv1.GrantAccessRequest
 	if p, ok := s.cfg.Granter.(TLSPinner); ok {
 		resp.TlsCertSha256 = p.FTPTLSFingerprint()
 	}
+	if s.cfg.Manager != nil {
+		// What the peer would ask the FTP server first (MLST), answered now: it plans its
+		// parallel streams before its session is up.
+		d := s.cfg.Manager.DescribeGrant(e.Path)
+		resp.GrantedPath = &ferryv1.GrantedPath{Exists: d.Exists, IsDir: d.IsDir, Size: d.Size}
+		if !d.ModTime.IsZero() {
+			resp.GrantedPath.Modified = timestamppb.New(d.ModTime)
+		}
+	}
 	return resp, nil
 }
 

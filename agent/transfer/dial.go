@@ -40,6 +40,11 @@ func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe b
 	if err != nil {
 		return nil, err
 	}
+	return d.dialLogin(ctx, l, mode, probe)
+}
+
+// dialLogin opens an FTP session with login l, waiting for a free session slot to its server.
+func (d *dialer) dialLogin(ctx context.Context, l netcheck.Login, mode Mode, probe bool) (Session, error) {
 	cfg := d.clientConfig(mode)
 	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
 	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
@@ -96,6 +101,25 @@ func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Lo
 		return netcheck.Login{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
 	}
 	return d.grantLogin(g)
+}
+
+// grant asks the peer agent of r for a credential for r's path, good for logins logins when
+// the peer grants several (else for one: Grant.Logins says), and times the call (Grant.Took).
+func (d *dialer) grant(ctx context.Context, r Endpoint, write bool, logins int) (Grant, error) {
+	start := time.Now()
+	var g Grant
+	err := errSingleUse
+	if lg, ok := d.peers.(loginsGranter); ok && logins > 1 {
+		g, err = lg.GrantLogins(ctx, r.Host, grantPath(r.Path), write, logins)
+	}
+	if errors.Is(err, errSingleUse) {
+		g, err = d.peers.Grant(ctx, r.Host, grantPath(r.Path), write)
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("peer agent %s: %w", r.Host, err)
+	}
+	g.Took = time.Since(start)
+	return g, nil
 }
 
 // grantLogin is where and as whom a peer agent's grant logs in.
@@ -261,4 +285,18 @@ func (m *Manager) listLocal(p string) ([]Entry, error) {
 		out = append(out, Entry{Name: d.Name(), Size: info.Size(), ModTime: info.ModTime(), IsDir: d.IsDir()})
 	}
 	return out, nil
+}
+
+// DescribeGrant is what a grant for p (a path under the root) tells the peer about it: a
+// file's size and modification time (to the second, as MLST gives it), or that it is a
+// directory, or that nothing is there. Only what the root holds is looked at.
+func (m *Manager) DescribeGrant(p string) GrantedPath {
+	fi, err := m.root.Stat(p)
+	switch {
+	case err != nil:
+		return GrantedPath{}
+	case fi.IsDir():
+		return GrantedPath{Exists: true, IsDir: true}
+	}
+	return GrantedPath{Exists: true, Size: fi.Size(), ModTime: fi.ModTime().UTC().Truncate(time.Second)}
 }

@@ -161,6 +161,8 @@ type job struct {
 	srcDir atomic.Bool
 	// noHash, hashFailed: a file could not be verified (Snapshot.VerifyNote).
 	noHash, hashFailed atomic.Bool
+	// att: the current attempt's grant and early sessions (early.go); guarded by mu.
+	att attemptState
 }
 
 func (j *job) id() string { return j.snap.ID }
@@ -428,10 +430,11 @@ func (j *job) execute() error {
 // attempt runs the whole transfer over one FTP session in one mode; probe bounds its first data
 // connection by the probe timeout (auto mode).
 func (j *job) attempt(mode Mode, probe bool) error {
-	c, err := j.m.dialer.dial(j.ctx, j.plan.remote(), mode, j.plan.dir == Upload, probe)
+	c, done, err := j.dialRemote(mode, probe)
 	if err != nil {
 		return err
 	}
+	defer done()
 	defer c.Close()
 	if j.plan.dir == Download {
 		return j.download(c)
@@ -443,7 +446,7 @@ func (j *job) attempt(mode Mode, probe bool) error {
 func (j *job) download(c Session) error {
 	src := j.plan.src
 	from, glob := sourceRoot(src)
-	st, err := c.Stat(j.ctx, from)
+	st, err := j.statSource(c, from)
 	if err != nil {
 		if errors.Is(classify(err), ErrNotFound) {
 			return WithKind(ErrNotFound, fmt.Errorf("source %s: no such file or directory on %s (%w)", from, j.plan.src.Host, err))
@@ -502,7 +505,7 @@ func (j *job) upload(c Session) error {
 	j.srcDir.Store(isDir)
 	final := landing(src, dst, false, isDir)
 	if final == dst.Path && !isDir {
-		if rst, err := c.Stat(j.ctx, dst.Path); err == nil && rst.IsDir {
+		if j.remoteIsDir(c, dst.Path) {
 			final = landing(src, dst, true, isDir)
 		}
 	}
@@ -511,7 +514,7 @@ func (j *job) upload(c Session) error {
 		if err != nil || sel.done || len(sel.tree.files) == 0 {
 			return err
 		}
-		if parent := path.Dir(final); parent != "." && parent != "/" {
+		if parent := path.Dir(final); parent != "." && parent != "/" && !j.grantedDir(parent) {
 			if err := c.MkdirAll(j.ctx, parent); err != nil {
 				return fmt.Errorf("destination: %w", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"time"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/storage"
@@ -65,6 +66,20 @@ type Grant struct {
 	TLSPin string
 	// Logins is how many sessions may log in with it (GrantLogins); 0 or 1: one.
 	Logins int
+	// Path is what the granting agent saw at the granted path; nil from agents that do not
+	// tell (the FTP session asks instead).
+	Path *GrantedPath
+	// Took is how long the grant call took (set by the engine): on a warm connection about one
+	// round trip, so an upper bound of the round trip to the peer.
+	Took time.Duration
+}
+
+// GrantedPath is a granted path as the granting agent saw it.
+type GrantedPath struct {
+	Exists  bool
+	IsDir   bool
+	Size    int64
+	ModTime time.Time // to the second
 }
 
 // Peers reaches other Ferry agents (implemented over gRPC by the API layer). Errors carry the

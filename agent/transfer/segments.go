@@ -63,18 +63,32 @@ func splitSegments(size int64, n int) []segment {
 	return segs
 }
 
-// streams decides how many parallel streams a single file of size moves over, and shows it in
-// the snapshot. Asked for (Spec.Streams > 0), it is that many, none smaller than minSegment.
-// Automatic: 1 for files under 16 MiB or a round trip under 5 ms (one stream fills a LAN),
-// 4 under 20 ms, else 8, none smaller than 8 MiB. Uploads are segmented to Ferry agents only. The round trip is that of a SIZE command on
-// the control connection c. A checkpoint of ranges an earlier attempt left keeps the file
-// segmented, so its part file is resumed, not restarted.
+// streams decides how many parallel streams a single file of size moves over (plannedStreams),
+// and shows it in the snapshot. The round trip is the time the job's grant took (a peer
+// agent), else that of a SIZE command on the control connection c.
 func (j *job) streams(c Session, remote string, size int64) int {
+	n := j.plannedStreams(size, func() time.Duration {
+		if g := j.attemptGrant(); g != nil && g.Took > 0 {
+			return g.Took
+		}
+		return j.roundTrip(c, remote)
+	})
+	j.update(func(s *Snapshot) { s.Streams = n })
+	return n
+}
+
+// plannedStreams is how many parallel streams a single file of size moves over. Asked for
+// (Spec.Streams > 0), it is that many, none smaller than minSegment. Automatic: 1 for files
+// under 16 MiB or a round trip (rtt, asked only for larger files) under 5 ms (one stream fills
+// a LAN), 4 under 20 ms, else 8, none smaller than 8 MiB. Uploads are segmented to Ferry agents
+// only. A checkpoint of ranges an earlier attempt left keeps the file segmented, so its part
+// file is resumed, not restarted.
+func (j *job) plannedStreams(size int64, rtt func() time.Duration) int {
 	n, seg := j.spec.Streams, int64(minSegment)
 	if n == 0 {
 		n, seg = 1, autoMinSegment
 		if size >= 2*autoMinSegment {
-			rtt := j.roundTrip(c, remote)
+			rtt := rtt()
 			switch {
 			case rtt >= 20*time.Millisecond:
 				n = autoStreams
@@ -95,9 +109,7 @@ func (j *job) streams(c Session, remote string, size int64) int {
 		// (truncate? append?) varies.
 		n = 1
 	}
-	n = max(1, min(n, int(size/seg)))
-	j.update(func(s *Snapshot) { s.Streams = n })
-	return n
+	return max(1, min(n, int(size/seg)))
 }
 
 // roundTrip times one command on the control connection (SIZE: a stat on the server).
@@ -579,9 +591,10 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	extra := min(n, len(pending)+1) - 1
 	if extra > 0 {
 		wg.Go(func() {
-			more := j.extraSessions(ctx, extra, write)
-			j.update(func(s *Snapshot) { s.Streams = len(more) + 1 })
-			for _, s := range more {
+			// Each session starts on its range as soon as it is up, not once all are.
+			opened := 0
+			for s := range j.streamSessions(ctx, extra, write) {
+				opened++
 				wg.Go(func() {
 					defer s.Close()
 					select {
@@ -592,6 +605,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 					work(s, nil)
 				})
 			}
+			j.update(func(s *Snapshot) { s.Streams = opened + 1 })
 		})
 	}
 	wg.Wait()
@@ -646,7 +660,12 @@ func (j *job) extraSessions(ctx context.Context, k int, write bool) []Session {
 	}
 	var shared *netcheck.Login
 	if r.Kind == KindAgent {
-		if lg, ok := d.peers.(loginsGranter); ok {
+		if g := j.attemptGrant(); g != nil && j.takeLogins(k) {
+			// The job's own grant allows these logins: no second grant.
+			if l, err := d.grantLogin(*g); err == nil {
+				shared = &l
+			}
+		} else if lg, ok := d.peers.(loginsGranter); ok {
 			g, err := lg.GrantLogins(ctx, r.Host, r.Path, write, k)
 			if err == nil && g.Logins >= k {
 				if l, err := d.grantLogin(g); err == nil {

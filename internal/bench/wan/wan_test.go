@@ -398,16 +398,17 @@ type agent struct {
 	root string
 	addr string // gRPC, as peers reach it
 	api  ferryv1.AgentServiceClient
+	proc *testbed.Proc
 }
 
-func startAgent(b *testing.B, h *testbed.Host, binDir string) *agent {
+func startAgent(b *testing.B, h *testbed.Host, binDir string, extra ...string) *agent {
 	root := b.TempDir()
 	addr := h.Ifaces()[0].Addr
-	p := h.Start(b, filepath.Join(binDir, "ferry-agent"),
-		"--root", root, "--state-dir", b.TempDir(),
+	args := []string{"--root", root, "--state-dir", b.TempDir(),
 		"--token-file", testagent.TokenFile(b), "--peer-token-file", testagent.PeerTokenFile(b),
 		"--insecure", "--grpc-listen", fmt.Sprintf(":%d", grpcPort), "--ftp-listen", fmt.Sprintf(":%d", ftpPort),
-		"--passive-ports", "30010-30039", "--log-level", "warn")
+		"--passive-ports", "30010-30039", "--log-level", "warn"}
+	p := h.Start(b, filepath.Join(binDir, "ferry-agent"), append(args, extra...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	must(b, p.WaitOutput(ctx, "ferry-agent ready"))
@@ -417,7 +418,7 @@ func startAgent(b *testing.B, h *testbed.Host, binDir string) *agent {
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return h.Dial(ctx, "tcp", a) }))
 	must(b, err)
 	b.Cleanup(func() { conn.Close() })
-	return &agent{root: root, addr: net.JoinHostPort(addr.String(), strconv.Itoa(grpcPort)), api: ferryv1.NewAgentServiceClient(conn)}
+	return &agent{root: root, addr: net.JoinHostPort(addr.String(), strconv.Itoa(grpcPort)), api: ferryv1.NewAgentServiceClient(conn), proc: p}
 }
 
 func (a *agent) url(p string) string { return "agent://" + a.addr + "/" + p }

@@ -1774,7 +1774,11 @@ type GrantAccessResponse struct {
 	// fingerprint; empty when that agent's FTP server has TLS off (then plain FTP).
 	TlsCertSha256 string `protobuf:"bytes,6,opt,name=tls_cert_sha256,json=tlsCertSha256,proto3" json:"tls_cert_sha256,omitempty"`
 	// Logins the credential allows; 0 from an agent that grants single-use credentials only.
-	Logins        int32 `protobuf:"varint,7,opt,name=logins,proto3" json:"logins,omitempty"`
+	Logins int32 `protobuf:"varint,7,opt,name=logins,proto3" json:"logins,omitempty"`
+	// What the granting agent saw at the granted path (inside its root) when it granted, so the
+	// caller can plan (parallel streams, where an upload lands) without a round trip of its own
+	// on the FTP session. Unset from agents that do not tell: the caller asks the FTP server.
+	GrantedPath   *GrantedPath `protobuf:"bytes,9,opt,name=granted_path,json=grantedPath,proto3" json:"granted_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1856,6 +1860,13 @@ func (x *GrantAccessResponse) GetLogins() int32 {
 		return x.Logins
 	}
 	return 0
+}
+
+func (x *GrantAccessResponse) GetGrantedPath() *GrantedPath {
+	if x != nil {
+		return x.GrantedPath
+	}
+	return nil
 }
 
 // Check is one diagnostic probe.
@@ -2645,6 +2656,78 @@ func (x *PlannedAction) GetReason() string {
 	return ""
 }
 
+// GrantedPath describes a granted path as the granting agent saw it when it granted.
+type GrantedPath struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False: nothing is there yet (an upload's destination).
+	Exists bool `protobuf:"varint,1,opt,name=exists,proto3" json:"exists,omitempty"`
+	IsDir  bool `protobuf:"varint,2,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
+	// Size in bytes of a file; 0 for a directory.
+	Size int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// Modification time, to the second (as MLST gives it).
+	Modified      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=modified,proto3" json:"modified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantedPath) Reset() {
+	*x = GrantedPath{}
+	mi := &file_ferry_v1_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantedPath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantedPath) ProtoMessage() {}
+
+func (x *GrantedPath) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantedPath.ProtoReflect.Descriptor instead.
+func (*GrantedPath) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GrantedPath) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
+func (x *GrantedPath) GetIsDir() bool {
+	if x != nil {
+		return x.IsDir
+	}
+	return false
+}
+
+func (x *GrantedPath) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *GrantedPath) GetModified() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Modified
+	}
+	return nil
+}
+
 var File_ferry_v1_agent_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_agent_proto_rawDesc = "" +
@@ -2781,7 +2864,7 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x12GrantAccessRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12(\n" +
 	"\x06access\x18\x02 \x01(\x0e2\x10.ferry.v1.AccessR\x06access\x12\x16\n" +
-	"\x06logins\x18\x03 \x01(\x05R\x06logins\"\x95\x02\n" +
+	"\x06logins\x18\x03 \x01(\x05R\x06logins\"\xcf\x02\n" +
 	"\x13GrantAccessResponse\x12\x19\n" +
 	"\bftp_port\x18\x01 \x01(\x05R\aftpPort\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
@@ -2790,7 +2873,8 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
 	"\rpassive_ports\x18\x05 \x01(\v2\x13.ferry.v1.PortRangeR\fpassivePorts\x12&\n" +
 	"\x0ftls_cert_sha256\x18\x06 \x01(\tR\rtlsCertSha256\x12\x16\n" +
-	"\x06logins\x18\a \x01(\x05R\x06logins\"\x99\x01\n" +
+	"\x06logins\x18\a \x01(\x05R\x06logins\x128\n" +
+	"\fgranted_path\x18\t \x01(\v2\x15.ferry.v1.GrantedPathR\vgrantedPath\"\x99\x01\n" +
 	"\x05Check\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.ferry.v1.CheckStatusR\x06status\x125\n" +
@@ -2856,7 +2940,12 @@ const file_ferry_v1_agent_proto_rawDesc = "" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason*z\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x88\x01\n" +
+	"\vGrantedPath\x12\x16\n" +
+	"\x06exists\x18\x01 \x01(\bR\x06exists\x12\x15\n" +
+	"\x06is_dir\x18\x02 \x01(\bR\x05isDir\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x126\n" +
+	"\bmodified\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bmodified*z\n" +
 	"\fTransferMode\x12\x1d\n" +
 	"\x19TRANSFER_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSFER_MODE_PASSIVE\x10\x01\x12\x18\n" +
@@ -2909,7 +2998,7 @@ func file_ferry_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_ferry_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_ferry_v1_agent_proto_goTypes = []any{
 	(TransferMode)(0),               // 0: ferry.v1.TransferMode
 	(TransferState)(0),              // 1: ferry.v1.TransferState
@@ -2946,23 +3035,24 @@ var file_ferry_v1_agent_proto_goTypes = []any{
 	(*UpdateTransferResponse)(nil),  // 32: ferry.v1.UpdateTransferResponse
 	(*TransferOptions)(nil),         // 33: ferry.v1.TransferOptions
 	(*PlannedAction)(nil),           // 34: ferry.v1.PlannedAction
-	(*durationpb.Duration)(nil),     // 35: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*GrantedPath)(nil),             // 35: ferry.v1.GrantedPath
+	(*durationpb.Duration)(nil),     // 36: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
 }
 var file_ferry_v1_agent_proto_depIdxs = []int32{
-	35, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
+	36, // 0: ferry.v1.Progress.eta:type_name -> google.protobuf.Duration
 	2,  // 1: ferry.v1.Transfer.direction:type_name -> ferry.v1.Direction
 	0,  // 2: ferry.v1.Transfer.requested_mode:type_name -> ferry.v1.TransferMode
 	0,  // 3: ferry.v1.Transfer.mode:type_name -> ferry.v1.TransferMode
 	1,  // 4: ferry.v1.Transfer.state:type_name -> ferry.v1.TransferState
 	5,  // 5: ferry.v1.Transfer.progress:type_name -> ferry.v1.Progress
-	36, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
-	36, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
-	36, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
+	37, // 6: ferry.v1.Transfer.created_at:type_name -> google.protobuf.Timestamp
+	37, // 7: ferry.v1.Transfer.started_at:type_name -> google.protobuf.Timestamp
+	37, // 8: ferry.v1.Transfer.finished_at:type_name -> google.protobuf.Timestamp
 	33, // 9: ferry.v1.Transfer.options:type_name -> ferry.v1.TransferOptions
 	34, // 10: ferry.v1.Transfer.planned:type_name -> ferry.v1.PlannedAction
 	7,  // 11: ferry.v1.GetAgentInfoResponse.passive_ports:type_name -> ferry.v1.PortRange
-	36, // 12: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	37, // 12: ferry.v1.GetAgentInfoResponse.started_at:type_name -> google.protobuf.Timestamp
 	30, // 13: ferry.v1.GetAgentInfoResponse.plugins:type_name -> ferry.v1.PluginInfo
 	0,  // 14: ferry.v1.StartTransferRequest.mode:type_name -> ferry.v1.TransferMode
 	33, // 15: ferry.v1.StartTransferRequest.options:type_name -> ferry.v1.TransferOptions
@@ -2973,48 +3063,50 @@ var file_ferry_v1_agent_proto_depIdxs = []int32{
 	6,  // 20: ferry.v1.WatchTransferResponse.transfer:type_name -> ferry.v1.Transfer
 	6,  // 21: ferry.v1.CancelTransferResponse.transfer:type_name -> ferry.v1.Transfer
 	0,  // 22: ferry.v1.ListFilesRequest.mode:type_name -> ferry.v1.TransferMode
-	36, // 23: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
+	37, // 23: ferry.v1.FileEntry.mod_time:type_name -> google.protobuf.Timestamp
 	21, // 24: ferry.v1.ListFilesResponse.entries:type_name -> ferry.v1.FileEntry
 	3,  // 25: ferry.v1.GrantAccessRequest.access:type_name -> ferry.v1.Access
-	36, // 26: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 26: ferry.v1.GrantAccessResponse.expires_at:type_name -> google.protobuf.Timestamp
 	7,  // 27: ferry.v1.GrantAccessResponse.passive_ports:type_name -> ferry.v1.PortRange
-	4,  // 28: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
-	35, // 29: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
-	35, // 30: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
-	25, // 31: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
-	0,  // 32: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
-	2,  // 33: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
-	0,  // 34: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
-	33, // 35: ferry.v1.ReverseTransferRequest.options:type_name -> ferry.v1.TransferOptions
-	6,  // 36: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	6,  // 37: ferry.v1.UpdateTransferResponse.transfer:type_name -> ferry.v1.Transfer
-	8,  // 38: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
-	10, // 39: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
-	12, // 40: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
-	14, // 41: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
-	16, // 42: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
-	18, // 43: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
-	20, // 44: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
-	23, // 45: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
-	26, // 46: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
-	28, // 47: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
-	31, // 48: ferry.v1.AgentService.UpdateTransfer:input_type -> ferry.v1.UpdateTransferRequest
-	9,  // 49: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
-	11, // 50: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
-	13, // 51: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
-	15, // 52: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
-	17, // 53: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
-	19, // 54: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
-	22, // 55: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
-	24, // 56: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
-	27, // 57: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
-	29, // 58: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
-	32, // 59: ferry.v1.AgentService.UpdateTransfer:output_type -> ferry.v1.UpdateTransferResponse
-	49, // [49:60] is the sub-list for method output_type
-	38, // [38:49] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	35, // 28: ferry.v1.GrantAccessResponse.granted_path:type_name -> ferry.v1.GrantedPath
+	4,  // 29: ferry.v1.Check.status:type_name -> ferry.v1.CheckStatus
+	36, // 30: ferry.v1.Check.duration:type_name -> google.protobuf.Duration
+	36, // 31: ferry.v1.DiagnoseRequest.timeout:type_name -> google.protobuf.Duration
+	25, // 32: ferry.v1.DiagnoseResponse.checks:type_name -> ferry.v1.Check
+	0,  // 33: ferry.v1.DiagnoseResponse.suggested_mode:type_name -> ferry.v1.TransferMode
+	2,  // 34: ferry.v1.ReverseTransferRequest.direction:type_name -> ferry.v1.Direction
+	0,  // 35: ferry.v1.ReverseTransferRequest.mode:type_name -> ferry.v1.TransferMode
+	33, // 36: ferry.v1.ReverseTransferRequest.options:type_name -> ferry.v1.TransferOptions
+	6,  // 37: ferry.v1.ReverseTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	6,  // 38: ferry.v1.UpdateTransferResponse.transfer:type_name -> ferry.v1.Transfer
+	37, // 39: ferry.v1.GrantedPath.modified:type_name -> google.protobuf.Timestamp
+	8,  // 40: ferry.v1.AgentService.GetAgentInfo:input_type -> ferry.v1.GetAgentInfoRequest
+	10, // 41: ferry.v1.AgentService.StartTransfer:input_type -> ferry.v1.StartTransferRequest
+	12, // 42: ferry.v1.AgentService.GetTransfer:input_type -> ferry.v1.GetTransferRequest
+	14, // 43: ferry.v1.AgentService.ListTransfers:input_type -> ferry.v1.ListTransfersRequest
+	16, // 44: ferry.v1.AgentService.WatchTransfer:input_type -> ferry.v1.WatchTransferRequest
+	18, // 45: ferry.v1.AgentService.CancelTransfer:input_type -> ferry.v1.CancelTransferRequest
+	20, // 46: ferry.v1.AgentService.ListFiles:input_type -> ferry.v1.ListFilesRequest
+	23, // 47: ferry.v1.AgentService.GrantAccess:input_type -> ferry.v1.GrantAccessRequest
+	26, // 48: ferry.v1.AgentService.Diagnose:input_type -> ferry.v1.DiagnoseRequest
+	28, // 49: ferry.v1.AgentService.ReverseTransfer:input_type -> ferry.v1.ReverseTransferRequest
+	31, // 50: ferry.v1.AgentService.UpdateTransfer:input_type -> ferry.v1.UpdateTransferRequest
+	9,  // 51: ferry.v1.AgentService.GetAgentInfo:output_type -> ferry.v1.GetAgentInfoResponse
+	11, // 52: ferry.v1.AgentService.StartTransfer:output_type -> ferry.v1.StartTransferResponse
+	13, // 53: ferry.v1.AgentService.GetTransfer:output_type -> ferry.v1.GetTransferResponse
+	15, // 54: ferry.v1.AgentService.ListTransfers:output_type -> ferry.v1.ListTransfersResponse
+	17, // 55: ferry.v1.AgentService.WatchTransfer:output_type -> ferry.v1.WatchTransferResponse
+	19, // 56: ferry.v1.AgentService.CancelTransfer:output_type -> ferry.v1.CancelTransferResponse
+	22, // 57: ferry.v1.AgentService.ListFiles:output_type -> ferry.v1.ListFilesResponse
+	24, // 58: ferry.v1.AgentService.GrantAccess:output_type -> ferry.v1.GrantAccessResponse
+	27, // 59: ferry.v1.AgentService.Diagnose:output_type -> ferry.v1.DiagnoseResponse
+	29, // 60: ferry.v1.AgentService.ReverseTransfer:output_type -> ferry.v1.ReverseTransferResponse
+	32, // 61: ferry.v1.AgentService.UpdateTransfer:output_type -> ferry.v1.UpdateTransferResponse
+	51, // [51:62] is the sub-list for method output_type
+	40, // [40:51] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_agent_proto_init() }
@@ -3028,7 +3120,7 @@ func file_ferry_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_agent_proto_rawDesc), len(file_ferry_v1_agent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
