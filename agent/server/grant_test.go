@@ -74,8 +74,9 @@ func TestOneGrantForParallelStreams(t *testing.T) {
 		{"upload", "in/big.bin", b.URL("up/"), filepath.Join(b.Root, "up/big.bin")},
 	} {
 		count.take()
+		// Bounded rate: every stream's session is up before the job's own could move it all.
 		tr := start(t, a, &ferryv1.StartTransferRequest{Source: tc.src, Destination: tc.dst, Streams: 4,
-			Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+			Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE, LimitRate: 10 << 20})
 		tr = waitFor(t, a, tr.GetId(), 60*time.Second, "a final state", func(x *ferryv1.Transfer) bool {
 			return x.GetState() >= ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED
 		})
@@ -203,7 +204,7 @@ func TestOldPeerGrants(t *testing.T) {
 		} {
 			o.calls.Store(0)
 			tr := start(t, a, &ferryv1.StartTransferRequest{Source: tc.src, Destination: tc.dst, Streams: 3,
-				Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+				Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE, LimitRate: 10 << 20})
 			tr = waitFor(t, a, tr.GetId(), 60*time.Second, "a final state", func(x *ferryv1.Transfer) bool {
 				return x.GetState() >= ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED
 			})

@@ -288,13 +288,13 @@ func (m *Manager) listLocal(p string) ([]Entry, error) {
 }
 
 // DescribeGrant is what a grant for p (a path under the root) tells the peer about it: a
-// file's size and modification time (to the second, as MLST gives it), or that it is a
-// directory, or that nothing is there. Only what the root holds is looked at.
+// regular file's size and modification time (to the second, as MLST gives it), or that it is
+// a directory, or that neither is there. Only what the root holds is looked at.
 func (m *Manager) DescribeGrant(p string) GrantedPath {
 	fi, err := m.root.Stat(p)
 	switch {
-	case err != nil:
-		return GrantedPath{}
+	case err != nil || (!fi.IsDir() && !fi.Mode().IsRegular()):
+		return GrantedPath{} // a FIFO or device: the FTP server describes it itself
 	case fi.IsDir():
 		return GrantedPath{Exists: true, IsDir: true}
 	}

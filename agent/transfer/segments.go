@@ -181,8 +181,37 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 			return "", false, fmt.Errorf("destination: %w", err)
 		}
 	}
+	// Once every range is in, the server's digest and the local one are computed at the same
+	// time, and while the part file is flushed to disk (the checkpoint's sync).
+	type res struct {
+		sum string
+		err error
+	}
+	local, server := make(chan res, 1), make(chan res, 1)
+	var hashing bool
+	hctx, stopHash := context.WithCancel(j.ctx)
+	defer stopHash()
+	digests := func() {
+		hashing = true
+		go func() {
+			h := sha256.New()
+			_, err := datapath.HashFile(h, ctxReaderAt{hctx, f}, 0, size)
+			local <- res{hex.EncodeToString(h.Sum(nil)), err}
+		}()
+		go func() {
+			got, err := c.HashSize(j.ctx, remote, size)
+			server <- res{got, err}
+		}()
+	}
+	defer func() {
+		if hashing && err != nil {
+			stopHash()
+			<-local // f and c stay open until both are done
+			<-server
+		}
+	}()
 	last := len(segs) - 1
-	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() },
+	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() }, digests,
 		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, _ func()) error {
 			mu.Lock()
 			at := ls.start + ls.claimed
@@ -222,22 +251,15 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 	if err != nil {
 		return "", false, err
 	}
+	if !hashing {
+		digests() // nothing was left to move (a resumed part already whole)
+	}
 	if err := f.Sync(); err != nil {
 		return "", false, fmt.Errorf("destination: %w", err)
 	}
-	// The local digest and the server's are computed at the same time.
-	type res struct {
-		sum string
-		err error
-	}
-	local := make(chan res, 1)
-	go func() {
-		h := sha256.New()
-		_, err := datapath.HashFile(h, f, 0, size)
-		local <- res{hex.EncodeToString(h.Sum(nil)), err}
-	}()
-	got, herr := c.HashSize(j.ctx, remote, size)
-	l := <-local
+	l, srv := <-local, <-server
+	hashing = false
+	got, herr := srv.sum, srv.err
 	if l.err != nil {
 		return "", false, fmt.Errorf("destination: read part file: %w", l.err)
 	}
@@ -295,46 +317,73 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 			segs[i].Done = 0
 		}
 	}
-	err = j.runSegments(c, segs, n, 0, true, nil,
-		func(ctx context.Context, s Session, ls *liveSeg, _ *sync.Mutex, _ bool, opened func()) error {
-			// Upload ranges are not split. Done counts bytes sent; a resume checks them
-			// against the server's range hash (rangeHeld).
-			seg := segment{Start: ls.start, End: ls.end, Done: ls.done.Load()}
-			at := seg.Start + seg.Done
+	// The local digest is computed while the ranges move (the source is read again from the
+	// page cache), so the server's HASH is the only wait once they are in.
+	type res struct {
+		sum string
+		err error
+	}
+	digest := make(chan res, 1)
+	hctx, stopHash := context.WithCancel(j.ctx)
+	defer stopHash()
+	go func() {
+		h := sha256.New()
+		_, err := datapath.HashFile(h, ctxReaderAt{hctx, f}, 0, size)
+		digest <- res{hex.EncodeToString(h.Sum(nil)), err}
+	}()
+	defer func() {
+		if err != nil {
+			stopHash()
+			<-digest // f stays open until the digest stops
+		}
+	}()
+	err = j.runSegments(c, segs, n, 0, true, nil, nil,
+		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ bool, opened func()) error {
+			// Done counts bytes sent; a resume checks them against the server's range hash
+			// (heldPrefix). An idle stream may take the second half of what is left: this
+			// one then stops sending there and closes its data connection (no ABOR).
+			mu.Lock()
+			start, at := ls.start, ls.start+ls.claimed
+			mu.Unlock()
 			w, err := s.Stor(ctx, tmp, at)
 			if err != nil {
 				return fmt.Errorf("store %s at %d: %w", final, at, err)
 			}
-			if seg.Start == 0 {
+			if start == 0 {
 				opened()
 			}
 			// The range counts as done once the server confirmed it (Close reads the 226).
 			cp := datapath.Copier{Grant: j.thr.grantFunc(ctx)} // sentWriter counts the progress
-			_, err = cp.Copy(&sentWriter{w: w, done: &ls.done, j: j}, io.NewSectionReader(f, at, seg.left()))
+			_, err = cp.Copy(&sentWriter{w: w, ls: ls, j: j}, &rangeReader{r: f, ls: ls, mu: mu})
 			if cerr := w.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
 				return fmt.Errorf("store %s at %d: %w", final, at, err)
 			}
-			ls.done.Store(seg.End - seg.Start)
+			mu.Lock()
+			ls.done.Store(ls.end - ls.start)
+			mu.Unlock()
 			return nil
 		})
 	if err != nil {
 		return "", false, err
 	}
-	h := sha256.New()
-	if _, err := datapath.HashFile(h, f, 0, size); err != nil {
-		return "", false, fmt.Errorf("source: %w", err)
+	l := <-digest
+	if l.err != nil {
+		return "", false, fmt.Errorf("source: %w", l.err)
 	}
-	sum = hex.EncodeToString(h.Sum(nil))
+	sum = l.sum
 	verified, err = j.verify(c, tmp, sum, size)
 	if err != nil {
 		return "", false, err
 	}
-	if got, err := c.Size(j.ctx, tmp); err == nil && got != size {
-		// A longer part (an old one, written over) must not pass as the file.
-		return "", false, fmt.Errorf("store %s: the server holds %d bytes, want %d", final, got, size)
+	if !verified {
+		// A longer part (an old one, written over) must not pass as the file. (A digest of the
+		// whole part that matches already proves its length.)
+		if got, err := c.Size(j.ctx, tmp); err == nil && got != size {
+			return "", false, fmt.Errorf("store %s: the server holds %d bytes, want %d", final, got, size)
+		}
 	}
 	if err := c.Rename(j.ctx, tmp, final); err != nil {
 		return "", false, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
@@ -345,16 +394,58 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 	return sum, verified, nil
 }
 
+// rangeReader reads an upload range's bytes from the source, up to the range's current end (a
+// split may move it down meanwhile), then io.EOF.
+type rangeReader struct {
+	r  io.ReaderAt
+	ls *liveSeg
+	mu *sync.Mutex
+}
+
+func (rr *rangeReader) Read(p []byte) (int, error) {
+	rr.mu.Lock()
+	pos := rr.ls.start + rr.ls.claimed
+	n := int(min(int64(len(p)), rr.ls.end-pos))
+	if n > 0 {
+		rr.ls.claimed += int64(n)
+	}
+	rr.mu.Unlock()
+	if n <= 0 {
+		return 0, io.EOF
+	}
+	m, err := rr.r.ReadAt(p[:n], pos)
+	switch {
+	case m == n:
+		err = nil
+	case err == nil || err == io.EOF:
+		err = fmt.Errorf("source: %d bytes at %d: %w (the file changed?)", n, pos, io.ErrUnexpectedEOF)
+	}
+	return m, err
+}
+
+// ctxReaderAt stops reading once ctx ends (a digest of a large file must not outlive its job).
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
+}
+
 // sentWriter counts the bytes of an upload range the data connection took.
 type sentWriter struct {
-	w    io.Writer
-	done *atomic.Int64
-	j    *job
+	w  io.Writer
+	ls *liveSeg
+	j  *job
 }
 
 func (s *sentWriter) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
-	s.done.Add(int64(n))
+	s.ls.moved(n)
 	s.j.add(n)
 	return n, err
 }
@@ -403,19 +494,84 @@ func (j *job) hashResult(remote, sum, got string, err error) (bool, error) {
 	}
 }
 
-// minSteal: a range with less than twice this left is not split for an idle stream.
-const minSteal = 2 << 20
+// minSteal: no range split for an idle stream (steal) leaves a piece under this. Small: on
+// a long link the last ranges' streams do not speed up when the others end (their congestion
+// windows grow slowly), so the idle streams take over what is left.
+const minSteal = 512 << 10
 
 // liveSeg is a range while it moves. Its end may move down while it does: a stream done with its
-// own range takes the second half of the range with the most left (downloads), so one slow
+// own range takes part of the range that would take longest (steal), so one slow
 // stream does not hold up the file. Positions are claimed under runSegments' lock before the
 // bytes are written, so a split never hands out bytes already under way.
 type liveSeg struct {
-	start     int64
-	end       int64 // guarded by the lock of runSegments (mu)
-	claimed   int64 // bytes from start handed to the writer; guarded by mu
-	done      atomic.Int64
-	stealable bool
+	start   int64
+	end     int64 // guarded by the lock of runSegments (mu)
+	claimed int64 // bytes from start handed to the writer (read from the source, uploads); guarded by mu
+	done    atomic.Int64
+	// The current move: when it began and done then (guarded by mu), and when its first bytes
+	// came (unix ns, 0 before): its rate, and how long a move takes to get going.
+	since time.Time
+	base  int64
+	first atomic.Int64
+}
+
+// moved counts n more bytes of the range, noting when the first came.
+func (ls *liveSeg) moved(n int) {
+	ls.done.Add(int64(n))
+	if n > 0 && ls.first.Load() == 0 {
+		ls.first.CompareAndSwap(0, time.Now().UnixNano())
+	}
+}
+
+// steal splits the range that would take longest to finish at its current rate, for an idle
+// session, and returns the new range (nil when none is worth it). The idle session needs setup
+// (how long a move takes to get its first bytes, on average) before its data flows, so it takes
+// a range only when the victim has more than that left to go, and half of what the victim would
+// move after that time: the victim ends earlier, and the new stream, even at half the victim's
+// rate while it starts, no later than the victim would have. Called with runSegments' lock held.
+func steal(live []*liveSeg, now time.Time) *liveSeg {
+	var setup time.Duration // the moves' mean
+	var moves int
+	for _, ls := range live {
+		if f := ls.first.Load(); f != 0 && !ls.since.IsZero() {
+			setup += time.Unix(0, f).Sub(ls.since)
+			moves++
+		}
+	}
+	if moves > 0 {
+		setup /= time.Duration(moves)
+	}
+	var victim *liveSeg
+	var rate float64 // the victim's bytes per second
+	var left time.Duration
+	for _, ls := range live {
+		f := ls.first.Load()
+		todo := ls.end - (ls.start + ls.claimed)
+		if f == 0 || todo <= 2*minSteal {
+			continue
+		}
+		el := now.Sub(time.Unix(0, f))
+		got := ls.done.Load() - ls.base
+		if el < 50*time.Millisecond || got <= 0 {
+			continue // not moving long enough to tell its rate
+		}
+		r := float64(got) / el.Seconds()
+		if t := time.Duration(float64(todo) / r * float64(time.Second)); t > left {
+			victim, rate, left = ls, r, t
+		}
+	}
+	if victim == nil || left <= setup*5/4 {
+		return nil
+	}
+	share := int64(rate * (left - setup).Seconds() / 2)
+	todo := victim.end - (victim.start + victim.claimed)
+	if share < minSteal || todo-share < minSteal {
+		return nil
+	}
+	mid := victim.end - share
+	ls := &liveSeg{start: mid, end: victim.end}
+	victim.end = mid
+	return ls
 }
 
 // segWriter writes a range's bytes at their place, up to the range's current end; it returns
@@ -442,7 +598,7 @@ func (sw *segWriter) Write(p []byte) (int, error) {
 		return 0, errRangeEnd
 	}
 	m, err := sw.w.WriteAt(p[:n], pos)
-	sw.ls.done.Add(int64(m))
+	sw.ls.moved(m)
 	sw.j.add(m)
 	if err == nil && m < len(p) {
 		err = errRangeEnd
@@ -457,17 +613,17 @@ type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mute
 
 // runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
 // first) and sessions of their own for the others, opened at once. A session done with its
-// ranges splits the range with the most left (downloads). It checkpoints the ranges' progress
+// ranges splits the range with the most left. It checkpoints the ranges' progress
 // every segmentSave (after sync, when given, so the checkpoint never claims bytes the disk may
 // not hold) and when they end. The first failure stops every range; it is the error. For
 // uploads (write), the other ranges wait until range 0's STOR has opened the file.
-func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, move segmentMove) error {
+func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), move segmentMove) error {
 	var mu sync.Mutex // guards live and every liveSeg's end and claimed
 	live := make([]*liveSeg, len(segs))
 	var resumed int64
 	var pending []int
 	for i, s := range segs {
-		live[i] = &liveSeg{start: s.Start, end: s.End, claimed: s.Done, stealable: !write}
+		live[i] = &liveSeg{start: s.Start, end: s.End, claimed: s.Done}
 		live[i].done.Store(s.Done)
 		resumed += s.Done
 		if s.left() > 0 && i != first {
@@ -537,20 +693,10 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		var victim *liveSeg
-		for _, ls := range live {
-			if ls.stealable && ls.end-(ls.start+ls.claimed) > 2*minSteal && (victim == nil || ls.end-(ls.start+ls.claimed) > victim.end-(victim.start+victim.claimed)) {
-				victim = ls
-			}
+		ls := steal(live, time.Now())
+		if ls != nil {
+			live = append(live, ls)
 		}
-		if victim == nil {
-			return nil
-		}
-		from := victim.start + victim.claimed
-		mid := from + (victim.end-from)/2
-		ls := &liveSeg{start: mid, end: victim.end, stealable: true}
-		victim.end = mid
-		live = append(live, ls)
 		return ls
 	}
 	var emu sync.Mutex
@@ -570,6 +716,10 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 					return
 				}
 			}
+			mu.Lock()
+			ls.since, ls.base = time.Now(), ls.done.Load()
+			ls.first.Store(0)
+			mu.Unlock()
 			if err := move(ctx, s, ls, &mu, s == c || len(queue) > 0 || !write, opened); err != nil {
 				if !errors.Is(err, errSessionSpent) {
 					fail(err)
@@ -619,6 +769,9 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		if ls.end-ls.start != ls.done.Load() {
 			return fmt.Errorf("range %d-%d: %d of %d bytes moved", ls.start, ls.end, ls.done.Load(), ls.end-ls.start)
 		}
+	}
+	if finished != nil {
+		finished() // before the last checkpoint's sync
 	}
 	return nil
 }

@@ -18,14 +18,15 @@ import (
 // BenchmarkWANSetup times one agent-to-agent 64 MiB copy with defaults (download, then upload)
 // over the WAN link of BenchmarkWAN (100 ms RTT, 0.1% loss, 200 Mbit/s, CUBIC hosts), each
 // FERRY_SETUP_RUNS times (default 2): the whole copy, and the time until its first data byte
-// reached the receiver's disk (the fixed cost of grants, logins and commands before the data).
+// reached the receiver's disk (the fixed cost of grants, logins and commands before the data),
+// beside one raw TCP copy with BBR over the same link (what the link and this machine carry).
 // With FERRY_TIMELINE=dir it writes each run's FTP command timeline, as the serving agent
 // logged it, to dir. Needs root. `go test -run '^$' -bench WANSetup -benchtime 1x ./internal/bench/wan/`
 func BenchmarkWANSetup(b *testing.B) {
 	bed := testbed.New(b)
 	binDir := testbin.Dir(b)
 	cli, srv := bed.Host("fs-cli"), bed.Host("fs-srv")
-	bed.WANLink(cli, srv, testbed.WANOpts{RTT: 100 * time.Millisecond, LossPct: 0.1, RateMbit: 200})
+	link := bed.WANLink(cli, srv, testbed.WANOpts{RTT: 100 * time.Millisecond, LossPct: 0.1, RateMbit: 200})
 	allowCubic(b)
 	for _, h := range []*testbed.Host{cli, srv} {
 		setCC(b, h, "cubic")
@@ -45,6 +46,15 @@ func BenchmarkWANSetup(b *testing.B) {
 		if !wanted(dir) {
 			continue
 		}
+		sender, receiver, recvAddr := srv, cli, link.AddrA
+		if dir == "upload" {
+			sender, receiver, recvAddr = cli, srv, link.AddrC
+		}
+		raw := rawCopy(b, sender, receiver, recvAddr, "bbr", bigSize)
+		line := fmt.Sprintf("%-8s raw TCP, one BBR socket (this link's ceiling here): %6.2fs  %5.1f MiB/s  %.0f%% of link",
+			dir, raw.Seconds(), bigSize/raw.Seconds()/(1<<20), 100*bigSize/raw.Seconds()/(1<<20)/linkMiBs)
+		fmt.Fprintln(os.Stderr, "bench-wan-setup:", line)
+		lines = append(lines, line)
 		for i := range runs {
 			src, dst, watch := s.url("big.bin"), fmt.Sprintf("in%d/", i), filepath.Join(a.root, fmt.Sprintf("in%d", i))
 			if dir == "upload" {

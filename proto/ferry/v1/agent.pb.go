@@ -2659,7 +2659,7 @@ func (x *PlannedAction) GetReason() string {
 // GrantedPath describes a granted path as the granting agent saw it when it granted.
 type GrantedPath struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// False: nothing is there yet (an upload's destination).
+	// False: no regular file or directory is there (an upload's destination not made yet).
 	Exists bool `protobuf:"varint,1,opt,name=exists,proto3" json:"exists,omitempty"`
 	IsDir  bool `protobuf:"varint,2,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
 	// Size in bytes of a file; 0 for a directory.
