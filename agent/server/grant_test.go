@@ -111,6 +111,14 @@ func TestGrantDescribesPath(t *testing.T) {
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
+	// A link out of the root: its target is not described (nor reachable over FTP).
+	outside := filepath.Join(t.TempDir(), "secret.bin")
+	if err := os.WriteFile(outside, make([]byte, 999), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(b.Root, "out.bin")); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		path   string
 		access ferryv1.Access
@@ -119,6 +127,7 @@ func TestGrantDescribesPath(t *testing.T) {
 		{"dir/f.bin", ferryv1.Access_ACCESS_READ, &ferryv1.GrantedPath{Exists: true, Size: 12345}},
 		{"dir", ferryv1.Access_ACCESS_READ, &ferryv1.GrantedPath{Exists: true, IsDir: true}},
 		{"new/dir", ferryv1.Access_ACCESS_WRITE, &ferryv1.GrantedPath{}},
+		{"out.bin", ferryv1.Access_ACCESS_READ, &ferryv1.GrantedPath{}},
 	} {
 		g, err := peer.GrantAccess(context.Background(), &ferryv1.GrantAccessRequest{Path: tc.path, Access: tc.access})
 		if err != nil {

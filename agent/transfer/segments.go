@@ -340,7 +340,7 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 	err = j.runSegments(c, segs, n, 0, true, nil, nil,
 		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ bool, opened func()) error {
 			// Done counts bytes sent; a resume checks them against the server's range hash
-			// (heldPrefix). An idle stream may take the second half of what is left: this
+			// (heldPrefix). An idle stream may take the end of what is left (steal): this
 			// one then stops sending there and closes its data connection (no ABOR).
 			mu.Lock()
 			start, at := ls.start, ls.start+ls.claimed
@@ -612,11 +612,13 @@ func (sw *segWriter) Write(p []byte) (int, error) {
 type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, opened func()) error
 
 // runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
-// first) and sessions of their own for the others, opened at once. A session done with its
-// ranges splits the range with the most left. It checkpoints the ranges' progress
-// every segmentSave (after sync, when given, so the checkpoint never claims bytes the disk may
-// not hold) and when they end. The first failure stops every range; it is the error. For
-// uploads (write), the other ranges wait until range 0's STOR has opened the file.
+// first) and sessions of their own for the others, each starting as soon as it is up
+// (streamSessions). A session done with its ranges takes part of the range that would take
+// longest (steal). It checkpoints the ranges' progress every segmentSave (after sync, when
+// given, so the checkpoint never claims bytes the disk may not hold) and when they end. The
+// first failure stops every range; it is the error. For uploads (write), the other ranges wait
+// until range 0's STOR has opened the file. finished (if set) is called once every range is
+// whole, before the last checkpoint's sync.
 func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), move segmentMove) error {
 	var mu sync.Mutex // guards live and every liveSeg's end and claimed
 	live := make([]*liveSeg, len(segs))
