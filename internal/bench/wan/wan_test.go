@@ -91,6 +91,8 @@ func BenchmarkWAN(b *testing.B) {
 		}
 	}
 	cubicSize := cubicBytes(b)
+	benchCases = os.Getenv("FERRY_BENCH_CASES")
+	hideBenchEnv(b)
 	bed := testbed.New(b)
 	binDir := testbin.Dir(b)
 	cli, srv := bed.Host("fs-cli"), bed.Host("fs-srv")
@@ -201,7 +203,7 @@ func BenchmarkWAN(b *testing.B) {
 	}
 
 	// Parallel streams, default flags (BBR), 1 to 8 (FERRY_BENCH_CASES=streams).
-	if os.Getenv("FERRY_BENCH_CASES") != "" && wanted("streams") {
+	if benchCases != "" && wanted("streams") {
 		sec := "64 MiB download, 100 ms, 0.1% loss, 200 Mbit/s, Ferry default flags (BBR)"
 		for _, n := range []int32{1, 2, 4, 8} {
 			add(timed(sec, fmt.Sprintf("Ferry, %d streams", n), bigSize, func(ctx context.Context) error {
@@ -213,7 +215,7 @@ func BenchmarkWAN(b *testing.B) {
 
 	// One raw BBR socket at three sizes, with the hosts' default send buffer limit and with a
 	// larger one (FERRY_BENCH_CASES=link): startup against steady state, and what limits it.
-	if os.Getenv("FERRY_BENCH_CASES") != "" && wanted("link") {
+	if benchCases != "" && wanted("link") {
 		def := tcpWmem(b, srv)
 		for _, wmem := range []string{def, "4096 16384 33554432"} {
 			f := strings.Fields(wmem)
@@ -224,10 +226,11 @@ func BenchmarkWAN(b *testing.B) {
 			var took [3]time.Duration
 			for i, size := range []int{32 << 20, 64 << 20, 256 << 20} {
 				ac0, ca0 := link.Stats() // a is cli, c is srv
+				q0 := tunDrops(b, srv)
 				took[i] = rawCopy(b, srv, cli, link.AddrA, "bbr", size)
 				ac1, ca1 := link.Stats()
-				fmt.Fprintf(os.Stderr, "bench-wan: link, %d MiB: srv>cli %d packets, %d lost, %d overflowed; cli>srv %d packets, %d lost, %d overflowed\n",
-					size>>20, ca1.Packets-ca0.Packets, ca1.Lost-ca0.Lost, ca1.Overflow-ca0.Overflow,
+				fmt.Fprintf(os.Stderr, "bench-wan: link, %d MiB: srv>cli %d packets, %d lost, %d overflowed, %d dropped by the TUN queue; cli>srv %d packets, %d lost, %d overflowed\n",
+					size>>20, ca1.Packets-ca0.Packets, ca1.Lost-ca0.Lost, ca1.Overflow-ca0.Overflow, tunDrops(b, srv)-q0,
 					ac1.Packets-ac0.Packets, ac1.Lost-ac0.Lost, ac1.Overflow-ac0.Overflow)
 				add(row{section: sec, name: fmt.Sprintf("%d MiB", size>>20), amount: float64(size), took: took[i]})
 			}
@@ -284,8 +287,22 @@ func cubicBytes(b *testing.B) int {
 // wanted reports whether FERRY_BENCH_CASES (a comma-separated list of download, upload, files,
 // streams, link) selects the case; unset selects all but streams and link.
 func wanted(c string) bool {
-	v := os.Getenv("FERRY_BENCH_CASES")
-	return v == "" || slices.Contains(strings.Split(v, ","), c)
+	return benchCases == "" || slices.Contains(strings.Split(benchCases, ","), c)
+}
+
+// benchCases is FERRY_BENCH_CASES, read before hideBenchEnv.
+var benchCases string
+
+// hideBenchEnv unsets the FERRY_BENCH_* variables for the benchmark's duration: the agents it
+// starts inherit the environment and would warn about FERRY_* variables that name no flag.
+func hideBenchEnv(b *testing.B) {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "FERRY_BENCH_") {
+			os.Unsetenv(k)
+			b.Cleanup(func() { os.Setenv(k, v) })
+		}
+	}
 }
 
 // linkMiBs is the 64 MiB cases' link rate, 200 Mbit/s, in MiB/s.
@@ -413,6 +430,16 @@ func tcpWmem(b *testing.B, h *testbed.Host) string {
 		b.Fatalf("%s: %v %s", h, err, out)
 	}
 	return strings.Join(strings.Fields(string(out)), " ")
+}
+
+// tunDrops is the count of packets h's WAN device dropped before the link's forwarder read them.
+func tunDrops(b *testing.B, h *testbed.Host) int64 {
+	out, err := h.Exec(context.Background(), "cat", "/sys/class/net/wan0/statistics/tx_dropped")
+	if err != nil {
+		b.Fatalf("%s: %v %s", h, err, out)
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	return n
 }
 
 // sysctl sets key to value inside h.
