@@ -79,9 +79,8 @@ bench:
 # CUBIC): raw TCP (CUBIC, and BBR: the ceiling), vsftpd with curl and lftp, and Ferry agent to
 # agent (default flags, and --tcp-congestion cubic); 64 MiB at 100 ms RTT, 0.1% loss, 200 Mbit/s
 # both ways, and 500 files of 4 KiB at 50 ms; one table from one run. FERRY_BENCH_CASES=download,
-# upload, files (default: all three), streams, link select parts; FERRY_BENCH_CUBIC_MIB=16 is
-# what the single-stream CUBIC rows move. Needs root, vsftpd, curl and lftp; takes about 10
-# minutes. CI builds it, never runs it. See docs/performance.md.
+# upload, files (default: all three), streams, link select parts. Needs root, vsftpd, curl and
+# lftp; takes about 15 minutes (the single-stream CUBIC rows take about 100 s each). CI builds it, never runs it. See docs/performance.md.
 bench-wan:
 	go test -run '^$$' -bench '^BenchmarkWAN$$' -benchtime 1x -count 1 -timeout 40m ./internal/bench/wan/
 
