@@ -65,21 +65,24 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- proto)" || { git status --porcelain -- proto; echo "generated code is stale: run make generate"; exit 1; }
 
 # Loopback benchmark (internal/bench/loopback): a 1 GiB file and 10,000 4 KiB files moved by a raw
-# socket copy (the ceiling), vsftpd + curl, lftp (pget -n 8, mirror --parallel=4) and two
-# ferry-agent processes, printed as one table with ratios, each agent's peak RSS and CPU s/GiB.
-# Needs root, vsftpd, curl and lftp (see .ci/run). FERRY_BENCH_REPEAT=3 keeps each case's best of
-# three interleaved rounds; FERRY_BENCH_SIZE=256M, FERRY_BENCH_FILES=0, FERRY_BENCH_DIR=/path
-# (default /dev/shm) adjust it.
+# socket copy (the ceiling: sendfile, the faster of two receivers), vsftpd + curl, lftp (pget -n 8,
+# mirror --parallel=4) and two ferry-agent processes, with SHA-256 in memory on one core and the
+# bound it puts on a verified copy, printed as one table with ratios, each agent's peak RSS and
+# CPU s/GiB. Needs root, vsftpd, curl and lftp (see .ci/run). FERRY_BENCH_REPEAT=3 runs every case
+# in three interleaved rounds and keeps its best (the median is printed too); FERRY_BENCH_SIZE=256M,
+# FERRY_BENCH_FILES=0, FERRY_BENCH_DIR=/path (default /dev/shm) adjust it. See docs/performance.md.
 bench:
 	@out=$$(go test -run '^$$' -bench '^BenchmarkLoopback$$' -benchtime 1x -timeout 60m ./internal/bench/loopback/ 2>&1); rc=$$?; \
 	  echo "$$out" | grep -v -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' -e '^BenchmarkLoopback' -e '^PASS' -e '^ok'; exit $$rc
 
-# Over a WAN link in Go (internal/testbed WANLink, two network namespaces, both on CUBIC): raw
-# TCP as the ceiling, vsftpd with curl and lftp, and Ferry agent to agent; 64 MiB at 100 ms RTT,
-# 0.1% loss, 200 Mbit/s both ways, and 500 files of 4 KiB at 50 ms; one table from one run.
-# Needs root, vsftpd, curl and lftp; takes several minutes. CI builds it, never runs it.
+# Over a WAN link in Go (internal/testbed WANLink, two network namespaces, both defaulting to
+# CUBIC): raw TCP (CUBIC, and BBR: the ceiling), vsftpd with curl and lftp, and Ferry agent to
+# agent (default flags, and --tcp-congestion cubic); 64 MiB at 100 ms RTT, 0.1% loss, 200 Mbit/s
+# both ways, and 500 files of 4 KiB at 50 ms; one table from one run. FERRY_BENCH_CASES=download,
+# upload, files (default: all three), streams, link select parts. Needs root, vsftpd, curl and
+# lftp; takes about 15 minutes (the single-stream CUBIC rows take about 100 s each). CI builds it, never runs it. See docs/performance.md.
 bench-wan:
-	go test -run '^$$' -bench BenchmarkWAN -benchtime 1x -count 1 -timeout 40m ./internal/bench/wan/
+	go test -run '^$$' -bench '^BenchmarkWAN$$' -benchtime 1x -count 1 -timeout 40m ./internal/bench/wan/
 
 # Fleet fan-out: a 200 MiB file from one agent to N = 5, 10, 20, 40 agents on loopback, direct
 # and tree, wall time and the source's egress (nftables counter: needs root) for both; then the

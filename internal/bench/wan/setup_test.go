@@ -35,8 +35,8 @@ func BenchmarkWANSetup(b *testing.B) {
 	for _, h := range []*testbed.Host{cli, srv} {
 		setCC(b, h, "cubic")
 	}
-	a := startAgent(b, cli, binDir, "--log-level", "debug")
-	s := startAgent(b, srv, binDir, "--log-level", "debug")
+	a := startAgent(b, cli, binDir, 0, "--log-level", "debug")
+	s := startAgent(b, srv, binDir, 0, "--log-level", "debug")
 	data := randomBytes(b, bigSize)
 	must(b, os.WriteFile(filepath.Join(s.root, "big.bin"), data, 0o644))
 	must(b, os.WriteFile(filepath.Join(a.root, "up.bin"), data, 0o644))

@@ -3,13 +3,23 @@
 // one run and printed as one table. It needs root, vsftpd, curl and lftp. CI builds it and never
 // runs it (a benchmark, not a test).
 //
-// Both hosts run CUBIC (the root namespace allows it first). Rows:
-//   - raw TCP: one socket, CUBIC, and one with BBR on the sending socket: the ceiling.
+// Both hosts default to CUBIC (the root namespace allows it first), as most servers do; Ferry
+// sets TCP_CONGESTION on its own data sockets (ferry-agent --tcp-congestion, BBR by default), so
+// two pairs of agents run side by side: one with default flags, one with --tcp-congestion cubic.
+// Rows:
+//   - raw TCP: one socket on CUBIC, and one socket with BBR set on it (the ceiling).
 //   - vsftpd + curl, lftp pget -n 8 (downloads), lftp put (uploads), lftp mirror --parallel=4.
-//   - Ferry agent to agent: one stream on CUBIC; defaults (parallel streams); defaults with BBR
-//     on the sending agent. Until Ferry sets TCP_CONGESTION on its own data sockets
-//     (--tcp-congestion, another branch), that last row sets BBR as the default of the sending
-//     agent's namespace for the run, which has the same effect on its data connections.
+//   - Ferry agent to agent: "Ferry, 1 stream, CUBIC" (the cubic pair, one stream), "Ferry,
+//     1 stream, BBR" (default flags, one stream) and "Ferry defaults" (default flags, parallel
+//     streams as the agent chooses): the issue's target row.
+//
+// The single-stream CUBIC rows crawl at about 0.6 MiB/s (0.1% loss at 100 ms RTT: about 100 s
+// each). FERRY_BENCH_CUBIC_MIB (default 64) makes them move less, for a quick look only: their
+// first seconds, before losses pull CUBIC's window down, are far faster than the rest (16 MiB
+// took 2.0 s where 64 MiB took 98 s), so a smaller size overstates their rate; the rows then
+// name their size.
+// FERRY_BENCH_CASES=link measures one raw BBR socket at 32, 64 and 256 MiB with the hosts'
+// default send buffer limit and with a larger one (see docs/performance.md: the ceiling).
 package wan
 
 import (
@@ -82,6 +92,9 @@ func BenchmarkWAN(b *testing.B) {
 			b.Skipf("%s is not installed", bin)
 		}
 	}
+	cubicSize := cubicBytes(b)
+	benchCases = os.Getenv("FERRY_BENCH_CASES")
+	hideBenchEnv(b)
 	bed := testbed.New(b)
 	binDir := testbin.Dir(b)
 	cli, srv := bed.Host("fs-cli"), bed.Host("fs-srv")
@@ -92,17 +105,24 @@ func BenchmarkWAN(b *testing.B) {
 		setCC(b, h, "cubic")
 	}
 
-	a := startAgent(b, cli, binDir)
-	s := startAgent(b, srv, binDir)
+	// Two pairs of agents: default flags (BBR on their data sockets), and --tcp-congestion cubic.
+	a := startAgent(b, cli, binDir, 0)
+	s := startAgent(b, srv, binDir, 0)
+	ac := startAgent(b, cli, binDir, 1, "--tcp-congestion", "cubic")
+	sc := startAgent(b, srv, binDir, 1, "--tcp-congestion", "cubic")
 	v := testftp.StartVsftpdCmd(b, testftp.Options{
 		ListenAddr: "0.0.0.0", Host: link.AddrC.String(), Port: 21, PasvMin: 30000, PasvMax: 30009, Dial: srv.Dial,
 	}, []string{"ip", "netns", "exec", srv.NS})
 	data := randomBytes(b, bigSize)
-	for _, p := range []string{filepath.Join(s.root, "big.bin"), v.Local(v.Pub + "/big.bin"), filepath.Join(a.root, "up.bin")} {
+	for _, p := range []string{filepath.Join(s.root, "big.bin"), filepath.Join(sc.root, "big.bin"), v.Local(v.Pub + "/big.bin"),
+		filepath.Join(a.root, "up.bin"), filepath.Join(ac.root, "up.bin")} {
 		must(b, os.WriteFile(p, data, 0o644))
 	}
-	makeTree(b, filepath.Join(s.root, "tree"))
-	makeTree(b, v.Local(v.Pub+"/tree"))
+	must(b, os.WriteFile(filepath.Join(sc.root, "small.bin"), data[:cubicSize], 0o644))
+	must(b, os.WriteFile(filepath.Join(ac.root, "small.bin"), data[:cubicSize], 0o644))
+	for _, d := range []string{filepath.Join(s.root, "tree"), filepath.Join(sc.root, "tree"), v.Local(v.Pub + "/tree")} {
+		makeTree(b, d)
+	}
 	srvURL := fmt.Sprintf("ftp://%s", net.JoinHostPort(link.AddrC.String(), "21"))
 	work := b.TempDir()
 	must(b, os.Chmod(work, 0o777))
@@ -119,17 +139,24 @@ func BenchmarkWAN(b *testing.B) {
 	b.ResetTimer()
 
 	// 64 MiB down (server to client) and up, at 100 ms RTT, 0.1% loss, 200 Mbit/s.
+	cubicName := func(s string) string {
+		if cubicSize == bigSize {
+			return s
+		}
+		return fmt.Sprintf("%s (%d MiB: overstated)", s, cubicSize>>20)
+	}
 	for _, dir := range []string{"download", "upload"} {
 		if !wanted(dir) {
 			continue
 		}
-		sec := "64 MiB " + dir + ", 100 ms, 0.1% loss, 200 Mbit/s"
+		sec := "64 MiB " + dir + ", 100 ms, 0.1% loss, 200 Mbit/s, hosts on CUBIC"
 		sender, receiver, recvAddr := srv, cli, link.AddrA
 		if dir == "upload" {
 			sender, receiver, recvAddr = cli, srv, link.AddrC
 		}
-		add(row{section: sec, name: "raw TCP, CUBIC", amount: bigSize, took: rawCopy(b, sender, receiver, recvAddr, "", bigSize)})
-		add(row{section: sec, name: "raw TCP, BBR sender (ceiling)", amount: bigSize, took: rawCopy(b, sender, receiver, recvAddr, "bbr", bigSize)})
+		add(row{section: sec, name: cubicName("raw TCP, 1 socket, CUBIC"), amount: float64(cubicSize),
+			took: rawCopy(b, sender, receiver, recvAddr, "", cubicSize)})
+		add(row{section: sec, name: "raw TCP, 1 socket, BBR (ceiling)", amount: bigSize, took: rawCopy(b, sender, receiver, recvAddr, "bbr", bigSize)})
 		if dir == "download" {
 			add(timed(sec, "vsftpd + curl", bigSize, func(ctx context.Context) error {
 				_, err := cli.Exec(ctx, "curl", "-sS", "--fail", "-o", "/dev/null", ftpURL(srvURL, v, "big.bin"))
@@ -150,45 +177,70 @@ func BenchmarkWAN(b *testing.B) {
 				return lftp(ctx, cli, srvURL, v, fmt.Sprintf("put -O %s %s -o up-lftp.bin", v.Pub, filepath.Join(a.root, "up.bin")))
 			}))
 		}
-		src, dst := s.url("big.bin"), "in/"
-		if dir == "upload" {
-			src, dst = "up.bin", s.url("in/")
-		}
 		n := 0
-		ferry := func(name string, streams int32, cc string) {
+		ferry := func(name string, client, server *agent, file string, size int, streams int32) {
 			n++
-			if cc != "" {
-				setCC(b, sender, cc)
-				defer setCC(b, sender, "cubic")
+			src, dst := server.url(file), fmt.Sprintf("in/%d/", n)
+			if dir == "upload" {
+				src, dst = file, server.url(fmt.Sprintf("in/%d/", n))
 			}
-			d := fmt.Sprintf("%s%d/", dst, n)
 			var tr *ferryv1.Transfer
-			r := timed(sec, name, bigSize, func(ctx context.Context) error {
+			r := timed(sec, name, float64(size), func(ctx context.Context) error {
 				var err error
-				tr, err = a.copy(ctx, src, d, streams)
+				tr, err = client.copy(ctx, src, dst, streams)
 				return err
 			})
-			if tr != nil {
+			if tr != nil && streams == 0 {
 				r.name += fmt.Sprintf(" [%d streams]", tr.GetStreams())
 			}
 			add(r)
 		}
-		ferry("Ferry, 1 stream, CUBIC", 1, "")
-		ferry("Ferry defaults, CUBIC", 0, "")
-		ferry("Ferry defaults, BBR sender", 0, "bbr")
+		small, full := "small.bin", "big.bin"
+		if dir == "upload" {
+			full = "up.bin"
+		}
+		ferry(cubicName("Ferry, 1 stream, CUBIC"), ac, sc, small, cubicSize, 1)
+		ferry("Ferry, 1 stream, BBR (default cc)", a, s, full, bigSize, 1)
+		ferry("Ferry defaults", a, s, full, bigSize, 0)
 	}
 
-	// Parallel streams with BBR on the sending agent, 1 to 8 (FERRY_BENCH_CASES=streams).
-	if os.Getenv("FERRY_BENCH_CASES") != "" && wanted("streams") {
-		sec := "64 MiB download, 100 ms, 0.1% loss, 200 Mbit/s, BBR sender"
-		setCC(b, srv, "bbr")
+	// Parallel streams, default flags (BBR), 1 to 8 (FERRY_BENCH_CASES=streams).
+	if benchCases != "" && wanted("streams") {
+		sec := "64 MiB download, 100 ms, 0.1% loss, 200 Mbit/s, Ferry default flags (BBR)"
 		for _, n := range []int32{1, 2, 4, 8} {
 			add(timed(sec, fmt.Sprintf("Ferry, %d streams", n), bigSize, func(ctx context.Context) error {
 				_, err := a.copy(ctx, s.url("big.bin"), fmt.Sprintf("sweep%d/", n), n)
 				return err
 			}))
 		}
-		setCC(b, srv, "cubic")
+	}
+
+	// One raw BBR socket at three sizes, with the hosts' default send buffer limit and with a
+	// larger one (FERRY_BENCH_CASES=link): startup against steady state, and what limits it.
+	if benchCases != "" && wanted("link") {
+		def := tcpWmem(b, srv)
+		for _, wmem := range []string{def, "4096 16384 33554432"} {
+			f := strings.Fields(wmem)
+			sec := fmt.Sprintf("raw TCP, 1 BBR socket, download, 100 ms, 0.1%% loss, 200 Mbit/s; tcp_wmem max %s MiB", mib(f[len(f)-1]))
+			for _, h := range []*testbed.Host{cli, srv} {
+				sysctl(b, h, "net.ipv4.tcp_wmem", wmem)
+			}
+			var took [3]time.Duration
+			for i, size := range []int{32 << 20, 64 << 20, 256 << 20} {
+				ac0, ca0 := link.Stats() // a is cli, c is srv
+				q0 := tunDrops(b, srv)
+				took[i] = rawCopy(b, srv, cli, link.AddrA, "bbr", size)
+				ac1, ca1 := link.Stats()
+				fmt.Fprintf(os.Stderr, "bench-wan: link, %d MiB: srv>cli %d packets, %d lost, %d overflowed, %d dropped by the TUN queue; cli>srv %d packets, %d lost, %d overflowed\n",
+					size>>20, ca1.Packets-ca0.Packets, ca1.Lost-ca0.Lost, ca1.Overflow-ca0.Overflow, tunDrops(b, srv)-q0,
+					ac1.Packets-ac0.Packets, ac1.Lost-ac0.Lost, ac1.Overflow-ac0.Overflow)
+				add(row{section: sec, name: fmt.Sprintf("%d MiB", size>>20), amount: float64(size), took: took[i]})
+			}
+			add(row{section: sec, name: "steady state: (256 - 64 MiB) / time difference", amount: 192 << 20, took: took[2] - took[1]})
+		}
+		for _, h := range []*testbed.Host{cli, srv} {
+			sysctl(b, h, "net.ipv4.tcp_wmem", def)
+		}
 	}
 	if !wanted("files") {
 		b.StopTimer()
@@ -197,36 +249,62 @@ func BenchmarkWAN(b *testing.B) {
 	}
 	// 500 files of 4 KiB down, at 50 ms RTT.
 	link.SetOpts(testbed.WANOpts{RTT: 50 * time.Millisecond, RateMbit: 200})
-	sec := fmt.Sprintf("%d x 4 KiB files download, 50 ms, 200 Mbit/s", smallFiles)
+	sec := fmt.Sprintf("%d x 4 KiB files download, 50 ms, 200 Mbit/s, hosts on CUBIC", smallFiles)
 	add(timed(sec, "vsftpd + lftp mirror --parallel=4", smallFiles, func(ctx context.Context) error {
 		out := filepath.Join(work, "mirror")
 		defer os.RemoveAll(out)
 		return lftp(ctx, cli, srvURL, v, fmt.Sprintf("mirror --parallel=4 %s/tree %s", v.Pub, out))
 	}))
 	rows[len(rows)-1].files = true
-	for i, cc := range []string{"", "bbr"} {
-		name := "Ferry defaults, CUBIC"
-		if cc != "" {
-			name = "Ferry defaults, BBR sender"
-			setCC(b, srv, cc)
-		}
-		r := timed(sec, name, smallFiles, func(ctx context.Context) error {
-			_, err := a.copy(ctx, s.url("tree"), fmt.Sprintf("trees/%d/", i), 0)
+	for i, p := range []struct {
+		name   string
+		client *agent
+		server *agent
+	}{{"Ferry defaults", a, s}, {"Ferry, --tcp-congestion cubic", ac, sc}} {
+		r := timed(sec, p.name, smallFiles, func(ctx context.Context) error {
+			_, err := p.client.copy(ctx, p.server.url("tree"), fmt.Sprintf("trees/%d/", i), 0)
 			return err
 		})
 		r.files = true
 		add(r)
-		setCC(b, srv, "cubic")
 	}
 	b.StopTimer()
 	printTable(rows)
 }
 
+// cubicBytes is FERRY_BENCH_CUBIC_MIB in bytes: the size the single-stream CUBIC rows move
+// (default and at most the big file's 64 MiB).
+func cubicBytes(b *testing.B) int {
+	v := os.Getenv("FERRY_BENCH_CUBIC_MIB")
+	if v == "" {
+		return bigSize
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > bigSize>>20 {
+		b.Fatalf("FERRY_BENCH_CUBIC_MIB: want 1 to %d, got %q", bigSize>>20, v)
+	}
+	return n << 20
+}
+
 // wanted reports whether FERRY_BENCH_CASES (a comma-separated list of download, upload, files,
-// streams) selects the case; unset selects all but streams.
+// streams, link) selects the case; unset selects all but streams and link.
 func wanted(c string) bool {
-	v := os.Getenv("FERRY_BENCH_CASES")
-	return v == "" || slices.Contains(strings.Split(v, ","), c)
+	return benchCases == "" || slices.Contains(strings.Split(benchCases, ","), c)
+}
+
+// benchCases is FERRY_BENCH_CASES, read before hideBenchEnv.
+var benchCases string
+
+// hideBenchEnv unsets the FERRY_BENCH_* variables for the benchmark's duration: the agents it
+// starts inherit the environment and would warn about FERRY_* variables that name no flag.
+func hideBenchEnv(b *testing.B) {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "FERRY_BENCH_") {
+			os.Unsetenv(k)
+			b.Cleanup(func() { os.Setenv(k, v) })
+		}
+	}
 }
 
 // linkMiBs is the 64 MiB cases' link rate, 200 Mbit/s, in MiB/s.
@@ -270,7 +348,8 @@ func printTable(rows []row) {
 		}
 		fmt.Printf("  %-50s %10v %6.2f %-7s %8s %6s  %s\n", r.name, r.took.Round(10*time.Millisecond), r.rate(), unit, ratio, link, strings.Join(vs, ", "))
 	}
-	fmt.Printf("\nlink rate 200 Mbit/s = %.2f MiB/s (/link); ceiling: one raw TCP socket with BBR\n", linkMiBs)
+	fmt.Printf("\nlink rate 200 Mbit/s = %.2f MiB/s (/link); ceiling: one raw TCP socket with BBR, on the hosts' default\n", linkMiBs)
+	fmt.Println("send buffer limit (tcp_wmem max 4 MiB; see docs/performance.md); Ferry moves its data sockets to BBR by default")
 }
 
 func timed(section, name string, amount float64, f func(ctx context.Context) error) row {
@@ -346,6 +425,38 @@ func allowCubic(b *testing.B) {
 	b.Cleanup(func() { _ = os.WriteFile(key, old, 0o644) })
 }
 
+// tcpWmem is h's net.ipv4.tcp_wmem (min, default and max send buffer of a TCP socket).
+func tcpWmem(b *testing.B, h *testbed.Host) string {
+	out, err := h.Exec(context.Background(), "sysctl", "-n", "net.ipv4.tcp_wmem")
+	if err != nil {
+		b.Fatalf("%s: %v %s", h, err, out)
+	}
+	return strings.Join(strings.Fields(string(out)), " ")
+}
+
+// tunDrops is the count of packets h's WAN device dropped before the link's forwarder read them.
+func tunDrops(b *testing.B, h *testbed.Host) int64 {
+	out, err := h.Exec(context.Background(), "cat", "/sys/class/net/wan0/statistics/tx_dropped")
+	if err != nil {
+		b.Fatalf("%s: %v %s", h, err, out)
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	return n
+}
+
+// sysctl sets key to value inside h.
+func sysctl(b *testing.B, h *testbed.Host, key, value string) {
+	if out, err := h.Exec(context.Background(), "sysctl", "-qw", key+"="+value); err != nil {
+		b.Fatalf("%s: %v %s", h, err, out)
+	}
+}
+
+// mib prints a byte count in MiB.
+func mib(bytes string) string {
+	n, _ := strconv.ParseFloat(bytes, 64)
+	return strconv.FormatFloat(n/(1<<20), 'f', -1, 64)
+}
+
 // setCC makes cc the default congestion control of new sockets in h.
 func setCC(b *testing.B, h *testbed.Host, cc string) {
 	if out, err := h.Exec(context.Background(), "sysctl", "-qw", "net.ipv4.tcp_congestion_control="+cc); err != nil {
@@ -401,24 +512,28 @@ type agent struct {
 	proc *testbed.Proc
 }
 
-func startAgent(b *testing.B, h *testbed.Host, binDir string, extra ...string) *agent {
+// startAgent starts ferry-agent number i (0, 1, ...) of host h, on ports of its own, with extra
+// flags.
+func startAgent(b *testing.B, h *testbed.Host, binDir string, i int, flags ...string) *agent {
 	root := b.TempDir()
 	addr := h.Ifaces()[0].Addr
-	args := []string{"--root", root, "--state-dir", b.TempDir(),
+	port := grpcPort + i
+	args := append([]string{
+		"--root", root, "--state-dir", b.TempDir(),
 		"--token-file", testagent.TokenFile(b), "--peer-token-file", testagent.PeerTokenFile(b),
-		"--insecure", "--grpc-listen", fmt.Sprintf(":%d", grpcPort), "--ftp-listen", fmt.Sprintf(":%d", ftpPort),
-		"--passive-ports", "30010-30039", "--log-level", "warn"}
-	p := h.Start(b, filepath.Join(binDir, "ferry-agent"), append(args, extra...)...)
+		"--insecure", "--grpc-listen", fmt.Sprintf(":%d", port), "--ftp-listen", fmt.Sprintf(":%d", ftpPort+i),
+		"--passive-ports", fmt.Sprintf("%d-%d", 30010+30*i, 30039+30*i), "--log-level", "warn"}, flags...)
+	p := h.Start(b, filepath.Join(binDir, "ferry-agent"), args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	must(b, p.WaitOutput(ctx, "ferry-agent ready"))
-	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
+	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(security.BearerToken(testagent.AdminToken)),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return h.Dial(ctx, "tcp", a) }))
 	must(b, err)
 	b.Cleanup(func() { conn.Close() })
-	return &agent{root: root, addr: net.JoinHostPort(addr.String(), strconv.Itoa(grpcPort)), api: ferryv1.NewAgentServiceClient(conn), proc: p}
+	return &agent{root: root, addr: net.JoinHostPort(addr.String(), strconv.Itoa(port)), api: ferryv1.NewAgentServiceClient(conn), proc: p}
 }
 
 func (a *agent) url(p string) string { return "agent://" + a.addr + "/" + p }
