@@ -159,6 +159,7 @@ type Client struct {
 	inTransfer bool
 	dataOK     bool // a data connection has been established on this session
 	noResume   bool // a TLS data connection did not resume the control session
+	pipelined  bool // the login was sent in one write (PipelineMarker)
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable
@@ -254,16 +255,27 @@ func (c *Client) login(ctx context.Context) error {
 	if r.Code != 220 {
 		return fmt.Errorf("greeting: %w", r.err())
 	}
+	pipeline := pipelines(r)
 
 	if c.cfg.TLS != nil && !c.cfg.Implicit {
+		// AUTH TLS alone: the server reads the ClientHello from the raw connection after its
+		// 234, so nothing may follow the command before that reply.
 		if err := c.startTLS(ctx); err != nil {
 			return err
+		}
+		if !pipeline {
+			if err := c.protectData(); err != nil {
+				return err
+			}
 		}
 	}
 
 	user := c.cfg.User
 	if user == "" {
 		user = "anonymous"
+	}
+	if pipeline {
+		return c.loginPipelined(user)
 	}
 	r, err = c.cmd("USER " + user)
 	if err == nil && r.Code == 331 {
@@ -286,21 +298,11 @@ func (c *Client) login(ctx context.Context) error {
 		return err
 	}
 
-	c.features = map[string]string{}
 	r, err = c.cmd("FEAT")
 	if err != nil {
 		return err
 	}
-	if r.Code == 211 {
-		for _, l := range r.Lines[1:max(1, len(r.Lines)-1)] {
-			l = strings.TrimSpace(l)
-			if l == "" {
-				continue
-			}
-			name, val, _ := strings.Cut(l, " ")
-			c.features[strings.ToUpper(name)] = val
-		}
-	}
+	c.setFeatures(r)
 	if _, ok := c.features["UTF8"]; ok {
 		if _, err := c.cmd("OPTS UTF8 ON"); err != nil { // reply is irrelevant
 			return err
@@ -309,6 +311,23 @@ func (c *Client) login(ctx context.Context) error {
 	return nil
 }
 
+// setFeatures records the features listed in a FEAT reply.
+func (c *Client) setFeatures(r *reply) {
+	c.features = map[string]string{}
+	if r.Code != 211 {
+		return
+	}
+	for _, l := range r.Lines[1:max(1, len(r.Lines)-1)] {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		name, val, _ := strings.Cut(l, " ")
+		c.features[strings.ToUpper(name)] = val
+	}
+}
+
+// startTLS upgrades the control connection with AUTH TLS (explicit FTPS).
 func (c *Client) startTLS(ctx context.Context) error {
 	conf, err := c.tlsConfig()
 	if err != nil {
@@ -321,10 +340,7 @@ func (c *Client) startTLS(ctx context.Context) error {
 	if r.Code != 234 && r.Code != 334 {
 		return fmt.Errorf("AUTH TLS (the server offers no explicit FTPS): %w", r.err())
 	}
-	if err := c.handshake(ctx, conf); err != nil {
-		return err
-	}
-	return c.protectData()
+	return c.handshake(ctx, conf)
 }
 
 // dataTimeout is the bound for establishing the next data connection.
@@ -490,7 +506,16 @@ func (c *Client) cmdTimeout(line string, timeout time.Duration) (*reply, error) 
 
 // expect is cmd that turns a reply with another code into a *ReplyError.
 func (c *Client) expect(line string, codes ...int) (*reply, error) {
-	r, err := c.cmd(line)
+	if err := c.send(line); err != nil {
+		return nil, err
+	}
+	return c.expectReply(codes...)
+}
+
+// expectReply reads the final reply to a command already sent and turns one with a code other
+// than codes into a *ReplyError.
+func (c *Client) expectReply(codes ...int) (*reply, error) {
+	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -103,6 +103,9 @@ func TestVsftpdTLS(t *testing.T) {
 				cfg := vsftpdConfig(srv, mode)
 				cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "ferry.test", MaxVersion: v.max}
 				c := dial(t, cfg)
+				if c.pipelined {
+					t.Fatal("the FTPS login to vsftpd was pipelined")
+				}
 				roundTrip(t, ctx, c, srv, "tls-"+v.name+"-"+mode.String())
 			})
 		}

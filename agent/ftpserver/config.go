@@ -82,7 +82,7 @@ const (
 	defaultLoginDelay    = 500 * time.Millisecond
 	defaultLoginMaxDelay = 8 * time.Second
 	defaultCredentialTTL = 5 * time.Minute
-	welcomeBanner        = "Ferry FTP server ready"
+	welcomeBanner        = "Ferry FTP server ready (login pipelining)" // ftpclient.PipelineMarker: pipelined logins are safe
 )
 
 // validated is the normalized form of a Config used by the server.
