@@ -160,6 +160,7 @@ type Client struct {
 	dataOK     bool // a data connection has been established on this session
 	noResume   bool // a TLS data connection did not resume the control session
 	pipelined  bool // the login was sent in one write (PipelineMarker)
+	earlyAuth  bool // AUTH TLS was sent before the greeting (knownPipeliner)
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable
@@ -248,6 +249,15 @@ func (c *Client) login(ctx context.Context) error {
 			return err
 		}
 	}
+	explicit := c.cfg.TLS != nil && !c.cfg.Implicit
+	if explicit && knownPipeliner(c.cfg.Addr) {
+		// This server announced PipelineMarker before: AUTH TLS goes out at once, and the
+		// greeting and its reply come back together.
+		if err := c.send("AUTH TLS"); err != nil {
+			return fmt.Errorf("AUTH TLS: %w", err)
+		}
+		c.earlyAuth = true
+	}
 	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err != nil {
 		return fmt.Errorf("greeting: %w", greetingError(err))
@@ -256,8 +266,9 @@ func (c *Client) login(ctx context.Context) error {
 		return fmt.Errorf("greeting: %w", r.err())
 	}
 	pipeline := pipelines(r)
+	rememberPipeliner(c.cfg.Addr, pipeline)
 
-	if c.cfg.TLS != nil && !c.cfg.Implicit {
+	if explicit {
 		// AUTH TLS alone: the server reads the ClientHello from the raw connection after its
 		// 234, so nothing may follow the command before that reply.
 		if err := c.startTLS(ctx); err != nil {
@@ -333,7 +344,12 @@ func (c *Client) startTLS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.cmd("AUTH TLS")
+	var r *reply
+	if c.earlyAuth { // sent before the greeting
+		r, err = c.readFinal(c.cfg.ReplyTimeout)
+	} else {
+		r, err = c.cmd("AUTH TLS")
+	}
 	if err != nil {
 		return fmt.Errorf("AUTH TLS: %w", err)
 	}

@@ -24,7 +24,9 @@
 //     in one write after the TLS handshake, and the replies are checked in
 //     order (one round trip instead of seven); other servers get one command
 //     at a time. AUTH TLS is always alone: the server reads the ClientHello
-//     from the raw connection after its 234;
+//     from the raw connection after its 234; to a server address that
+//     announced the marker before, it is sent without waiting for the
+//     greeting;
 //   - resumable transfers (REST), MLST/MLSD with SIZE/MDTM/LIST fallbacks,
 //     and the HASH command (SHA-256);
 //   - context cancellation closes the data and control connections at once,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,6 +19,39 @@ const PipelineMarker = "(login pipelining)"
 // pipelines reports whether a greeting announces login pipelining.
 func pipelines(greeting *reply) bool {
 	return strings.Contains(greeting.msg(), PipelineMarker)
+}
+
+// pipeliners are the server addresses whose last greeting announced PipelineMarker: an explicit
+// FTPS session to one of them sends AUTH TLS without waiting for the greeting (one round trip
+// less). A Ferry agent reads it after its greeting like any command (ftpserverlib's first read
+// of the connection), and it is alone on the wire until the 234. A server at such an address
+// that turns out not to announce the marker is forgotten. Bounded: the set starts over when
+// full.
+var pipeliners struct {
+	sync.Mutex
+	m map[string]struct{}
+}
+
+const maxPipeliners = 1024
+
+func knownPipeliner(addr string) bool {
+	pipeliners.Lock()
+	defer pipeliners.Unlock()
+	_, ok := pipeliners.m[addr]
+	return ok
+}
+
+func rememberPipeliner(addr string, yes bool) {
+	pipeliners.Lock()
+	defer pipeliners.Unlock()
+	switch {
+	case !yes:
+		delete(pipeliners.m, addr)
+	case pipeliners.m == nil || len(pipeliners.m) >= maxPipeliners:
+		pipeliners.m = map[string]struct{}{addr: {}}
+	default:
+		pipeliners.m[addr] = struct{}{}
+	}
 }
 
 // Pipelined reports whether Dial sent the login in one write (the server announced

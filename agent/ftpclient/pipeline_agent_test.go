@@ -35,41 +35,62 @@ func agentPin(t *testing.T, a *testagent.Agent) *tls.Config {
 	return pin
 }
 
-// unmarkDialer hides PipelineMarker in the greeting (the first bytes read, before the client
-// writes anything), so that the client logs in one command at a time against the same server.
-type unmarkDialer struct{ conns []net.Conn }
+// probeDialer records the control connections it makes and which came first on each, a read
+// or a write; with hide it hides PipelineMarker in the greeting, so that the client logs in one
+// command at a time against the same server.
+type probeDialer struct {
+	hide  bool
+	conns []*probeConn
+}
 
-func (d *unmarkDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (d *probeDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	var nd net.Dialer
 	conn, err := nd.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	d.conns = append(d.conns, conn)
-	return &unmarkConn{Conn: conn}, nil
+	pc := &probeConn{Conn: conn, hide: d.hide}
+	d.conns = append(d.conns, pc)
+	return pc, nil
 }
 
-type unmarkConn struct {
+type probeConn struct {
 	net.Conn
-	mu      sync.Mutex
-	written bool
+	hide       bool
+	mu         sync.Mutex
+	first      string // "read" or "write"
+	greetingIn bool   // the greeting's line end was read
 }
 
-func (c *unmarkConn) Read(p []byte) (int, error) {
+func (c *probeConn) op(what string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.first == "" {
+		c.first = what
+	}
+}
+
+func (c *probeConn) firstOp() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.first
+}
+
+func (c *probeConn) Read(p []byte) (int, error) {
+	c.op("read")
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.written {
+	if c.hide && !c.greetingIn {
 		m := []byte(ftpclient.PipelineMarker)
 		copy(p[:n], bytes.ReplaceAll(p[:n], m, bytes.Repeat([]byte{'-'}, len(m))))
+		c.greetingIn = bytes.Contains(p[:n], []byte("\n"))
 	}
 	return n, err
 }
 
-func (c *unmarkConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.written = true
-	c.mu.Unlock()
+func (c *probeConn) Write(p []byte) (int, error) {
+	c.op("write")
 	return c.Conn.Write(p)
 }
 
@@ -147,7 +168,7 @@ func TestAgentPipelinedLoginRefused(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			dialFail := func(d ftpclient.ContextDialer) (error, time.Duration) {
+			dialFail := func(d ftpclient.ContextDialer) (time.Duration, error) {
 				cfg := agentConfig(a, conf)
 				cfg.Password, cfg.Dialer = wrong, d
 				start := time.Now()
@@ -156,14 +177,13 @@ func TestAgentPipelinedLoginRefused(t *testing.T) {
 					c.Close()
 					t.Fatal("Dial with a wrong password succeeded")
 				}
-				return err, time.Since(start)
+				return time.Since(start), err
 			}
 			// The sequential login first: its error is the reference.
-			base := runtime.NumGoroutine()
-			seq := &unmarkDialer{}
-			want, _ := dialFail(seq)
-			pd := &unmarkDialer{} // records the connection; the greeting is not read before Dial
-			got, took := dialFail(&markDialer{pd})
+			_, want := dialFail(&probeDialer{hide: true})
+			base := settledGoroutines() // the agent fully up, the reference session ended
+			pd := &probeDialer{}
+			took, got := dialFail(pd)
 			t.Logf("refused: %v (in %v)", got, took)
 			if got.Error() != want.Error() {
 				t.Errorf("pipelined login error\n got: %v\nwant: %v", got, want)
@@ -182,26 +202,66 @@ func TestAgentPipelinedLoginRefused(t *testing.T) {
 			if _, err := pd.conns[0].Write([]byte("NOOP\r\n")); err == nil || !strings.Contains(err.Error(), "closed") {
 				t.Errorf("control connection still open after the failed login: write gave %v", err)
 			}
-			// No goroutine is left (the agent's session handlers end with the connections).
-			deadline := time.Now().Add(5 * time.Second)
-			for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if n := runtime.NumGoroutine(); n > base {
-				t.Errorf("%d goroutines after the failed login, %d before", n, base)
+			// No goroutine is left (the agent's session handler ends with the connection).
+			if n := settledGoroutines(); n > base {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines after the failed pipelined login, %d after the sequential one:\n%s",
+					n, base, buf[:runtime.Stack(buf, true)])
 			}
 		})
 	}
 }
 
-// markDialer dials without touching the greeting, recording the connection in d.
-type markDialer struct{ d *unmarkDialer }
-
-func (m *markDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var nd net.Dialer
-	conn, err := nd.DialContext(ctx, network, addr)
-	if err == nil {
-		m.d.conns = append(m.d.conns, conn)
+// settledGoroutines waits (up to 5 s) until the number of goroutines stays the same for 200 ms,
+// and returns it.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for stable, deadline := 0, time.Now().Add(5*time.Second); stable < 10 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m == n {
+			stable++
+		} else {
+			n, stable = m, 0
+		}
 	}
-	return conn, err
+	return n
+}
+
+// TestAgentEarlyAuthTLS: once an agent has announced PipelineMarker, the next FTPS session to it
+// sends AUTH TLS before reading the greeting; a greeting without the marker makes the client
+// forget that (and the session, AUTH TLS already sent, still logs in); plain FTP never writes
+// first.
+func TestAgentEarlyAuthTLS(t *testing.T) {
+	a := testagent.Start(t)
+	pin := agentPin(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(tlsConf *tls.Config, hide bool) (first string, pipelined bool) {
+		t.Helper()
+		d := &probeDialer{hide: hide}
+		cfg := agentConfig(a, tlsConf)
+		cfg.Dialer = d
+		c, err := ftpclient.Dial(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.List(ctx, "/"); err != nil {
+			t.Fatal(err)
+		}
+		return d.conns[0].firstOp(), c.Pipelined()
+	}
+	dial(pin, false) // learns (an earlier test may have taught it already: no assertion)
+	if first, p := dial(pin, false); first != "write" || !p {
+		t.Fatalf("second FTPS session: first %s, pipelined %v; want AUTH TLS written first, pipelined", first, p)
+	}
+	if first, p := dial(pin, true); first != "write" || p {
+		t.Fatalf("session with the marker hidden: first %s, pipelined %v; want early AUTH TLS, sequential login", first, p)
+	}
+	if first, p := dial(pin, false); first != "read" || !p {
+		t.Fatalf("after a greeting without the marker: first %s, pipelined %v; want the greeting read first", first, p)
+	}
+	if first, _ := dial(nil, false); first != "read" {
+		t.Fatalf("plain FTP session: first %s, want read", first)
+	}
 }
