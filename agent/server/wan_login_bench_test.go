@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ferry-dev/ferry/agent/ftpclient"
+	"github.com/ferry-dev/ferry/agent/security"
 	"github.com/ferry-dev/ferry/agent/server"
 	"github.com/ferry-dev/ferry/internal/testagent"
 	"github.com/ferry-dev/ferry/internal/testbed"
 	"github.com/ferry-dev/ferry/internal/testbin"
+	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
 // hostDialer is a testbed host as an ftpclient.ContextDialer.
@@ -28,8 +31,9 @@ func (d hostDialer) DialContext(ctx context.Context, network, addr string) (net.
 }
 
 // BenchmarkWANFixedCosts times the fixed costs of an agent-to-agent job over a 100 ms RTT link
-// (issue #16): a peer grant on a new gRPC connection and on a reused one, and the login of one
-// FTP session (FTPS and plain FTP) to an agent. It needs root (testbed); run it once:
+// (issue #16): a peer grant on a new gRPC connection and on a reused one, the login of one FTP
+// session (FTPS and plain FTP) to an agent, and whole jobs copying a 4 KiB file from one agent
+// to the other (the first job, then later ones). It needs root (testbed); run it once:
 //
 //	go test -run '^$' -bench WANFixedCosts -benchtime 1x ./agent/server/
 //
@@ -46,16 +50,25 @@ func BenchmarkWANFixedCosts(b *testing.B) {
 	link := bed.WANLink(cli, srv, testbed.WANOpts{RTT: rtt})
 	binDir := testbin.Dir(b)
 	b.Cleanup(testbin.Cleanup)
-	p := srv.Start(b, filepath.Join(binDir, "ferry-agent"),
-		"--root", b.TempDir(), "--state-dir", b.TempDir(),
-		"--token-file", testagent.TokenFile(b), "--peer-token-file", testagent.PeerTokenFile(b),
-		"--insecure", "--grpc-listen", fmt.Sprintf(":%d", grpcPort), "--ftp-listen", fmt.Sprintf(":%d", ftpPort),
-		"--log-level", "warn")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
-	defer rcancel()
-	if err := p.WaitOutput(rctx, "ferry-agent ready"); err != nil {
+	startAgent := func(h *testbed.Host) (root string) {
+		root = b.TempDir()
+		p := h.Start(b, filepath.Join(binDir, "ferry-agent"),
+			"--root", root, "--state-dir", b.TempDir(),
+			"--token-file", testagent.TokenFile(b), "--peer-token-file", testagent.PeerTokenFile(b),
+			"--insecure", "--grpc-listen", fmt.Sprintf(":%d", grpcPort), "--ftp-listen", fmt.Sprintf(":%d", ftpPort),
+			"--log-level", "warn")
+		rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer rcancel()
+		if err := p.WaitOutput(rctx, "ferry-agent ready"); err != nil {
+			b.Fatal(err)
+		}
+		return root
+	}
+	srvRoot := startAgent(srv)
+	startAgent(cli)
+	if err := os.WriteFile(filepath.Join(srvRoot, "small.bin"), make([]byte, 4096), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	agentAddr := net.JoinHostPort(link.AddrC.String(), strconv.Itoa(grpcPort))
@@ -130,4 +143,51 @@ func BenchmarkWANFixedCosts(b *testing.B) {
 	}
 	median("ftps-dial", dial(true))
 	median("ftp-dial", dial(false))
+
+	// Whole jobs on the client agent: agent://srv/small.bin to its root, the first one (new
+	// peer connection, first FTP session to that agent) and the next ones.
+	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(security.BearerToken(testagent.AdminToken)),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return cli.Dial(ctx, "tcp", a) }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	api := ferryv1.NewAgentServiceClient(conn)
+	jobs := 0
+	job := func() (time.Duration, error) {
+		jobs++
+		start := time.Now()
+		resp, err := api.StartTransfer(ctx, &ferryv1.StartTransferRequest{
+			Source: "agent://" + agentAddr + "/small.bin", Destination: fmt.Sprintf("in%d/", jobs),
+			Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
+		if err != nil {
+			return 0, err
+		}
+		stream, err := api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
+		if err != nil {
+			return 0, err
+		}
+		var last *ferryv1.Transfer
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			last = m.GetTransfer()
+		}
+		if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
+			return 0, fmt.Errorf("job: %v %s", last.GetState(), last.GetError())
+		}
+		return time.Since(start), nil
+	}
+	first, err := job()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "wan-fixed-costs: %-40s %6.0f ms = %4.1f RTT\n", "job-4k-first",
+		float64(first)/float64(time.Millisecond), float64(first)/float64(rtt))
+	b.ReportMetric(float64(first)/float64(time.Millisecond), "job-4k-first-ms")
+	median("job-4k-next", job)
 }
