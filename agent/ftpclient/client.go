@@ -160,7 +160,7 @@ type Client struct {
 	dataOK     bool // a data connection has been established on this session
 	noResume   bool // a TLS data connection did not resume the control session
 	pipelined  bool // the login was sent in one write (PipelineMarker)
-	earlyAuth  bool // AUTH TLS was sent before the greeting (knownPipeliner)
+	earlyAuth  bool // AUTH TLS and the ClientHello were sent before the greeting (earlyTLS)
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable
@@ -250,34 +250,30 @@ func (c *Client) login(ctx context.Context) error {
 		}
 	}
 	explicit := c.cfg.TLS != nil && !c.cfg.Implicit
+	var pipeline bool
 	if explicit && knownPipeliner(c.cfg.Addr) {
-		// This server announced PipelineMarker before: AUTH TLS goes out at once, and the
-		// greeting and its reply come back together.
-		if err := c.send("AUTH TLS"); err != nil {
-			return fmt.Errorf("AUTH TLS: %w", err)
-		}
-		c.earlyAuth = true
-	}
-	r, err := c.readFinal(c.cfg.ReplyTimeout)
-	if err != nil {
-		return fmt.Errorf("greeting: %w", greetingError(err))
-	}
-	if r.Code != 220 {
-		return fmt.Errorf("greeting: %w", r.err())
-	}
-	pipeline := pipelines(r)
-	rememberPipeliner(c.cfg.Addr, pipeline)
-
-	if explicit {
-		// AUTH TLS alone: the server reads the ClientHello from the raw connection after its
-		// 234, so nothing may follow the command before that reply.
-		if err := c.startTLS(ctx); err != nil {
+		// This server announced PipelineMarker before: AUTH TLS and the ClientHello go out at
+		// once (see earlyTLS).
+		p, err := c.earlyTLS(ctx)
+		if err != nil {
 			return err
 		}
-		if !pipeline {
-			if err := c.protectData(); err != nil {
+		pipeline = p
+	} else {
+		p, err := c.greeting()
+		if err != nil {
+			return err
+		}
+		pipeline = p
+		if explicit {
+			if err := c.startTLS(ctx); err != nil {
 				return err
 			}
+		}
+	}
+	if explicit && !pipeline {
+		if err := c.protectData(); err != nil {
+			return err
 		}
 	}
 
@@ -288,7 +284,7 @@ func (c *Client) login(ctx context.Context) error {
 	if pipeline {
 		return c.loginPipelined(user)
 	}
-	r, err = c.cmd("USER " + user)
+	r, err := c.cmd("USER " + user)
 	if err == nil && r.Code == 331 {
 		// The password is never part of an error: only the reply is.
 		r, err = c.cmd("PASS " + c.cfg.Password)
@@ -338,25 +334,45 @@ func (c *Client) setFeatures(r *reply) {
 	}
 }
 
-// startTLS upgrades the control connection with AUTH TLS (explicit FTPS).
+// greeting reads the server's greeting and reports whether it announces login pipelining (and
+// remembers that for the server's address).
+func (c *Client) greeting() (pipeline bool, err error) {
+	r, err := c.readFinal(c.cfg.ReplyTimeout)
+	if err != nil {
+		return false, fmt.Errorf("greeting: %w", greetingError(err))
+	}
+	if r.Code != 220 {
+		return false, fmt.Errorf("greeting: %w", r.err())
+	}
+	pipeline = pipelines(r)
+	rememberPipeliner(c.cfg.Addr, pipeline)
+	return pipeline, nil
+}
+
+// startTLS upgrades the control connection with AUTH TLS (explicit FTPS). AUTH TLS goes alone:
+// a server may read the ClientHello from the raw connection after its 234, so nothing may
+// follow the command before that reply (earlyTLS does otherwise, for Ferry agents only).
 func (c *Client) startTLS(ctx context.Context) error {
 	conf, err := c.tlsConfig()
 	if err != nil {
 		return err
 	}
-	var r *reply
-	if c.earlyAuth { // sent before the greeting
-		r, err = c.readFinal(c.cfg.ReplyTimeout)
-	} else {
-		r, err = c.cmd("AUTH TLS")
-	}
+	r, err := c.cmd("AUTH TLS")
 	if err != nil {
 		return fmt.Errorf("AUTH TLS: %w", err)
 	}
+	if err := authOK(r); err != nil {
+		return err
+	}
+	return c.handshake(ctx, conf)
+}
+
+// authOK checks the reply to AUTH TLS.
+func authOK(r *reply) error {
 	if r.Code != 234 && r.Code != 334 {
 		return fmt.Errorf("AUTH TLS (the server offers no explicit FTPS): %w", r.err())
 	}
-	return c.handshake(ctx, conf)
+	return nil
 }
 
 // dataTimeout is the bound for establishing the next data connection.

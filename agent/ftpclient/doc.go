@@ -23,10 +23,11 @@
 //     (Ferry agents): PBSZ, PROT, USER, PASS, TYPE I, FEAT and OPTS UTF8 go
 //     in one write after the TLS handshake, and the replies are checked in
 //     order (one round trip instead of seven); other servers get one command
-//     at a time. AUTH TLS is always alone: the server reads the ClientHello
-//     from the raw connection after its 234; to a server address that
-//     announced the marker before, it is sent without waiting for the
-//     greeting;
+//     at a time. To a server address that announced the marker before,
+//     AUTH TLS and the TLS ClientHello are sent right after connecting,
+//     without waiting for the greeting and the 234 (a Ferry agent reads the
+//     ClientHello through the buffer it read AUTH TLS with); to any other
+//     server AUTH TLS goes alone;
 //   - resumable transfers (REST), MLST/MLSD with SIZE/MDTM/LIST fallbacks,
 //     and the HASH command (SHA-256);
 //   - context cancellation closes the data and control connections at once,

@@ -22,11 +22,9 @@ func pipelines(greeting *reply) bool {
 }
 
 // pipeliners are the server addresses whose last greeting announced PipelineMarker: an explicit
-// FTPS session to one of them sends AUTH TLS without waiting for the greeting (one round trip
-// less). A Ferry agent reads it after its greeting like any command (ftpserverlib's first read
-// of the connection), and it is alone on the wire until the 234. A server at such an address
-// that turns out not to announce the marker is forgotten. Bounded: the set starts over when
-// full.
+// FTPS session to one of them sends AUTH TLS and the ClientHello without waiting for the
+// greeting (earlyTLS: two round trips less). A server at such an address that turns out not to
+// announce the marker is forgotten. Bounded: the set starts over when full.
 var pipeliners struct {
 	sync.Mutex
 	m map[string]struct{}

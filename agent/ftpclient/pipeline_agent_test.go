@@ -59,7 +59,9 @@ type probeConn struct {
 	hide       bool
 	mu         sync.Mutex
 	first      string // "read" or "write"
-	greetingIn bool   // the greeting's line end was read
+	ahead      int    // bytes written before the first read
+	readOnce   bool
+	greetingIn bool // the greeting's line end was read
 }
 
 func (c *probeConn) op(what string) {
@@ -76,8 +78,17 @@ func (c *probeConn) firstOp() string {
 	return c.first
 }
 
+func (c *probeConn) aheadBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ahead
+}
+
 func (c *probeConn) Read(p []byte) (int, error) {
 	c.op("read")
+	c.mu.Lock()
+	c.readOnce = true
+	c.mu.Unlock()
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -91,6 +102,11 @@ func (c *probeConn) Read(p []byte) (int, error) {
 
 func (c *probeConn) Write(p []byte) (int, error) {
 	c.op("write")
+	c.mu.Lock()
+	if !c.readOnce {
+		c.ahead += len(p)
+	}
+	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
 
@@ -228,15 +244,24 @@ func settledGoroutines() int {
 }
 
 // TestAgentEarlyAuthTLS: once an agent has announced PipelineMarker, the next FTPS session to it
-// sends AUTH TLS before reading the greeting; a greeting without the marker makes the client
-// forget that (and the session, AUTH TLS already sent, still logs in); plain FTP never writes
-// first.
+// sends AUTH TLS and the ClientHello before reading anything, and works; a greeting without the
+// marker (hidden here, after AUTH TLS and the ClientHello went out) still gives a working
+// session, logged in one command at a time, and makes the client forget the address; plain FTP
+// never writes first.
 func TestAgentEarlyAuthTLS(t *testing.T) {
 	a := testagent.Start(t)
 	pin := agentPin(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dial := func(tlsConf *tls.Config, hide bool) (first string, pipelined bool) {
+	if err := os.WriteFile(filepath.Join(a.Root, "f.bin"), []byte("early"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		first     string
+		ahead     int
+		pipelined bool
+	}
+	dial := func(tlsConf *tls.Config, hide bool) result {
 		t.Helper()
 		d := &probeDialer{hide: hide}
 		cfg := agentConfig(a, tlsConf)
@@ -246,22 +271,31 @@ func TestAgentEarlyAuthTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if _, err := c.List(ctx, "/"); err != nil {
+		r, err := c.Retr(ctx, "/f.bin", 0) // a TLS data connection
+		if err != nil {
 			t.Fatal(err)
 		}
-		return d.conns[0].firstOp(), c.Pipelined()
+		b, err := io.ReadAll(r)
+		if cerr := r.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || string(b) != "early" {
+			t.Fatalf("RETR: %q, %v", b, err)
+		}
+		return result{d.conns[0].firstOp(), d.conns[0].aheadBytes(), c.Pipelined()}
 	}
 	dial(pin, false) // learns (an earlier test may have taught it already: no assertion)
-	if first, p := dial(pin, false); first != "write" || !p {
-		t.Fatalf("second FTPS session: first %s, pipelined %v; want AUTH TLS written first, pipelined", first, p)
+	// AUTH TLS (10 bytes) and a ClientHello (hundreds) before the first read.
+	if r := dial(pin, false); r.first != "write" || r.ahead < 100 || !r.pipelined {
+		t.Fatalf("second FTPS session: %+v; want AUTH TLS and the ClientHello written first, pipelined", r)
 	}
-	if first, p := dial(pin, true); first != "write" || p {
-		t.Fatalf("session with the marker hidden: first %s, pipelined %v; want early AUTH TLS, sequential login", first, p)
+	if r := dial(pin, true); r.first != "write" || r.pipelined {
+		t.Fatalf("session with the marker hidden: %+v; want an early start, then a sequential login", r)
 	}
-	if first, p := dial(pin, false); first != "read" || !p {
-		t.Fatalf("after a greeting without the marker: first %s, pipelined %v; want the greeting read first", first, p)
+	if r := dial(pin, false); r.first != "read" || !r.pipelined {
+		t.Fatalf("after a greeting without the marker: %+v; want the greeting read first", r)
 	}
-	if first, _ := dial(nil, false); first != "read" {
-		t.Fatalf("plain FTP session: first %s, want read", first)
+	if r := dial(nil, false); r.first != "read" {
+		t.Fatalf("plain FTP session: %+v, want the greeting read first", r)
 	}
 }
