@@ -9,11 +9,11 @@ import (
 )
 
 // PipelineMarker in a server's 220 greeting announces login pipelining: the server reads the
-// commands of a login sent in one write in order, and drops no input after PASS (Ferry agents,
-// over ftpserverlib, greet "220 Ferry FTP server ready (login pipelining)"). Dial then sends
-// PBSZ 0 and PROT P (FTPS), USER, PASS, TYPE I, FEAT and OPTS UTF8 ON at once after the TLS
-// handshake and reads the replies in order: one round trip instead of seven. Other servers get
-// one command at a time.
+// commands of a login sent in one write in order, drops no input after PASS, and reads a TLS
+// ClientHello sent right behind AUTH TLS (Ferry agents greet "220 Ferry FTP server ready
+// (login pipelining)"). Dial then sends PBSZ 0 and PROT P (FTPS), USER, PASS, TYPE I, FEAT and
+// OPTS UTF8 ON at once after the TLS handshake and reads the replies in order: one round trip
+// instead of seven. Other servers get one command at a time.
 const PipelineMarker = "(login pipelining)"
 
 // pipelines reports whether a greeting announces login pipelining.
