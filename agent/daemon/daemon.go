@@ -158,6 +158,7 @@ type Daemon struct {
 	grpc    *grpc.Server
 	ftp     *ftpserver.Server
 	mgr     *transfer.Manager
+	peers   *server.Peers // pooled gRPC connections to peer agents
 	fleet   *fleet.Coordinator
 	root    *storage.Root
 	store   *store.Store
@@ -275,6 +276,7 @@ func New(cfg Config) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.peers = peers
 	// The gRPC listener is opened before the engine starts: recovered jobs must not run on an
 	// agent that cannot serve its API.
 	d.grpcLis, err = listen(cfg.GRPCListen)
@@ -476,6 +478,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.mgr != nil {
 			d.closeErr = errors.Join(d.closeErr, d.mgr.Close())
+		}
+		if d.peers != nil { // after the engine, their last user
+			d.closeErr = errors.Join(d.closeErr, d.peers.Close())
 		}
 		if grpcDone != nil {
 			d.endHealthWatches()

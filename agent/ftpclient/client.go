@@ -159,6 +159,8 @@ type Client struct {
 	inTransfer bool
 	dataOK     bool // a data connection has been established on this session
 	noResume   bool // a TLS data connection did not resume the control session
+	pipelined  bool // the login was sent in one write (PipelineMarker)
+	earlyAuth  bool // AUTH TLS and the ClientHello were sent before the greeting (earlyTLS)
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable
@@ -247,16 +249,30 @@ func (c *Client) login(ctx context.Context) error {
 			return err
 		}
 	}
-	r, err := c.readFinal(c.cfg.ReplyTimeout)
-	if err != nil {
-		return fmt.Errorf("greeting: %w", greetingError(err))
+	explicit := c.cfg.TLS != nil && !c.cfg.Implicit
+	var pipeline bool
+	if explicit && knownPipeliner(c.cfg.Addr) {
+		// This server announced PipelineMarker before: AUTH TLS and the ClientHello go out at
+		// once (see earlyTLS).
+		p, err := c.earlyTLS(ctx)
+		if err != nil {
+			return err
+		}
+		pipeline = p
+	} else {
+		p, err := c.greeting()
+		if err != nil {
+			return err
+		}
+		pipeline = p
+		if explicit {
+			if err := c.startTLS(ctx); err != nil {
+				return err
+			}
+		}
 	}
-	if r.Code != 220 {
-		return fmt.Errorf("greeting: %w", r.err())
-	}
-
-	if c.cfg.TLS != nil && !c.cfg.Implicit {
-		if err := c.startTLS(ctx); err != nil {
+	if explicit && !pipeline {
+		if err := c.protectData(); err != nil {
 			return err
 		}
 	}
@@ -265,7 +281,10 @@ func (c *Client) login(ctx context.Context) error {
 	if user == "" {
 		user = "anonymous"
 	}
-	r, err = c.cmd("USER " + user)
+	if pipeline {
+		return c.loginPipelined(user)
+	}
+	r, err := c.cmd("USER " + user)
 	if err == nil && r.Code == 331 {
 		// The password is never part of an error: only the reply is.
 		r, err = c.cmd("PASS " + c.cfg.Password)
@@ -286,21 +305,11 @@ func (c *Client) login(ctx context.Context) error {
 		return err
 	}
 
-	c.features = map[string]string{}
 	r, err = c.cmd("FEAT")
 	if err != nil {
 		return err
 	}
-	if r.Code == 211 {
-		for _, l := range r.Lines[1:max(1, len(r.Lines)-1)] {
-			l = strings.TrimSpace(l)
-			if l == "" {
-				continue
-			}
-			name, val, _ := strings.Cut(l, " ")
-			c.features[strings.ToUpper(name)] = val
-		}
-	}
+	c.setFeatures(r)
 	if _, ok := c.features["UTF8"]; ok {
 		if _, err := c.cmd("OPTS UTF8 ON"); err != nil { // reply is irrelevant
 			return err
@@ -309,6 +318,40 @@ func (c *Client) login(ctx context.Context) error {
 	return nil
 }
 
+// setFeatures records the features listed in a FEAT reply.
+func (c *Client) setFeatures(r *reply) {
+	c.features = map[string]string{}
+	if r.Code != 211 {
+		return
+	}
+	for _, l := range r.Lines[1:max(1, len(r.Lines)-1)] {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		name, val, _ := strings.Cut(l, " ")
+		c.features[strings.ToUpper(name)] = val
+	}
+}
+
+// greeting reads the server's greeting and reports whether it announces login pipelining (and
+// remembers that for the server's address).
+func (c *Client) greeting() (pipeline bool, err error) {
+	r, err := c.readFinal(c.cfg.ReplyTimeout)
+	if err != nil {
+		return false, fmt.Errorf("greeting: %w", greetingError(err))
+	}
+	if r.Code != 220 {
+		return false, fmt.Errorf("greeting: %w", r.err())
+	}
+	pipeline = pipelines(r)
+	rememberPipeliner(c.cfg.Addr, pipeline)
+	return pipeline, nil
+}
+
+// startTLS upgrades the control connection with AUTH TLS (explicit FTPS). AUTH TLS goes alone:
+// a server may read the ClientHello from the raw connection after its 234, so nothing may
+// follow the command before that reply (earlyTLS does otherwise, for Ferry agents only).
 func (c *Client) startTLS(ctx context.Context) error {
 	conf, err := c.tlsConfig()
 	if err != nil {
@@ -318,13 +361,18 @@ func (c *Client) startTLS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("AUTH TLS: %w", err)
 	}
+	if err := authOK(r); err != nil {
+		return err
+	}
+	return c.handshake(ctx, conf)
+}
+
+// authOK checks the reply to AUTH TLS.
+func authOK(r *reply) error {
 	if r.Code != 234 && r.Code != 334 {
 		return fmt.Errorf("AUTH TLS (the server offers no explicit FTPS): %w", r.err())
 	}
-	if err := c.handshake(ctx, conf); err != nil {
-		return err
-	}
-	return c.protectData()
+	return nil
 }
 
 // dataTimeout is the bound for establishing the next data connection.
@@ -490,7 +538,16 @@ func (c *Client) cmdTimeout(line string, timeout time.Duration) (*reply, error) 
 
 // expect is cmd that turns a reply with another code into a *ReplyError.
 func (c *Client) expect(line string, codes ...int) (*reply, error) {
-	r, err := c.cmd(line)
+	if err := c.send(line); err != nil {
+		return nil, err
+	}
+	return c.expectReply(codes...)
+}
+
+// expectReply reads the final reply to a command already sent and turns one with a code other
+// than codes into a *ReplyError.
+func (c *Client) expectReply(codes ...int) (*reply, error) {
+	r, err := c.readFinal(c.cfg.ReplyTimeout)
 	if err != nil {
 		return nil, err
 	}

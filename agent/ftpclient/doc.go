@@ -19,6 +19,15 @@
 //     1.3, so its require_ssl_reuse=YES is satisfied; a server that refuses
 //     a data connection for lack of reuse gets an error naming that
 //     setting); PinSHA256 trusts one certificate by its fingerprint;
+//   - pipelined login toward servers whose greeting carries PipelineMarker
+//     (Ferry agents): PBSZ, PROT, USER, PASS, TYPE I, FEAT and OPTS UTF8 go
+//     in one write after the TLS handshake, and the replies are checked in
+//     order (one round trip instead of seven); other servers get one command
+//     at a time. To a server address that announced the marker before,
+//     AUTH TLS and the TLS ClientHello are sent right after connecting,
+//     without waiting for the greeting and the 234 (a Ferry agent reads the
+//     ClientHello through the buffer it read AUTH TLS with); to any other
+//     server AUTH TLS goes alone;
 //   - resumable transfers (REST), MLST/MLSD with SIZE/MDTM/LIST fallbacks,
 //     and the HASH command (SHA-256);
 //   - context cancellation closes the data and control connections at once,

@@ -94,6 +94,69 @@ func (c *Client) handshake(ctx context.Context, conf *tls.Config) error {
 	return nil
 }
 
+// earlyTLS is the start of an explicit FTPS session to a server address that announced
+// PipelineMarker before (knownPipeliner): AUTH TLS and the TLS ClientHello are written at once,
+// right after connecting, and the greeting, the 234 and the server's handshake come back
+// together (one round trip instead of three). A Ferry agent's control connection filter reads
+// the ClientHello through the buffered reader it read AUTH TLS with, so bytes sent ahead of
+// its 234 are not lost; the greeting and the AUTH reply are checked as startTLS does, from the
+// handshake's first read. It returns whether the greeting still announces pipelining (a server
+// that no longer does is forgotten).
+func (c *Client) earlyTLS(ctx context.Context) (pipeline bool, err error) {
+	conf, err := c.tlsConfig()
+	if err != nil {
+		return false, err
+	}
+	c.earlyAuth = true
+	if err := c.send("AUTH TLS"); err != nil {
+		return false, fmt.Errorf("AUTH TLS: %w", err)
+	}
+	ec := &earlyConn{Conn: c.conn, c: c, r: c.r}
+	tc := tls.Client(ec, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if ec.err != nil {
+			return false, ec.err
+		}
+		return false, fmt.Errorf("tls handshake: %w", err)
+	}
+	c.mu.Lock()
+	c.conn = tc
+	c.mu.Unlock()
+	c.r = bufio.NewReader(tc)
+	return ec.pipeline, nil
+}
+
+// earlyConn is the raw control connection under earlyTLS's handshake: its first read takes the
+// greeting and the reply to AUTH TLS off the stream (through the client's buffered reader,
+// which then holds the first TLS bytes).
+type earlyConn struct {
+	net.Conn               // writes and deadlines go to the raw connection
+	c        *Client       // its r is replaced once the handshake is done
+	r        *bufio.Reader // the client's reader of the raw connection
+	read     bool          // the FTP replies were read
+	err      error         // their failure, if any: the session's error
+	pipeline bool
+}
+
+func (e *earlyConn) Read(p []byte) (int, error) {
+	if !e.read {
+		e.read = true
+		e.pipeline, e.err = e.c.greeting()
+		if e.err == nil {
+			r, err := e.c.readFinal(e.c.cfg.ReplyTimeout)
+			if err != nil {
+				e.err = fmt.Errorf("AUTH TLS: %w", err)
+			} else {
+				e.err = authOK(r)
+			}
+		}
+	}
+	if e.err != nil {
+		return 0, e.err
+	}
+	return e.r.Read(p)
+}
+
 // protectData asks for TLS on data connections (RFC 4217: PBSZ 0, PROT P).
 func (c *Client) protectData() error {
 	if _, err := c.expect("PBSZ 0", 200); err != nil {

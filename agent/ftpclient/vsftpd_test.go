@@ -26,6 +26,9 @@ func TestVsftpd(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			ctx := testCtx(t, time.Minute)
 			c := dial(t, vsftpdConfig(srv, mode))
+			if c.pipelined {
+				t.Fatal("the login to vsftpd was pipelined: only servers announcing PipelineMarker get that")
+			}
 			dir := path.Join(srv.Pub, mode.String())
 			if err := c.Mkdir(ctx, dir); err != nil {
 				t.Fatalf("Mkdir: %v", err)

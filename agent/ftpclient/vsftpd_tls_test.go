@@ -103,10 +103,37 @@ func TestVsftpdTLS(t *testing.T) {
 				cfg := vsftpdConfig(srv, mode)
 				cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "ferry.test", MaxVersion: v.max}
 				c := dial(t, cfg)
+				if c.pipelined {
+					t.Fatal("the FTPS login to vsftpd was pipelined")
+				}
 				roundTrip(t, ctx, c, srv, "tls-"+v.name+"-"+mode.String())
 			})
 		}
 	}
+	t.Run("StaleEarlyStart", func(t *testing.T) {
+		// vsftpd at an address remembered as a Ferry agent's (a port reused): the early AUTH TLS
+		// and ClientHello may cost this session, never a hang, and the address is forgotten.
+		cfg := vsftpdConfig(srv, ModePassive)
+		cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "ferry.test"}
+		cfg.DialTimeout, cfg.ReplyTimeout = 5*time.Second, 2*time.Second
+		rememberPipeliner(cfg.Addr, true)
+		start := time.Now()
+		c, err := Dial(testCtx(t, 10*time.Second), cfg)
+		t.Logf("early start toward vsftpd: %v (in %v)", err, time.Since(start))
+		if err == nil {
+			if !c.earlyAuth || c.pipelined {
+				t.Errorf("earlyAuth %v, pipelined %v; want an early start and a sequential login", c.earlyAuth, c.pipelined)
+			}
+			c.Close()
+		}
+		if knownPipeliner(cfg.Addr) {
+			t.Fatal("vsftpd's address is still remembered as a pipeliner")
+		}
+		c = dial(t, cfg)
+		if c.earlyAuth || c.pipelined {
+			t.Fatalf("next session: earlyAuth %v, pipelined %v; want neither", c.earlyAuth, c.pipelined)
+		}
+	})
 	t.Run("PlainRefused", func(t *testing.T) {
 		// force_anon_logins_ssl: a plain-text login is refused.
 		_, err := Dial(testCtx(t, 10*time.Second), vsftpdConfig(srv, ModePassive))

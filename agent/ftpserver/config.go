@@ -82,7 +82,10 @@ const (
 	defaultLoginDelay    = 500 * time.Millisecond
 	defaultLoginMaxDelay = 8 * time.Second
 	defaultCredentialTTL = 5 * time.Minute
-	welcomeBanner        = "Ferry FTP server ready"
+	// welcomeBanner carries ftpclient.PipelineMarker, a promise to Ferry clients: a login sent
+	// in one write is read in order, and a TLS ClientHello may follow AUTH TLS without waiting
+	// for the 234 (controlConn.auth reads the handshake through its command buffer).
+	welcomeBanner = "Ferry FTP server ready (login pipelining)"
 )
 
 // validated is the normalized form of a Config used by the server.
