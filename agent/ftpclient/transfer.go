@@ -71,6 +71,12 @@ type transfer struct {
 }
 
 func (c *Client) startData(ctx context.Context, verb, path string, offset int64) (*transfer, error) {
+	return c.startDataMode(ctx, verb, path, offset, false)
+}
+
+// startDataMode is startData; eager (passive mode) dials the data connection while the
+// command is sent, for servers known to wait for it (Ferry agents: the tree stream).
+func (c *Client) startDataMode(ctx context.Context, verb, path string, offset int64, eager bool) (*transfer, error) {
 	what := verb
 	if path != "" {
 		what += " " + path
@@ -84,7 +90,7 @@ func (c *Client) startData(ctx context.Context, verb, path string, offset int64)
 	var conn net.Conn
 	err := c.do(ctx, what, func() error {
 		var err error
-		conn, err = c.openTransfer(ctx, what, offset)
+		conn, err = c.openTransfer(ctx, what, offset, eager)
 		return err
 	})
 	if err != nil {

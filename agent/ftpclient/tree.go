@@ -21,7 +21,7 @@ func (c *Client) TreeRetr(ctx context.Context, dir string) (io.ReadCloser, error
 	if !c.HasTree() {
 		return nil, fmt.Errorf("ftp %s RETR: %w", treestream.Feature, ErrUnsupported)
 	}
-	t, err := c.startData(ctx, treestream.Feature+" RETR", dir, 0)
+	t, err := c.startDataMode(ctx, treestream.Feature+" RETR", dir, 0, true)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func (c *Client) TreeList(ctx context.Context, dir string) (io.ReadCloser, error
 	if !c.HasTree() {
 		return nil, fmt.Errorf("ftp %s LIST: %w", treestream.Feature, ErrUnsupported)
 	}
-	t, err := c.startData(ctx, treestream.Feature+" LIST", dir, 0)
+	t, err := c.startDataMode(ctx, treestream.Feature+" LIST", dir, 0, true)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (c *Client) TreeStor(ctx context.Context, dir string) (io.WriteCloser, erro
 	if !c.HasTree() {
 		return nil, fmt.Errorf("ftp %s STOR: %w", treestream.Feature, ErrUnsupported)
 	}
-	t, err := c.startData(ctx, treestream.Feature+" STOR", dir, 0)
+	t, err := c.startDataMode(ctx, treestream.Feature+" STOR", dir, 0, true)
 	if err != nil {
 		return nil, err
 	}

@@ -464,6 +464,9 @@ func (j *job) download(c Session) error {
 			return j.getFile(c, src.Path, final, st.Size, st.ModTime, path.Base(src.Path))
 		})
 	}
+	if ts, ok := streamerOf(c); ok && j.foldable(glob, final) {
+		return j.recvTreeFolded(ts, from, final)
+	}
 	tree, err := j.listTree(c, from)
 	if err != nil {
 		return err

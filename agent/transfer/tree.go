@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferry-dev/ferry/agent/treestream"
 )
@@ -48,8 +50,10 @@ func (j *job) listTree(c Session, root string) (tree, error) {
 		return tree{}, fmt.Errorf("list %s: %w", root, err)
 	}
 	entries, err := treestream.ReadList(r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = endStream(r)
+	} else {
+		r.Close()
 	}
 	if err != nil {
 		return tree{}, fmt.Errorf("list %s: %w", root, err)
@@ -108,6 +112,104 @@ func (j *job) published(rel string, size int64) {
 	j.update(func(s *Snapshot) { s.FilesDone++ })
 }
 
+// endStream closes a tree stream read up to its end record. The server closes the data
+// connection right after that record, so reading on to EOF (no byte is expected) lets Close
+// read the transfer's 226 at once, where closing earlier would abort it (ABOR and its replies:
+// a round trip more per stream).
+func endStream(r io.ReadCloser) error {
+	n, err := io.Copy(io.Discard, io.LimitReader(r, 1<<10))
+	if err == nil && n > 0 {
+		err = fmt.Errorf("treestream: data after the end record")
+	}
+	if err != nil {
+		r.Close()
+		return err
+	}
+	return r.Close()
+}
+
+// foldable reports whether a tree download may skip listing the remote tree first, the tree
+// stream's own records (path, size, mode, time and SHA-256 of each file, the totals in its
+// header) being all the transfer needs: no glob or filter selects files, and no option
+// compares with the destination, or the destination does not exist yet (every file is then
+// new, nothing is deleted). A dry run always lists.
+func (j *job) foldable(glob, final string) bool {
+	o := j.spec.Options
+	switch {
+	case glob != "" || len(o.Include) > 0 || len(o.Exclude) > 0 || o.DryRun:
+		return false
+	case o.compares():
+		_, err := j.m.root.Stat(final)
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return true
+}
+
+// recvTreeFolded downloads the tree under from into final as one tree stream, without listing
+// it first (one data connection per tree, not two). The stream's header gives the totals;
+// each file is checked against its SHA-256 before it takes its final name, as in recvTree.
+// Files an earlier attempt published (the checkpoint) are kept while they have their size.
+func (j *job) recvTreeFolded(ts treeStreamer, from, final string) error {
+	j.mu.Lock()
+	done := make(map[string]bool, len(j.check.Done))
+	for _, rel := range j.check.Done {
+		done[rel] = true
+	}
+	j.mu.Unlock()
+	if err := j.m.root.MkdirAll(final, 0o755); err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	j.update(func(s *Snapshot) { s.CurrentFile = "(tree stream)" })
+	r, err := ts.TreeRetr(j.ctx, from)
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", from, err)
+	}
+	var syncFn func() error
+	if d, ok := j.m.root.(interface{ Dir() string }); ok {
+		syncFn = treestream.SyncDir(d.Dir())
+	}
+	all := true
+	start := time.Now()
+	res, err := treestream.Receive(r, j.m.root, final, treestream.Options{
+		PartName: j.partName,
+		Sync:     syncFn,
+		Totals: func(files, bytes int64) {
+			j.base.Store(0)
+			j.bytes.Store(0)
+			j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal, s.FilesDone = files, bytes, 0 })
+		},
+		Skip: func(rel string, size int64) bool {
+			if !done[rel] {
+				return false
+			}
+			fi, err := j.m.root.Stat(path.Join(final, rel))
+			if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+				return false
+			}
+			j.base.Add(size)
+			j.bytes.Add(size)
+			j.update(func(s *Snapshot) { s.FilesDone++; s.Resumed += size })
+			all = false // verified by an earlier attempt, not re-checked now
+			return true
+		},
+		Progress:      j.add,
+		Published:     j.published,
+		BeforePublish: func(_, final string) error { return j.beforePublish(final) },
+	})
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("tree %s: %w", from, err)
+	}
+	if err := endStream(r); err != nil {
+		return fmt.Errorf("tree %s: %w", from, err)
+	}
+	j.m.log.Debug("tree stream received", "id", j.id(), "files", res.Files, "bytes", res.Bytes,
+		"took", time.Since(start).Round(time.Millisecond), "synced", res.Synced.Round(time.Millisecond))
+	j.bytes.Store(j.base.Load())
+	j.update(func(s *Snapshot) { s.Verified = all && s.FilesTotal > 0 })
+	return nil
+}
+
 func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) error {
 	want := make(map[string]bool, len(todo)+len(t.dirs))
 	for _, f := range todo {
@@ -136,12 +238,12 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 		// Hooks may veto each file before it takes its final name, as for single files.
 		BeforePublish: func(_, final string) error { return j.beforePublish(final) },
 	})
-	cerr := r.Close()
 	if err != nil {
+		r.Close()
 		return fmt.Errorf("tree %s: %w", ends.remote, err)
 	}
-	if cerr != nil {
-		return fmt.Errorf("tree %s: %w", ends.remote, cerr)
+	if err := endStream(r); err != nil {
+		return fmt.Errorf("tree %s: %w", ends.remote, err)
 	}
 	if res.Files != int64(len(todo)) {
 		return fmt.Errorf("tree %s: %d of the %d files listed were sent (the tree changed?)", ends.remote, res.Files, len(todo))

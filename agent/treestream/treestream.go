@@ -128,12 +128,15 @@ func Send(w io.Writer, fsys FS, root string, entries []Entry, progress func(int)
 	}
 	fmt.Fprintf(bw, "%s %d %d\n", magic, files, total)
 	buf := make([]byte, copyBuf)
+	rc := &receiver{fsys: fsys} // for its directory cache
+	defer rc.dirs.close()
 	for _, e := range entries {
 		if e.Dir {
 			fmt.Fprintf(bw, "D %o %s\n", e.Mode.Perm(), strconv.Quote(e.Rel))
 			continue
 		}
-		if err := sendFile(bw, fsys, path.Join(root, e.Rel), e, buf, progress); err != nil {
+		in, name := rc.in(path.Join(root, e.Rel), true)
+		if err := sendFile(bw, in, name, e, buf, progress); err != nil {
 			return err
 		}
 	}
@@ -262,6 +265,9 @@ type Options struct {
 	// Want, if set, selects the files to keep (by path relative to the tree); the others' bytes
 	// are read and dropped.
 	Want func(rel string) bool
+	// Skip, if set, is asked for each wanted file with its announced size: true leaves the file
+	// as it stands (e.g. published by an earlier attempt: resume) and drops its bytes.
+	Skip func(rel string, size int64) bool
 	// MaxFileSize bounds each file (0: 1 TiB).
 	MaxFileSize int64
 	// Sync makes what was written durable (e.g. syncfs on the root); nil: fsync each part.
@@ -277,9 +283,10 @@ type Options struct {
 	BeforePublish func(part, final string) error
 }
 
-// Result is what Receive published.
+// Result is what Receive published, and the time its syncs took.
 type Result struct {
 	Files, Bytes int64
+	Synced       time.Duration
 }
 
 // Receive reads a stream from r and writes the tree into root (root-relative, in fsys). It
@@ -295,6 +302,7 @@ func Receive(r io.Reader, fsys FS, root string, o Options) (res Result, err erro
 	br := bufio.NewReaderSize(r, copyBuf)
 	rc := &receiver{fsys: fsys, root: root, o: o, br: br, buf: make([]byte, copyBuf)}
 	defer func() {
+		rc.dirs.close()
 		if err != nil {
 			rc.discard()
 		}
@@ -310,6 +318,7 @@ func Receive(r io.Reader, fsys FS, root string, o Options) (res Result, err erro
 	if o.Totals != nil {
 		o.Totals(files, total)
 	}
+	rc.files, rc.total = files, total
 	entries := 0
 	for {
 		line, err := rc.header()
@@ -334,13 +343,19 @@ func Receive(r io.Reader, fsys FS, root string, o Options) (res Result, err erro
 			if _, err := fmt.Sscanf(rest, "%d %d", &f, &b); err != nil || f != rc.seen || b != rc.seenBytes {
 				return rc.res, fmt.Errorf("treestream: end record %q does not match the %d files, %d bytes received", trim(rest), rc.seen, rc.seenBytes)
 			}
+			if f != rc.files || b != rc.total {
+				// The header's totals are what a receiver that never listed the tree shows and
+				// trusts: they must be the stream's.
+				return rc.res, fmt.Errorf("treestream: %d files, %d bytes received; the stream announced %d files, %d bytes", f, b, rc.files, rc.total)
+			}
+			if rc.br.Buffered() > 0 {
+				return rc.res, errors.New("treestream: data after the end record")
+			}
 			if err := rc.flush(); err != nil {
 				return rc.res, err
 			}
-			if o.Sync != nil { // the renames, durable
-				if err := o.Sync(); err != nil {
-					return rc.res, err
-				}
+			if err := rc.sync(); err != nil { // the renames, durable
+				return rc.res, err
 			}
 			return rc.res, nil
 		default:
@@ -364,8 +379,45 @@ type receiver struct {
 	batch           []part
 	batchBytes      int64
 	seen, seenBytes int64
+	files, total    int64 // announced in the header
 	res             Result
 	lastDir         string // made already
+	dirs            dirCache
+}
+
+// dirCache holds the directory files are being written in, opened as a root of its own when
+// the file system can (storage.Root): a file is then created, renamed and timed by its name in
+// that directory, one system call each, where a path from the root costs one per element.
+type dirCache struct {
+	name string
+	sub  *storage.Root
+}
+
+// in returns the file system and name to reach root-relative p by: p's directory when it is
+// the one open, else the root. open opens p's directory first.
+func (rc *receiver) in(p string, open bool) (FS, string) {
+	dir := path.Dir(p)
+	if dir != rc.dirs.name && open {
+		rc.dirs.close()
+		if o, ok := rc.fsys.(interface {
+			OpenRoot(name string) (*storage.Root, error)
+		}); ok && dir != "." {
+			if sub, err := o.OpenRoot(dir); err == nil {
+				rc.dirs = dirCache{name: dir, sub: sub}
+			}
+		}
+	}
+	if rc.dirs.sub != nil && dir == rc.dirs.name {
+		return rc.dirs.sub, path.Base(p)
+	}
+	return rc.fsys, p
+}
+
+func (d *dirCache) close() {
+	if d.sub != nil {
+		d.sub.Close()
+	}
+	*d = dirCache{}
 }
 
 // header reads one header line, bounded by MaxHeader.
@@ -449,8 +501,8 @@ func (rc *receiver) file(rest string) error {
 	}
 	rc.seen++
 	rc.seenBytes += size
-	if rc.o.Want != nil && !rc.o.Want(rel) {
-		// Not selected: read past its bytes and digest.
+	if (rc.o.Want != nil && !rc.o.Want(rel)) || (rc.o.Skip != nil && rc.o.Skip(rel, size)) {
+		// Not selected, or kept as it stands: read past its bytes and digest.
 		if _, err := io.CopyN(io.Discard, rc.br, size+65); err != nil {
 			return fmt.Errorf("treestream: %s: %w", rel, err)
 		}
@@ -463,7 +515,8 @@ func (rc *receiver) file(rest string) error {
 		rc.lastDir = dir // files come directory by directory: one MkdirAll each
 	}
 	pname := rc.o.PartName(final)
-	out, err := rc.fsys.OpenFile(pname, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode)&0o777|0o600)
+	fsys, name := rc.in(pname, true)
+	out, err := fsys.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode)&0o777|0o600)
 	if err != nil {
 		return err
 	}
@@ -508,10 +561,8 @@ func (rc *receiver) flush() error {
 	if len(rc.batch) == 0 {
 		return nil
 	}
-	if rc.o.Sync != nil {
-		if err := rc.o.Sync(); err != nil {
-			return err
-		}
+	if err := rc.sync(); err != nil {
+		return err
 	}
 	for i, p := range rc.batch {
 		if rc.o.BeforePublish != nil {
@@ -520,14 +571,17 @@ func (rc *receiver) flush() error {
 				return err
 			}
 		}
-		if err := rc.fsys.Rename(p.part, p.final); err != nil {
+		// A part and its final name share a directory (storage.PartName).
+		fsys, part := rc.in(p.part, true)
+		final := path.Join(path.Dir(part), path.Base(p.final))
+		if err := fsys.Rename(part, final); err != nil {
 			rc.batch = rc.batch[i:]
 			return err
 		}
-		if ct, ok := rc.fsys.(interface {
+		if ct, ok := fsys.(interface {
 			Chtimes(name string, atime, mtime time.Time) error
 		}); ok {
-			_ = ct.Chtimes(p.final, p.mtime, p.mtime)
+			_ = ct.Chtimes(final, p.mtime, p.mtime)
 		}
 		rc.res.Files++
 		rc.res.Bytes += p.size
@@ -537,6 +591,17 @@ func (rc *receiver) flush() error {
 	}
 	rc.batch, rc.batchBytes = rc.batch[:0], 0
 	return nil
+}
+
+// sync runs Options.Sync, timed.
+func (rc *receiver) sync() error {
+	if rc.o.Sync == nil {
+		return nil
+	}
+	start := time.Now()
+	err := rc.o.Sync()
+	rc.res.Synced += time.Since(start)
+	return err
 }
 
 // discard removes the parts of the batch not published.
