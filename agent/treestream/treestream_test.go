@@ -104,6 +104,10 @@ func TestRefused(t *testing.T) {
 		{"long header", magic + " 1 3\nF 3 644 0 \"" + strings.Repeat("a", MaxHeader) + "\"\n", "longer than"},
 		{"not a stream", "hello\n", "not a tree stream"},
 		{"dir escape", magic + " 0 0\nD 755 \"../d\"\nE 0 0\n", "escapes"},
+		// A receiver that never listed the tree trusts the header: it must be the stream's.
+		{"fewer than announced", magic + " 2 6\n" + rec("x", digest) + "E 1 3\n", "announced"},
+		{"more than announced", magic + " 1 3\n" + rec("x", digest) + rec("y", digest) + "E 2 6\n", "announced"},
+		{"trailing data", magic + " 1 3\n" + rec("x", digest) + "E 1 3\nmore", "after the end record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := root(t)
@@ -124,5 +128,83 @@ func TestRefused(t *testing.T) {
 	}
 	if _, err := Receive(strings.NewReader(magic+" 1 3\n"+rec("x", digest)), root(t), "in", opts()); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("truncated stream: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// TestEveryCutRefused: a stream cut anywhere before its end record is refused, and no file
+// takes its final name, however many were complete when the stream stopped.
+func TestEveryCutRefused(t *testing.T) {
+	src := root(t)
+	for i := range 4 {
+		p := filepath.Join(src.Dir(), "t", fmt.Sprintf("d%d/f%d", i%2, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 100*i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := Walk(src, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Send(&buf, src, "t", entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	full := buf.Bytes()
+	dst := root(t)
+	for cut := 0; cut < len(full); cut += 7 {
+		in := fmt.Sprintf("in%d", cut)
+		if _, err := Receive(bytes.NewReader(full[:cut]), dst, in, opts()); err == nil {
+			t.Fatalf("stream cut at byte %d of %d: accepted", cut, len(full))
+		}
+		filepath.WalkDir(filepath.Join(dst.Dir(), in), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				t.Errorf("cut at %d: left %s", cut, p)
+			}
+			return nil
+		})
+	}
+	if res, err := Receive(bytes.NewReader(full), dst, "whole", opts()); err != nil || res.Files != 4 {
+		t.Fatalf("whole stream: %d files, %v", res.Files, err)
+	}
+}
+
+// TestSkip: files Skip keeps are neither written nor published, their bytes are passed over,
+// and the files after them arrive intact.
+func TestSkip(t *testing.T) {
+	src, dst := root(t), root(t)
+	for _, rel := range []string{"a", "b", "c"} {
+		p := filepath.Join(src.Dir(), "t", rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("body of "+rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(dst.Dir(), "in"), 0o755)
+	os.WriteFile(filepath.Join(dst.Dir(), "in/b"), []byte("kept as it stands"), 0o644)
+	entries, _ := Walk(src, "t")
+	var buf bytes.Buffer
+	if err := Send(&buf, src, "t", entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	o := opts()
+	var asked []string
+	o.Skip = func(rel string, size int64) bool {
+		asked = append(asked, fmt.Sprint(rel, " ", size))
+		return rel == "b"
+	}
+	var published []string
+	o.Published = func(rel string, _ int64) { published = append(published, rel) }
+	res, err := Receive(&buf, dst, "in", o)
+	if err != nil || res.Files != 2 {
+		t.Fatalf("%d files, %v", res.Files, err)
+	}
+	if fmt.Sprint(asked) != "[a 9 b 9 c 9]" || fmt.Sprint(published) != "[a c]" {
+		t.Errorf("asked %q, published %q", asked, published)
+	}
+	for rel, want := range map[string]string{"a": "body of a", "b": "kept as it stands", "c": "body of c"} {
+		if got, _ := os.ReadFile(filepath.Join(dst.Dir(), "in", rel)); string(got) != want {
+			t.Errorf("%s: %q, want %q", rel, got, want)
+		}
 	}
 }
