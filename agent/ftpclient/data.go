@@ -88,6 +88,12 @@ func (p *pendingData) accepted(conn net.Conn) error {
 	return nil
 }
 
+func (p *pendingData) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 // dialed records the eagerly dialled passive connection so that Close closes it.
 func (p *pendingData) dialed(conn net.Conn) error {
 	p.mu.Lock()
@@ -104,7 +110,7 @@ func (p *pendingData) dialed(conn net.Conn) error {
 // offset > 0) and the transfer command cmd, and returns the data connection
 // once the server has sent its preliminary 1xx reply and the connection (and
 // TLS handshake) is up.
-func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64, eager bool) (net.Conn, error) {
+func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64, pl *pipeline) (net.Conn, error) {
 	var (
 		p   *pendingData
 		err error
@@ -112,8 +118,8 @@ func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64, eag
 	switch {
 	case c.cfg.Mode == ModeActive:
 		p, err = c.listenActive()
-	case eager && offset == 0:
-		p, err = c.eagerPassive(ctx, cmd)
+	case pl != nil && offset == 0:
+		p, err = c.eagerPassive(ctx, cmd, pl)
 	default:
 		p, err = c.dialPassive(ctx)
 	}
@@ -172,7 +178,7 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 		estc = make(chan result, 1)
 		go func() {
 			res := <-raw
-			if res.err != nil && !errors.Is(res.err, net.ErrClosed) {
+			if res.err != nil && !errors.Is(res.err, net.ErrClosed) && !p.isClosed() {
 				c.fail(res.err)
 			}
 			estc <- res
@@ -325,17 +331,30 @@ func (c *Client) dialPassive(ctx context.Context) (*pendingData, error) {
 	return &pendingData{conn: conn, addr: addr}, nil
 }
 
+// pipeline asks for an eager passive transfer (eagerPassive); before are commands sent ahead
+// of it in the same flight, whose final replies end up in replies.
+type pipeline struct {
+	before  []string
+	replies []*reply
+}
+
 // eagerPassive is dialPassive for a server known to take commands pipelined and to wait for
 // the data connection after the transfer command (a Ferry agent): EPSV and cmd go together,
 // and the dial is left to establish, which runs while the server handles cmd. That saves two
 // round trips: EPSV's own, and the connection's handshake before the command.
-func (c *Client) eagerPassive(ctx context.Context, cmd string) (*pendingData, error) {
+func (c *Client) eagerPassive(ctx context.Context, cmd string, pl *pipeline) (*pendingData, error) {
 	c.info = DataInfo{Mode: ModePassive}
-	if err := c.send("EPSV"); err != nil {
-		return nil, err
+	for _, line := range append(append(pl.before[:len(pl.before):len(pl.before)], "EPSV"), cmd) {
+		if err := c.send(line); err != nil {
+			return nil, err
+		}
 	}
-	if err := c.send(cmd); err != nil {
-		return nil, err
+	for range pl.before {
+		r, err := c.cmdReply()
+		if err != nil {
+			return nil, err
+		}
+		pl.replies = append(pl.replies, r)
 	}
 	r, err := c.cmdReply()
 	if err != nil {
@@ -364,11 +383,8 @@ func (c *Client) eagerPassive(ctx context.Context, cmd string) (*pendingData, er
 		if err == nil {
 			return conn, nil
 		}
-		p.mu.Lock()
-		closed := p.closed
-		p.mu.Unlock()
 		switch {
-		case closed:
+		case p.isClosed():
 			return nil, net.ErrClosed // given up by startTransfer (a refusal, say)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()

@@ -443,7 +443,7 @@ func (j *job) attempt(mode Mode, probe bool) error {
 func (j *job) download(c Session) error {
 	src := j.plan.src
 	from, glob := sourceRoot(src)
-	st, err := c.Stat(j.ctx, from)
+	st, stream, err := j.statSource(c, from, glob)
 	if err != nil {
 		if errors.Is(classify(err), ErrNotFound) {
 			return WithKind(ErrNotFound, fmt.Errorf("source %s: no such file or directory on %s (%w)", from, j.plan.src.Host, err))
@@ -465,7 +465,10 @@ func (j *job) download(c Session) error {
 		})
 	}
 	if ts, ok := streamerOf(c); ok && j.foldable(glob, final) {
-		return j.recvTreeFolded(ts, from, final)
+		return j.recvTreeFolded(ts, from, final, stream)
+	}
+	if stream != nil {
+		stream.Close() // not taken after all (the destination changed meanwhile)
 	}
 	tree, err := j.listTree(c, from)
 	if err != nil {

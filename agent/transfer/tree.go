@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/treestream"
 )
 
@@ -36,6 +37,7 @@ type treeStreamer interface {
 	TreeRetr(ctx context.Context, dir string) (io.ReadCloser, error)
 	TreeStor(ctx context.Context, dir string) (io.WriteCloser, error)
 	TreeList(ctx context.Context, dir string) (io.ReadCloser, error)
+	StatTree(ctx context.Context, p string) (ftpclient.Entry, io.ReadCloser, error)
 }
 
 // listTree lists the remote tree under root: over one data connection from a Ferry agent
@@ -149,7 +151,19 @@ func (j *job) foldable(glob, final string) bool {
 // it first (one data connection per tree, not two). The stream's header gives the totals;
 // each file is checked against its SHA-256 before it takes its final name, as in recvTree.
 // Files an earlier attempt published (the checkpoint) are kept while they have their size.
-func (j *job) recvTreeFolded(ts treeStreamer, from, final string) error {
+// statSource stats a download's source. When the source may be a tree the folded path would
+// take (a directory landing where foldable allows), a Ferry agent is asked for its stream in
+// the same flight as the stat (StatTree): r is then the stream under way, or nil.
+func (j *job) statSource(c Session, from, glob string) (ftpclient.Entry, io.ReadCloser, error) {
+	ts, ok := streamerOf(c)
+	if !ok || !j.foldable(glob, landing(j.plan.src, j.plan.dst, j.m.localIsDir(j.plan.dst.Path), true)) {
+		st, err := c.Stat(j.ctx, from)
+		return st, nil, err
+	}
+	return ts.StatTree(j.ctx, from)
+}
+
+func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadCloser) error {
 	j.mu.Lock()
 	done := make(map[string]bool, len(j.check.Done))
 	for _, rel := range j.check.Done {
@@ -157,12 +171,17 @@ func (j *job) recvTreeFolded(ts treeStreamer, from, final string) error {
 	}
 	j.mu.Unlock()
 	if err := j.m.root.MkdirAll(final, 0o755); err != nil {
+		if r != nil {
+			r.Close()
+		}
 		return fmt.Errorf("destination: %w", err)
 	}
 	j.update(func(s *Snapshot) { s.CurrentFile = "(tree stream)" })
-	r, err := ts.TreeRetr(j.ctx, from)
-	if err != nil {
-		return fmt.Errorf("tree %s: %w", from, err)
+	if r == nil {
+		var err error
+		if r, err = ts.TreeRetr(j.ctx, from); err != nil {
+			return fmt.Errorf("tree %s: %w", from, err)
+		}
 	}
 	var syncFn func() error
 	if d, ok := j.m.root.(interface{ Dir() string }); ok {

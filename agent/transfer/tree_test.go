@@ -303,3 +303,27 @@ func TestTreeDownloadFoldedResume(t *testing.T) {
 		t.Errorf("%d XTREE LIST and %d XTREE RETR; want 0 and 2", n, m)
 	}
 }
+
+// TestFileDownloadAfterTreeAsk: a single file from an agent, asked for its tree stream in the
+// same flight as its MLST (the source could have been a tree), comes whole over the usual
+// path: the agent refuses the stream, no transfer is aborted, the session goes on.
+func TestFileDownloadAfterTreeAsk(t *testing.T) {
+	t.Parallel()
+	a := testagent.Start(t)
+	b, log := serving(t)
+	body := make([]byte, 100<<10)
+	rand.Read(body)
+	if err := os.WriteFile(filepath.Join(b.Root, "one.bin"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last := copyTree(t, a, b.URL("one.bin"), "in/", nil)
+	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || !last.GetVerified() || last.GetAttempt() != 1 {
+		t.Fatalf("%v %s verified=%v attempt=%d", last.GetState(), last.GetError(), last.GetVerified(), last.GetAttempt())
+	}
+	if got, err := os.ReadFile(filepath.Join(a.Root, "in/one.bin")); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("in/one.bin: %d bytes, %v", len(got), err)
+	}
+	if n, m, x := log.count("XTREE", "RETR"), log.count("RETR", "one.bin"), log.count("ABOR", ""); n != 1 || m != 1 || x != 0 {
+		t.Errorf("%d XTREE RETR, %d RETR, %d ABOR; want 1, 1, 0", n, m, x)
+	}
+}
