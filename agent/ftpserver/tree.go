@@ -145,13 +145,18 @@ func (s *sessionFs) openTree(name string) (f afero.File, ok bool, err error) {
 	t := &treeFile{name: rel, w: pw, done: make(chan struct{})}
 	go func() {
 		defer close(t.done)
-		_, err := treestream.Receive(pr, root, rel, treestream.Options{
+		start := time.Now()
+		res, err := treestream.Receive(pr, root, rel, treestream.Options{
 			PartName: func(final string) string { return storage.PartName(final, batch) },
 			Allow:    func(final string) bool { return s.pol.allows(opWrite, final) },
 			Sync:     treestream.SyncDir(root.Dir()),
 			// Hooks (Config.PublishGate) may veto each file as for a single pushed file.
 			BeforePublish: s.publish,
 		})
+		if s.ctl != nil {
+			s.ctl.s.log.Debug("tree stream received", "dir", rel, "files", res.Files, "bytes", res.Bytes,
+				"took", time.Since(start).Round(time.Millisecond), "synced", res.Synced.Round(time.Millisecond), "err", err)
+		}
 		t.err = err
 		pr.CloseWithError(err) // a sender still writing learns at once
 	}()

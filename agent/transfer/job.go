@@ -653,6 +653,9 @@ type tree struct {
 	dirs  []string
 	files []treeFile
 	bytes int64
+	// walked is the listing the tree was made of (treeOf), nil after a selection: a local
+	// walk's modes and times go into an upload's tree stream as they are.
+	walked []treestream.Entry
 }
 
 type treeFile struct {

@@ -65,7 +65,7 @@ func (j *job) listTree(c Session, root string) (tree, error) {
 
 // treeOf is the tree of a listing: a peer's XTREE LIST or a local treestream.Walk.
 func treeOf(entries []treestream.Entry) tree {
-	var t tree
+	t := tree{walked: entries}
 	for _, e := range entries {
 		if e.Dir {
 			t.dirs = append(t.dirs, e.Rel)
@@ -270,21 +270,34 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 	return nil
 }
 
-func (j *job) sendTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) error {
-	entries := make([]treestream.Entry, 0, len(t.dirs)+len(todo))
-	for _, d := range t.dirs {
-		fi, err := j.m.root.Stat(path.Join(ends.local, d))
-		if err != nil {
-			return fmt.Errorf("source: %w", err)
-		}
-		entries = append(entries, treestream.Entry{Rel: d, Dir: true, Mode: fi.Mode().Perm(), MTime: fi.ModTime()})
+// walkedEntries are the stream's entries for the files todo of t, as the walk that made t saw
+// them (no stat each); ok is false when t was not walked here or todo is not a subsequence of
+// its files (the caller stats them).
+func walkedEntries(t tree, todo []treeFile) (entries []treestream.Entry, ok bool) {
+	if t.walked == nil {
+		return nil, false
 	}
-	for _, f := range todo {
-		fi, err := j.m.root.Stat(path.Join(ends.local, f.rel))
-		if err != nil {
-			return fmt.Errorf("source: %w", err)
+	entries = make([]treestream.Entry, 0, len(t.dirs)+len(todo))
+	i := 0
+	for _, e := range t.walked {
+		switch {
+		case e.Dir:
+			entries = append(entries, e)
+		case i < len(todo) && todo[i].rel == e.Rel:
+			entries = append(entries, e)
+			i++
 		}
-		entries = append(entries, treestream.Entry{Rel: f.rel, Size: fi.Size(), Mode: fi.Mode().Perm(), MTime: fi.ModTime()})
+	}
+	return entries, i == len(todo)
+}
+
+func (j *job) sendTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) error {
+	entries, ok := walkedEntries(t, todo)
+	if !ok {
+		var err error
+		if entries, err = j.statEntries(t, todo, ends); err != nil {
+			return err
+		}
 	}
 	w, err := ts.TreeStor(j.ctx, ends.remote)
 	if err != nil {
@@ -304,6 +317,26 @@ func (j *job) sendTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 		}
 	}
 	return nil
+}
+
+// statEntries are the stream's entries for t's directories and the files todo, each stat'ed.
+func (j *job) statEntries(t tree, todo []treeFile, ends treeEnds) ([]treestream.Entry, error) {
+	entries := make([]treestream.Entry, 0, len(t.dirs)+len(todo))
+	for _, d := range t.dirs {
+		fi, err := j.m.root.Stat(path.Join(ends.local, d))
+		if err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		entries = append(entries, treestream.Entry{Rel: d, Dir: true, Mode: fi.Mode().Perm(), MTime: fi.ModTime()})
+	}
+	for _, f := range todo {
+		fi, err := j.m.root.Stat(path.Join(ends.local, f.rel))
+		if err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		entries = append(entries, treestream.Entry{Rel: f.rel, Size: fi.Size(), Mode: fi.Mode().Perm(), MTime: fi.ModTime()})
+	}
+	return entries, nil
 }
 
 // treePool moves files with move over up to treeWorkers sessions at once: the job's session
