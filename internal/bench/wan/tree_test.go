@@ -33,6 +33,21 @@ func BenchmarkWANTree(b *testing.B) {
 	binDir := testbin.Dir(b)
 	cli, srv := bed.Host("ft-cli"), bed.Host("ft-srv")
 	bed.WANLink(cli, srv, testbed.WANOpts{RTT: 50 * time.Millisecond, RateMbit: 200})
+	if n := os.Getenv("FERRY_BENCH_INITCWND"); n != "" {
+		// What a larger initial congestion (and receive) window would give: a route option,
+		// system tuning that Ferry cannot do per socket.
+		for _, h := range []*testbed.Host{cli, srv} {
+			i := h.Ifaces()[0]
+			out, err := h.Exec(context.Background(), "ip", "route", "change", i.Prefix.Masked().String(), "dev", i.Name,
+				"initcwnd", n, "initrwnd", n)
+			if err != nil {
+				b.Fatalf("initcwnd: %v: %s", err, out)
+			}
+		}
+	}
+	for range 2 {
+		fmt.Fprintf(os.Stderr, "raw TCP, 2000 KiB server to client: %v\n", rawCopy(b, srv, cli, cli.Ifaces()[0].Addr, "", smallFiles*smallSize).Round(time.Millisecond))
+	}
 	a, ap := startAgentLog(b, cli, binDir, "debug")
 	s, sp := startAgentLog(b, srv, binDir, "debug")
 	makeTree(b, filepath.Join(s.root, "tree"))
