@@ -327,3 +327,33 @@ func TestFileDownloadAfterTreeAsk(t *testing.T) {
 		t.Errorf("%d XTREE RETR, %d RETR, %d ABOR; want 1, 1, 0", n, m, x)
 	}
 }
+
+// TestTreeUploadSync: a sync up to an agent compares with the tree already there through one
+// XTREE LIST (no MLSD per directory), then sends only what differs.
+func TestTreeUploadSync(t *testing.T) {
+	t.Parallel()
+	a := testagent.Start(t)
+	b, log := serving(t)
+	want := makeTree(t, filepath.Join(a.Root, "tree"))
+	first := copyTree(t, a, "tree", b.URL("up/"), nil)
+	if first.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || !first.GetVerified() {
+		t.Fatalf("upload: %v %s verified=%v", first.GetState(), first.GetError(), first.GetVerified())
+	}
+	checkTree(t, filepath.Join(b.Root, "up/tree"), want)
+	changed := []byte("changed")
+	if err := os.WriteFile(filepath.Join(a.Root, "tree/a/one"), changed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	last := copyTree(t, a, "tree", b.URL("up/"), &ferryv1.TransferOptions{Sync: true})
+	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || last.GetProgress().GetFilesTotal() != 1 ||
+		last.GetFilesSkipped() != int64(len(want)-1) {
+		t.Fatalf("sync: %v %s files %d skipped %d; want 1 and %d", last.GetState(), last.GetError(),
+			last.GetProgress().GetFilesTotal(), last.GetFilesSkipped(), len(want)-1)
+	}
+	if got, _ := os.ReadFile(filepath.Join(b.Root, "up/tree/a/one")); !bytes.Equal(got, changed) {
+		t.Errorf("a/one on the agent: %q, want %q", got, changed)
+	}
+	if n, m := log.count("XTREE", "LIST"), log.count("MLSD", ""); n != 1 || m != 0 {
+		t.Errorf("%d XTREE LIST and %d MLSD; want 1 and 0", n, m)
+	}
+}
