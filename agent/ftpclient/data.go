@@ -157,13 +157,14 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 		}
 	}
 	type result struct {
-		conn net.Conn
-		err  error
+		conn  net.Conn
+		err   error
+		cause bool // eager: err is why the transfer failed (the session was failed for it)
 	}
 	raw := make(chan result, 1)
 	go func() {
 		conn, err := c.establish(p)
-		raw <- result{conn, err}
+		raw <- result{conn: conn, err: err}
 	}()
 	estc := raw
 	// Wait at most DataTimeout for the preliminary reply: a server that
@@ -179,6 +180,7 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 		go func() {
 			res := <-raw
 			if res.err != nil && !errors.Is(res.err, net.ErrClosed) && !p.isClosed() {
+				res.cause = true
 				c.fail(res.err)
 			}
 			estc <- res
@@ -186,20 +188,13 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 	}
 	r, rerr := c.readReply(timeout)
 	if rerr != nil && p.dial != nil {
-		select {
-		case res := <-estc:
-			if res.err != nil && !errors.Is(res.err, net.ErrClosed) {
-				return nil, res.err // the cause: no data connection
-			}
-			if res.conn != nil {
-				res.conn.Close()
-			}
-			p.Close()
-		default:
-			p.Close()
-			if res := <-estc; res.conn != nil {
-				res.conn.Close()
-			}
+		p.Close() // stops a dial still under way
+		res := <-estc
+		if res.conn != nil {
+			res.conn.Close()
+		}
+		if res.cause {
+			return nil, res.err // no data connection: that is why the reply never came
 		}
 		return nil, rerr
 	}
