@@ -49,7 +49,7 @@ type pendingData struct {
 	ln   *net.TCPListener // active
 	addr string           // for errors: dialled (passive) or announced (active) address
 	// dial, if set, dials the passive connection while the transfer command is on its way
-	// (eager: see startDataEager); cancel stops it.
+	// (see eagerPassive); cancel stops it.
 	dial   func() (net.Conn, error)
 	cancel context.CancelFunc
 	sent   bool // the transfer command went with EPSV

@@ -147,10 +147,6 @@ func (j *job) foldable(glob, final string) bool {
 	return true
 }
 
-// recvTreeFolded downloads the tree under from into final as one tree stream, without listing
-// it first (one data connection per tree, not two). The stream's header gives the totals;
-// each file is checked against its SHA-256 before it takes its final name, as in recvTree.
-// Files an earlier attempt published (the checkpoint) are kept while they have their size.
 // statSource stats a download's source. When the source may be a tree the folded path would
 // take (a directory landing where foldable allows), a Ferry agent is asked for its stream in
 // the same flight as the stat (StatTree): r is then the stream under way, or nil.
@@ -163,6 +159,11 @@ func (j *job) statSource(c Session, from, glob string) (ftpclient.Entry, io.Read
 	return ts.StatTree(j.ctx, from)
 }
 
+// recvTreeFolded downloads the tree under from into final as one tree stream, without listing
+// it first (one data connection per tree, not two). The stream's header gives the totals;
+// each file is checked against its SHA-256 before it takes its final name, as in recvTree.
+// r, if set, is the stream StatTree opened. Files an earlier attempt published (the
+// checkpoint) are kept while they still have their size.
 func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadCloser) error {
 	j.mu.Lock()
 	done := make(map[string]bool, len(j.check.Done))
