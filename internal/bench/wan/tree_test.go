@@ -22,13 +22,13 @@ import (
 	ferryv1 "github.com/ferry-dev/ferry/proto/ferry/v1"
 )
 
-// BenchmarkWANTree is the small-files case alone, Ferry only, several runs each way, with a
+// BenchmarkTreeWAN is the small-files case alone, Ferry only, several runs each way, with a
 // timeline of one run (the serving agent's FTP commands, --log-level debug): 500 files of
 // 4 KiB agent to agent at 50 ms RTT, 200 Mbit/s, downloaded (pulled) then uploaded (pushed).
 // FERRY_BENCH_RUNS sets the runs per direction (default 5). Needs root.
 //
-//	go test -run '^$' -bench BenchmarkWANTree -benchtime 1x ./internal/bench/wan/
-func BenchmarkWANTree(b *testing.B) {
+//	go test -run '^$' -bench BenchmarkTreeWAN -benchtime 1x ./internal/bench/wan/
+func BenchmarkTreeWAN(b *testing.B) {
 	bed := testbed.New(b)
 	binDir := testbin.Dir(b)
 	cli, srv := bed.Host("ft-cli"), bed.Host("ft-srv")
