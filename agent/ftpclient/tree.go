@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/ferry-dev/ferry/agent/treestream"
 )
@@ -12,6 +14,32 @@ import (
 func (c *Client) HasTree() bool {
 	_, ok := c.features[treestream.Feature]
 	return ok
+}
+
+// HasTreeSel reports whether the agent takes a selection before a tree stream (XTREE SEL: "SEL"
+// after XTREE on its FEAT line).
+func (c *Client) HasTreeSel() bool {
+	return c.HasTree() && slices.Contains(strings.Fields(strings.ToUpper(c.features[treestream.Feature])), treestream.FeatureSel)
+}
+
+// TreeSel sends the agent the files (relative to dir) that the next TreeRetr of dir is to
+// send, instead of the whole tree (XTREE SEL). It wraps ErrUnsupported when the agent does not
+// offer it.
+func (c *Client) TreeSel(ctx context.Context, dir string, rels []string) error {
+	if !c.HasTreeSel() {
+		return fmt.Errorf("ftp %s SEL: %w", treestream.Feature, ErrUnsupported)
+	}
+	t, err := c.startDataMode(ctx, treestream.Feature+" SEL", dir, 0, &pipeline{})
+	if err != nil {
+		return err
+	}
+	t.upload = true
+	w := &writer{t}
+	err = treestream.SendSelection(w, rels)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // TreeRetr asks a Ferry agent for the whole tree under dir as one stream over one data

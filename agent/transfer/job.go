@@ -478,7 +478,7 @@ func (j *job) download(c Session) error {
 	if err != nil || sel.done {
 		return err
 	}
-	if err := j.moveTree(sel.tree, treeEnds{c: c, remote: from, local: final}, func(rel string) error {
+	if err := j.moveTree(sel.tree, treeEnds{c: c, remote: from, local: final, listed: tree}, func(rel string) error {
 		return j.m.root.MkdirAll(path.Join(final, rel), 0o755)
 	}, func(rel string) (int64, bool) {
 		fi, err := j.m.root.Stat(path.Join(final, rel))

@@ -25,6 +25,9 @@ type treeEnds struct {
 	remote string // the tree's root on the server
 	local  string // its root under this agent's root
 	upload bool
+	// listed is the whole remote tree a download's files were selected from (what a tree
+	// stream sends unless told otherwise).
+	listed tree
 }
 
 // treeWorkers is the most sessions a tree moves over with servers without the tree stream
@@ -75,6 +78,27 @@ func treeOf(entries []treestream.Entry) tree {
 		t.bytes += e.Size
 	}
 	return t
+}
+
+// treeSelector is a session to an agent that takes a selection before a tree stream.
+type treeSelector interface {
+	HasTreeSel() bool
+	TreeSel(ctx context.Context, dir string, rels []string) error
+}
+
+// selectWorth reports whether sending the selection (one more data connection) beats receiving
+// and dropping the files of the listed tree not in todo: when they are at least half its
+// bytes, or 4 MiB, or all its files.
+func selectWorth(t tree, todo []treeFile) bool {
+	if len(todo) >= len(t.files) {
+		return false
+	}
+	var want int64
+	for _, f := range todo {
+		want += f.size
+	}
+	drop := t.bytes - want
+	return drop >= 4<<20 || drop*2 >= t.bytes
 }
 
 func streamerOf(s Session) (treeStreamer, bool) {
@@ -240,6 +264,16 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 	}
 	if err := j.m.root.MkdirAll(ends.local, 0o755); err != nil {
 		return fmt.Errorf("destination: %w", err)
+	}
+	if sel, ok := ts.(treeSelector); ok && sel.HasTreeSel() && selectWorth(ends.listed, todo) {
+		// Only the files todo cross the link (a sync of a mostly unchanged tree, a resume).
+		rels := make([]string, len(todo))
+		for i, f := range todo {
+			rels[i] = f.rel
+		}
+		if err := sel.TreeSel(j.ctx, ends.remote, rels); err != nil {
+			return fmt.Errorf("tree %s: %w", ends.remote, err)
+		}
 	}
 	r, err := ts.TreeRetr(j.ctx, ends.remote)
 	if err != nil {

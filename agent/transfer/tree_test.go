@@ -357,3 +357,51 @@ func TestTreeUploadSync(t *testing.T) {
 		t.Errorf("%d XTREE LIST and %d MLSD; want 1 and 0", n, m)
 	}
 }
+
+// TestTreeDownloadSyncSelects: a sync down from an agent where one file changed sends that
+// file alone (XTREE SEL, then XTREE RETR), not the whole tree to be dropped on receipt.
+func TestTreeDownloadSyncSelects(t *testing.T) {
+	t.Parallel()
+	a := testagent.Start(t)
+	b, log := serving(t)
+	want := makeTree(t, filepath.Join(b.Root, "tree"))
+	if first := copyTree(t, a, b.URL("tree"), "in/", nil); first.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
+		t.Fatalf("first copy: %v %s", first.GetState(), first.GetError())
+	}
+	changed := treeFile{body: []byte("changed on the agent"), mode: 0o640, mtime: time.Now().Add(time.Hour).Truncate(time.Second)}
+	p := filepath.Join(b.Root, "tree/a/b/two")
+	if err := os.WriteFile(p, changed.body, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, changed.mtime, changed.mtime); err != nil {
+		t.Fatal(err)
+	}
+	want["a/b/two"] = changed
+	last := copyTree(t, a, b.URL("tree"), "in/", &ferryv1.TransferOptions{Sync: true})
+	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || last.GetProgress().GetFilesTotal() != 1 {
+		t.Fatalf("sync: %v %s files %d", last.GetState(), last.GetError(), last.GetProgress().GetFilesTotal())
+	}
+	checkTree(t, filepath.Join(a.Root, "in/tree"), want)
+	if n := log.count("XTREE", "SEL"); n != 1 {
+		t.Errorf("%d XTREE SEL; want 1", n)
+	}
+	log.mu.Lock()
+	sent := log.buf.String()
+	log.mu.Unlock()
+	if !strings.Contains(sent, fmt.Sprintf("tree stream sent\" part=ftp dir=tree files=1 bytes=%d", len(changed.body))) {
+		t.Errorf("the agent did not send the changed file alone:\n%s", grepLines(sent, "tree stream sent"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

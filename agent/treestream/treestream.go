@@ -41,6 +41,75 @@ import (
 // tree under dir, "XTREE STOR dir" receives one into dir.
 const Feature = "XTREE"
 
+// FeatureSel, after Feature on its FEAT line, offers "XTREE SEL dir": a selection of the
+// tree's files (SendSelection) that the next "XTREE RETR dir" sends alone. Agents without it
+// send the whole tree.
+const FeatureSel = "SEL"
+
+// MaxSelection bounds a selection's bytes.
+const MaxSelection = 64 << 20
+
+// SendSelection writes the selection of files rels (relative to the tree) for XTREE SEL.
+func SendSelection(w io.Writer, rels []string) error {
+	bw := bufio.NewWriterSize(w, copyBuf)
+	for _, rel := range rels {
+		bw.WriteString(strconv.Quote(rel))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+// ReadSelection reads what SendSelection wrote, bounded (MaxEntries paths, MaxHeader bytes a
+// line, MaxSelection in all). Paths are not checked here: they only select among the tree's.
+func ReadSelection(r io.Reader) (map[string]bool, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxSelection+1), copyBuf)
+	sel := map[string]bool{}
+	read := 0
+	for {
+		var line []byte
+		for {
+			chunk, err := br.ReadSlice('\n')
+			line = append(line, chunk...)
+			if len(line) > MaxHeader {
+				return nil, fmt.Errorf("treestream: selection line longer than %d bytes", MaxHeader)
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if errors.Is(err, io.EOF) && len(line) == 0 {
+				return sel, nil
+			}
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("treestream: selection ends inside a line: %w", io.ErrUnexpectedEOF)
+			}
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+		read += len(line)
+		if read > MaxSelection || len(sel) >= MaxEntries {
+			return nil, fmt.Errorf("treestream: selection larger than %d paths or %d bytes", MaxEntries, MaxSelection)
+		}
+		rel, err := strconv.Unquote(string(line[:len(line)-1]))
+		if err != nil {
+			return nil, fmt.Errorf("treestream: selection: %q is not a quoted path", trim(string(line)))
+		}
+		sel[rel] = true
+	}
+}
+
+// Select keeps the directories of entries and the files sel names.
+func Select(entries []Entry, sel map[string]bool) []Entry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if e.Dir || sel[e.Rel] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 const (
 	magic     = "FERRY-TREE 1"
 	listMagic = "FERRY-TREE-LIST 1"

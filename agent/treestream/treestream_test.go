@@ -208,3 +208,35 @@ func TestSkip(t *testing.T) {
 		}
 	}
 }
+
+// TestSelection: a selection round-trips names of any bytes; Select keeps every directory and
+// the selected files; a cut or overlong line is refused.
+func TestSelection(t *testing.T) {
+	rels := []string{"a", "sub/b c", "line\nbreak", "ü/名"}
+	var buf bytes.Buffer
+	if err := SendSelection(&buf, rels); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := ReadSelection(&buf)
+	if err != nil || len(sel) != len(rels) {
+		t.Fatalf("%v, %v", sel, err)
+	}
+	for _, r := range rels {
+		if !sel[r] {
+			t.Errorf("%q lost", r)
+		}
+	}
+	entries := []Entry{{Rel: "sub", Dir: true}, {Rel: "a"}, {Rel: "sub/b c"}, {Rel: "sub/other"}, {Rel: "empty", Dir: true}}
+	got := Select(entries, sel)
+	if len(got) != 4 || got[0].Rel != "sub" || got[1].Rel != "a" || got[2].Rel != "sub/b c" || got[3].Rel != "empty" {
+		t.Errorf("Select: %+v", got)
+	}
+	if sel, err := ReadSelection(strings.NewReader("")); err != nil || len(sel) != 0 {
+		t.Errorf("empty selection: %v, %v", sel, err)
+	}
+	for _, bad := range []string{"\"a\"\n\"b", "a\n", "\"" + strings.Repeat("x", MaxHeader) + "\"\n"} {
+		if _, err := ReadSelection(strings.NewReader(bad)); err == nil {
+			t.Errorf("selection %.20q: accepted", bad)
+		}
+	}
+}
