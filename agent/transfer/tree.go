@@ -158,11 +158,18 @@ func endStream(r io.ReadCloser) error {
 // stream's own records (path, size, mode, time and SHA-256 of each file, the totals in its
 // header) being all the transfer needs: no glob or filter selects files, and no option
 // compares with the destination, or the destination does not exist yet (every file is then
-// new, nothing is deleted). A dry run always lists.
+// new, nothing is deleted). A dry run always lists, and so does a resume.
 func (j *job) foldable(glob, final string) bool {
 	o := j.spec.Options
+	j.mu.Lock()
+	resuming := len(j.check.Done) > 0
+	j.mu.Unlock()
 	switch {
 	case glob != "" || len(o.Include) > 0 || len(o.Exclude) > 0 || o.DryRun:
+		return false
+	case resuming:
+		// Files already published: the listing lets the agent be asked for the rest alone
+		// (XTREE SEL), where the folded stream would send every file again.
 		return false
 	case o.compares():
 		_, err := j.m.root.Stat(final)
@@ -186,15 +193,9 @@ func (j *job) statSource(c Session, from, glob string) (ftpclient.Entry, io.Read
 // recvTreeFolded downloads the tree under from into final as one tree stream, without listing
 // it first (one data connection per tree, not two). The stream's header gives the totals;
 // each file is checked against its SHA-256 before it takes its final name, as in recvTree.
-// r, if set, is the stream StatTree opened. Files an earlier attempt published (the
-// checkpoint) are kept while they still have their size.
+// r, if set, is the stream StatTree opened. It is the first attempt's path: a retry with files
+// already published lists the tree, to be sent the rest alone (foldable).
 func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadCloser) error {
-	j.mu.Lock()
-	done := make(map[string]bool, len(j.check.Done))
-	for _, rel := range j.check.Done {
-		done[rel] = true
-	}
-	j.mu.Unlock()
 	if err := j.m.root.MkdirAll(final, 0o755); err != nil {
 		if r != nil {
 			r.Close()
@@ -212,7 +213,6 @@ func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadClose
 	if d, ok := j.m.root.(interface{ Dir() string }); ok {
 		syncFn = treestream.SyncDir(d.Dir())
 	}
-	all := true
 	start := time.Now()
 	res, err := treestream.Receive(r, j.m.root, final, treestream.Options{
 		PartName: j.partName,
@@ -221,20 +221,6 @@ func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadClose
 			j.base.Store(0)
 			j.bytes.Store(0)
 			j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal, s.FilesDone = files, bytes, 0 })
-		},
-		Skip: func(rel string, size int64) bool {
-			if !done[rel] {
-				return false
-			}
-			fi, err := j.m.root.Stat(path.Join(final, rel))
-			if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
-				return false
-			}
-			j.base.Add(size)
-			j.bytes.Add(size)
-			j.update(func(s *Snapshot) { s.FilesDone++; s.Resumed += size })
-			all = false // verified by an earlier attempt, not re-checked now
-			return true
 		},
 		Progress:      j.add,
 		Published:     j.published,
@@ -250,7 +236,7 @@ func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadClose
 	j.m.log.Debug("tree stream received", "id", j.id(), "files", res.Files, "bytes", res.Bytes,
 		"took", time.Since(start).Round(time.Millisecond), "synced", res.Synced.Round(time.Millisecond))
 	j.bytes.Store(j.base.Load())
-	j.update(func(s *Snapshot) { s.Verified = all && s.FilesTotal > 0 })
+	j.update(func(s *Snapshot) { s.Verified = s.FilesTotal > 0 })
 	return nil
 }
 

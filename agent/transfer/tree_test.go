@@ -279,11 +279,11 @@ func (f *failOnce) BeforePublish(_ context.Context, _ transfer.Snapshot, path st
 }
 
 // TestTreeDownloadFoldedResume: when a folded stream's attempt fails midway, the retry keeps
-// the files already published (the checkpoint: not sent into place again, counted as resumed)
-// and moves the rest; nothing partial is left, and the tree is whole.
+// the files already published (the checkpoint: not sent again, counted as resumed) and moves
+// the rest; nothing partial is left, and the tree is whole.
 func TestTreeDownloadFoldedResume(t *testing.T) {
 	t.Parallel()
-	gate := &failOnce{after: 3}
+	gate := &failOnce{after: 5} // four, three, two, one and big (names in walk order)
 	a := testagent.Start(t, func(c *daemon.Config) { c.Observers = append(c.Observers, gate) })
 	b, log := serving(t)
 	want := makeTree(t, filepath.Join(b.Root, "tree"))
@@ -296,11 +296,18 @@ func TestTreeDownloadFoldedResume(t *testing.T) {
 		t.Errorf("files done %d (want %d), bytes resumed %d (want > 0)", p.GetFilesDone(), len(want), last.GetBytesResumed())
 	}
 	if last.GetVerified() {
-		t.Errorf("verified, though 3 files were checked by the first attempt only")
+		t.Errorf("verified, though 5 files were checked by the first attempt only")
 	}
 	checkTree(t, filepath.Join(a.Root, "in/tree"), want)
-	if n, m := log.count("XTREE", "LIST"), log.count("XTREE", "RETR"); n != 0 || m != 2 {
-		t.Errorf("%d XTREE LIST and %d XTREE RETR; want 0 and 2", n, m)
+	// The retry lists the tree and asks for the files not yet published alone.
+	if n, m, k := log.count("XTREE", "LIST"), log.count("XTREE", "RETR"), log.count("XTREE", "SEL"); n != 1 || m != 2 || k != 1 {
+		t.Errorf("%d XTREE LIST, %d XTREE RETR, %d XTREE SEL; want 1, 2, 1", n, m, k)
+	}
+	log.mu.Lock()
+	sent := grepLines(log.buf.String(), "tree stream sent")
+	log.mu.Unlock()
+	if !strings.Contains(sent, fmt.Sprintf("files=%d ", len(want)-5)) {
+		t.Errorf("the retry was not sent the %d files left alone:\n%s", len(want)-5, sent)
 	}
 }
 

@@ -334,9 +334,6 @@ type Options struct {
 	// Want, if set, selects the files to keep (by path relative to the tree); the others' bytes
 	// are read and dropped.
 	Want func(rel string) bool
-	// Skip, if set, is asked for each wanted file with its announced size: true leaves the file
-	// as it stands (e.g. published by an earlier attempt: resume) and drops its bytes.
-	Skip func(rel string, size int64) bool
 	// MaxFileSize bounds each file (0: 1 TiB).
 	MaxFileSize int64
 	// Sync makes what was written durable (e.g. syncfs on the root); nil: fsync each part.
@@ -570,8 +567,8 @@ func (rc *receiver) file(rest string) error {
 	}
 	rc.seen++
 	rc.seenBytes += size
-	if (rc.o.Want != nil && !rc.o.Want(rel)) || (rc.o.Skip != nil && rc.o.Skip(rel, size)) {
-		// Not selected, or kept as it stands: read past its bytes and digest.
+	if rc.o.Want != nil && !rc.o.Want(rel) {
+		// Not selected: read past its bytes and digest.
 		if _, err := io.CopyN(io.Discard, rc.br, size+65); err != nil {
 			return fmt.Errorf("treestream: %s: %w", rel, err)
 		}

@@ -169,46 +169,6 @@ func TestEveryCutRefused(t *testing.T) {
 	}
 }
 
-// TestSkip: files Skip keeps are neither written nor published, their bytes are passed over,
-// and the files after them arrive intact.
-func TestSkip(t *testing.T) {
-	src, dst := root(t), root(t)
-	for _, rel := range []string{"a", "b", "c"} {
-		p := filepath.Join(src.Dir(), "t", rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte("body of "+rel), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.MkdirAll(filepath.Join(dst.Dir(), "in"), 0o755)
-	os.WriteFile(filepath.Join(dst.Dir(), "in/b"), []byte("kept as it stands"), 0o644)
-	entries, _ := Walk(src, "t")
-	var buf bytes.Buffer
-	if err := Send(&buf, src, "t", entries, nil); err != nil {
-		t.Fatal(err)
-	}
-	o := opts()
-	var asked []string
-	o.Skip = func(rel string, size int64) bool {
-		asked = append(asked, fmt.Sprint(rel, " ", size))
-		return rel == "b"
-	}
-	var published []string
-	o.Published = func(rel string, _ int64) { published = append(published, rel) }
-	res, err := Receive(&buf, dst, "in", o)
-	if err != nil || res.Files != 2 {
-		t.Fatalf("%d files, %v", res.Files, err)
-	}
-	if fmt.Sprint(asked) != "[a 9 b 9 c 9]" || fmt.Sprint(published) != "[a c]" {
-		t.Errorf("asked %q, published %q", asked, published)
-	}
-	for rel, want := range map[string]string{"a": "body of a", "b": "kept as it stands", "c": "body of c"} {
-		if got, _ := os.ReadFile(filepath.Join(dst.Dir(), "in", rel)); string(got) != want {
-			t.Errorf("%s: %q, want %q", rel, got, want)
-		}
-	}
-}
-
 // TestSelection: a selection round-trips names of any bytes; Select keeps every directory and
 // the selected files; a cut or overlong line is refused.
 func TestSelection(t *testing.T) {
