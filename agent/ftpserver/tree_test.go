@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
@@ -143,5 +144,62 @@ func TestTreeEagerDataFailure(t *testing.T) {
 				t.Errorf("failed after %v; want within %v", took, tc.limit)
 			}
 		})
+	}
+}
+
+// TestTreeSel: XTREE SEL makes the next XTREE RETR of that directory send the selected files
+// alone (and every directory); it is used once, and only for its own directory.
+func TestTreeSel(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	for _, rel := range []string{"t/a", "t/sub/b", "t/sub/c", "u/x"} {
+		writeRandom(t, ts.root, rel, 100)
+	}
+	c := treeClient(t, ts, &net.Dialer{})
+	if !c.HasTreeSel() {
+		t.Fatal("FEAT does not offer XTREE SEL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	files := func(dir string) []string {
+		t.Helper()
+		r, err := c.TreeRetr(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dst.Close()
+		var got []string
+		_, err = treestream.Receive(r, dst, "in", treestream.Options{PartName: func(f string) string { return storage.PartName(f, "k") },
+			Published: func(rel string, _ int64) { got = append(got, rel) }})
+		io.Copy(io.Discard, r)
+		if cerr := r.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dst.Dir(), "in/sub")); err != nil {
+			t.Errorf("directory sub not sent: %v", err)
+		}
+		return got
+	}
+	if err := c.TreeSel(ctx, "t", []string{"sub/c", "not/there"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := files("t"); len(got) != 1 || got[0] != "sub/c" {
+		t.Errorf("after SEL: %q, want [sub/c]", got)
+	}
+	if got := files("t"); len(got) != 3 {
+		t.Errorf("second RETR: %q, want the whole tree (a selection is used once)", got)
+	}
+	if err := c.TreeSel(ctx, "u", []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := files("t"); len(got) != 3 {
+		t.Errorf("RETR t after SEL u: %q, want the whole tree", got)
 	}
 }
