@@ -84,6 +84,46 @@ func BenchmarkTreeWAN(b *testing.B) {
 		fmt.Printf("%d x 4 KiB tree %s, 50 ms RTT: mean %v (%.0f files/s), best %v (%.0f files/s)\n",
 			smallFiles, dir, mean.Round(time.Millisecond), smallFiles/mean.Seconds(), best.Round(time.Millisecond), smallFiles/best.Seconds())
 	}
+	// sync down into the first download's copy after one file changed on the serving agent.
+	var total time.Duration
+	for i := range runs {
+		p := filepath.Join(s.root, "tree/d00/f0000.bin")
+		must(b, os.WriteFile(p, randomBytes(b, smallSize), 0o644))
+		future := time.Now().Add(time.Duration(i+1) * time.Hour)
+		must(b, os.Chtimes(p, future, future))
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+		err := syncDown(ctx, a, s.url("tree"), "down/0/")
+		cancel()
+		must(b, err)
+		total += time.Since(start)
+	}
+	fmt.Printf("sync of the %d-file tree, one file changed, 50 ms RTT: mean %v\n", smallFiles, (total / time.Duration(runs)).Round(time.Millisecond))
+}
+
+// syncDown runs one sync (options.sync) on the agent and waits for its end.
+func syncDown(ctx context.Context, a *agent, src, dst string) error {
+	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: src, Destination: dst,
+		Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE, Options: &ferryv1.TransferOptions{Sync: true}})
+	if err != nil {
+		return err
+	}
+	stream, err := a.api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
+	if err != nil {
+		return err
+	}
+	var last *ferryv1.Transfer
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		last = m.GetTransfer()
+	}
+	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || last.GetProgress().GetFilesTotal() != 1 {
+		return fmt.Errorf("sync: %v %s, %d files", last.GetState(), last.GetError(), last.GetProgress().GetFilesTotal())
+	}
+	return nil
 }
 
 // startAgentLog is startAgent with a log level; it returns the process too (its output).
