@@ -254,20 +254,7 @@ func (c *Client) Stat(ctx context.Context, p string) (Entry, error) {
 		if err != nil {
 			return Entry{}, err
 		}
-		for _, l := range r.Lines[1:] {
-			if !strings.HasPrefix(l, " ") {
-				continue
-			}
-			e, ok, err := parseMLSx(l[1:])
-			if err != nil {
-				return Entry{}, fmt.Errorf("ftp MLST %s: %w", p, err)
-			}
-			if ok {
-				e.Name = path.Base(p)
-				return e, nil
-			}
-		}
-		return Entry{}, fmt.Errorf("ftp MLST %s: no entry in reply %q", p, truncate(r.msg(), 120))
+		return mlstEntry(p, r)
 	}
 
 	e := Entry{Name: path.Base(p)}
@@ -500,4 +487,22 @@ func (c *Client) PASVAddress(ctx context.Context) (netip.AddrPort, error) {
 		return nil
 	})
 	return ap, err
+}
+
+// mlstEntry is the entry of MLST's 250 reply for p.
+func mlstEntry(p string, r *reply) (Entry, error) {
+	for _, l := range r.Lines[1:] {
+		if !strings.HasPrefix(l, " ") {
+			continue
+		}
+		e, ok, err := parseMLSx(l[1:])
+		if err != nil {
+			return Entry{}, fmt.Errorf("ftp MLST %s: %w", p, err)
+		}
+		if ok {
+			e.Name = path.Base(p)
+			return e, nil
+		}
+	}
+	return Entry{}, fmt.Errorf("ftp MLST %s: no entry in reply %q", p, truncate(r.msg(), 120))
 }

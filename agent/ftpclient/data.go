@@ -48,6 +48,11 @@ func isNotSupported(code int) bool {
 type pendingData struct {
 	ln   *net.TCPListener // active
 	addr string           // for errors: dialled (passive) or announced (active) address
+	// dial, if set, dials the passive connection while the transfer command is on its way
+	// (see eagerPassive); cancel stops it.
+	dial   func() (net.Conn, error)
+	cancel context.CancelFunc
+	sent   bool // the transfer command went with EPSV
 
 	mu     sync.Mutex
 	conn   net.Conn
@@ -58,6 +63,9 @@ func (p *pendingData) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
+	if p.cancel != nil {
+		p.cancel()
+	}
 	if p.ln != nil {
 		p.ln.Close()
 	}
@@ -80,18 +88,39 @@ func (p *pendingData) accepted(conn net.Conn) error {
 	return nil
 }
 
+func (p *pendingData) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// dialed records the eagerly dialled passive connection so that Close closes it.
+func (p *pendingData) dialed(conn net.Conn) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		conn.Close()
+		return net.ErrClosed
+	}
+	p.conn = conn
+	return nil
+}
+
 // openTransfer sets up a data connection, sends "REST offset" (if
 // offset > 0) and the transfer command cmd, and returns the data connection
 // once the server has sent its preliminary 1xx reply and the connection (and
 // TLS handshake) is up.
-func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64) (net.Conn, error) {
+func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64, pl *pipeline) (net.Conn, error) {
 	var (
 		p   *pendingData
 		err error
 	)
-	if c.cfg.Mode == ModeActive {
+	switch {
+	case c.cfg.Mode == ModeActive:
 		p, err = c.listenActive()
-	} else {
+	case pl != nil && offset == 0:
+		p, err = c.eagerPassive(ctx, cmd, pl)
+	default:
 		p, err = c.dialPassive(ctx)
 	}
 	if err != nil {
@@ -122,25 +151,53 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 			return nil, err
 		}
 	}
-	if err := c.send(cmd); err != nil {
-		return nil, err
+	if !p.sent {
+		if err := c.send(cmd); err != nil {
+			return nil, err
+		}
 	}
 	type result struct {
-		conn net.Conn
-		err  error
+		conn  net.Conn
+		err   error
+		cause bool // eager: err is why the transfer failed (the session was failed for it)
 	}
-	estc := make(chan result, 1)
+	raw := make(chan result, 1)
 	go func() {
 		conn, err := c.establish(p)
-		estc <- result{conn, err}
+		raw <- result{conn: conn, err: err}
 	}()
+	estc := raw
 	// Wait at most DataTimeout for the preliminary reply: a server that
 	// cannot connect back (active) stays silent until its own timeout.
 	timeout := c.cfg.ReplyTimeout
 	if c.cfg.Mode == ModeActive {
 		timeout = c.dataTimeout()
 	}
+	if p.dial != nil {
+		// Eager: a data connection that cannot be made fails the transfer (and the session,
+		// whose server still waits for it) at once, not after the server's own timeout.
+		estc = make(chan result, 1)
+		go func() {
+			res := <-raw
+			if res.err != nil && !errors.Is(res.err, net.ErrClosed) && !p.isClosed() {
+				res.cause = true
+				c.fail(res.err)
+			}
+			estc <- res
+		}()
+	}
 	r, rerr := c.readReply(timeout)
+	if rerr != nil && p.dial != nil {
+		p.Close() // stops a dial still under way
+		res := <-estc
+		if res.conn != nil {
+			res.conn.Close()
+		}
+		if res.cause {
+			return nil, res.err // no data connection: that is why the reply never came
+		}
+		return nil, rerr
+	}
 	if rerr == nil && r.Code/100 != 1 {
 		// Refused (e.g. 550, or 425 when the server could not connect).
 		p.Close()
@@ -179,6 +236,15 @@ func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Co
 // establish finishes the data connection: accept (active) and TLS handshake.
 func (c *Client) establish(p *pendingData) (net.Conn, error) {
 	conn := p.conn // passive: set before the goroutine started
+	if p.dial != nil {
+		var err error
+		if conn, err = p.dial(); err != nil {
+			return nil, err
+		}
+		if err := p.dialed(conn); err != nil {
+			return nil, err
+		}
+	}
 	if p.ln != nil {
 		var err error
 		conn, err = acceptFrom(p.ln, c.remoteIP, c.dataTimeout())
@@ -259,6 +325,78 @@ func (c *Client) dialPassive(ctx context.Context) (*pendingData, error) {
 	}
 	return &pendingData{conn: conn, addr: addr}, nil
 }
+
+// pipeline asks for an eager passive transfer (eagerPassive); before are commands sent ahead
+// of it in the same flight, whose final replies end up in replies.
+type pipeline struct {
+	before  []string
+	replies []*reply
+}
+
+// eagerPassive is dialPassive for a server known to take commands pipelined and to wait for
+// the data connection after the transfer command (a Ferry agent): EPSV and cmd go together,
+// and the dial is left to establish, which runs while the server handles cmd. That saves two
+// round trips: EPSV's own, and the connection's handshake before the command.
+func (c *Client) eagerPassive(ctx context.Context, cmd string, pl *pipeline) (*pendingData, error) {
+	c.info = DataInfo{Mode: ModePassive}
+	for _, line := range append(append(pl.before[:len(pl.before):len(pl.before)], "EPSV"), cmd) {
+		if err := c.send(line); err != nil {
+			return nil, err
+		}
+	}
+	for range pl.before {
+		r, err := c.cmdReply()
+		if err != nil {
+			return nil, err
+		}
+		pl.replies = append(pl.replies, r)
+	}
+	r, err := c.cmdReply()
+	if err != nil {
+		return nil, err
+	}
+	if r.Code != 229 {
+		// The command was refused for want of a data connection: its reply comes next.
+		if _, err := c.readFinal(c.cfg.ReplyTimeout); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("EPSV: %w", r.err())
+	}
+	port, err := parseEPSV(r.msg())
+	if err != nil {
+		c.fail(err)
+		return nil, err
+	}
+	addr := net.JoinHostPort(c.remoteIP.String(), strconv.Itoa(port))
+	c.info.Cmd, c.info.Announced, c.info.Used = "EPSV", addr, addr
+	timeout := c.dataTimeout()
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	p := &pendingData{addr: addr, cancel: cancel, sent: true}
+	p.dial = func() (net.Conn, error) {
+		defer cancel()
+		conn, err := c.cfg.Dialer.DialContext(dctx, "tcp", addr)
+		if err == nil {
+			return conn, nil
+		}
+		switch {
+		case p.isClosed():
+			return nil, net.ErrClosed // given up by startTransfer (a refusal, say)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		}
+		de := &DataConnError{Mode: ModePassive, Addr: addr, Err: err}
+		var ne net.Error
+		if dctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+			de.Timeout = true
+			de.Err = &timeoutError{timeout}
+		}
+		return nil, de
+	}
+	return p, nil
+}
+
+// cmdReply reads the final reply to a command already sent.
+func (c *Client) cmdReply() (*reply, error) { return c.readFinal(c.cfg.ReplyTimeout) }
 
 // passiveAddr sends EPSV (or PASV) and returns the address to dial.
 func (c *Client) passiveAddr() (string, error) {

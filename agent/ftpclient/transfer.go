@@ -71,6 +71,13 @@ type transfer struct {
 }
 
 func (c *Client) startData(ctx context.Context, verb, path string, offset int64) (*transfer, error) {
+	return c.startDataMode(ctx, verb, path, offset, nil)
+}
+
+// startDataMode is startData; with pl (passive mode) EPSV and the command go in one flight,
+// after pl.before, and the data connection is dialled while the server handles them: for
+// servers known to take commands pipelined and to wait for the connection (Ferry agents).
+func (c *Client) startDataMode(ctx context.Context, verb, path string, offset int64, pl *pipeline) (*transfer, error) {
 	what := verb
 	if path != "" {
 		what += " " + path
@@ -84,7 +91,7 @@ func (c *Client) startData(ctx context.Context, verb, path string, offset int64)
 	var conn net.Conn
 	err := c.do(ctx, what, func() error {
 		var err error
-		conn, err = c.openTransfer(ctx, what, offset)
+		conn, err = c.openTransfer(ctx, what, offset, pl)
 		return err
 	})
 	if err != nil {

@@ -1,10 +1,12 @@
 package ftpserver
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path"
@@ -18,21 +20,27 @@ import (
 	"github.com/ferry-dev/ferry/agent/treestream"
 )
 
-// The tree stream (agent-only extension, listed in FEAT as XTREE): "XTREE RETR dir" sends the
-// whole tree under dir over one data connection, "XTREE STOR dir" receives one into dir, and
-// "XTREE LIST dir" lists the tree (the headers alone), in the format of agent/treestream. The control filter turns the command into the library's own RETR
+// The tree stream (agent-only extension, listed in FEAT as "XTREE SEL"): "XTREE RETR dir" sends
+// the whole tree under dir over one data connection, "XTREE STOR dir" receives one into dir,
+// "XTREE LIST dir" lists the tree (the headers alone), in the format of agent/treestream, and
+// "XTREE SEL dir" receives a list of paths (treestream.SendSelection): the next XTREE RETR of
+// dir sends those files alone. The control filter turns the command into the library's own RETR
 // or STOR of dir (so data connections, TLS, ABOR and replies are the library's) and marks the
 // session; the session's OpenFile of that directory then returns the stream instead of a file.
 
 // treeVerb is the command; treeFeat the FEAT line that offers it.
 const (
 	treeVerb = treestream.Feature
-	treeFeat = " " + treestream.Feature + "\r\n"
+	treeFeat = " " + treestream.Feature + " " + treestream.FeatureSel + "\r\n"
 )
 
 // treeState is a control connection's pending tree transfer.
 type treeState struct {
-	verb string // "RETR", "STOR" or "LIST": the next transfer of the session is a tree stream
+	verb string // "RETR", "STOR", "LIST" or "SEL": the next transfer of the session is a tree stream
+	// sel, once an XTREE SEL of selDir completed, is the files the next XTREE RETR of selDir
+	// sends (its directories are all sent).
+	sel    map[string]bool
+	selDir string
 }
 
 // treeCommand handles XTREE, and forgets a pending tree stream on any other command. done
@@ -49,12 +57,15 @@ func (c *controlConn) treeCommand(verb, param string) (out []byte, done bool, er
 	switch {
 	case !c.loggedIn:
 		reply = "530 Please login with USER and PASS."
-	case sub != "RETR" && sub != "STOR" && sub != "LIST" || dir == "":
-		reply = "501 Syntax: XTREE RETR|STOR|LIST <directory>"
+	case sub != "RETR" && sub != "STOR" && sub != "LIST" && sub != "SEL" || dir == "":
+		reply = "501 Syntax: XTREE RETR|STOR|LIST|SEL <directory>"
 	default:
 		lib := sub // the library's own command that carries it
-		if sub == "LIST" {
+		switch sub {
+		case "LIST":
 			lib = "RETR"
+		case "SEL":
+			lib = "STOR"
 		}
 		var forward bool
 		reply, forward, err = c.decide(lib, dir)
@@ -79,6 +90,26 @@ func (c *controlConn) takeTree() string {
 	v := c.tree.verb
 	c.tree.verb = ""
 	return v
+}
+
+// setSel records a selection for the next XTREE RETR of dir.
+func (c *controlConn) setSel(dir string, sel map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tree.sel, c.tree.selDir = sel, dir
+}
+
+// takeSel returns and clears the selection, if it is dir's.
+func (c *controlConn) takeSel(dir string) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sel := c.tree.sel
+	ok := c.tree.selDir == dir
+	c.tree.sel, c.tree.selDir = nil, ""
+	if !ok {
+		return nil
+	}
+	return sel
 }
 
 // controlOf finds the control connection of a library client.
@@ -111,6 +142,22 @@ func (s *sessionFs) openTree(name string) (f afero.File, ok bool, err error) {
 		return nil, true, err
 	}
 	root := s.fs.root
+	if verb == "SEL" {
+		// The selection for the next XTREE RETR of this directory: one quoted path a line.
+		pr, pw := io.Pipe()
+		t := &treeFile{name: rel, w: pw, done: make(chan struct{})}
+		ctl := s.ctl
+		go func() {
+			defer close(t.done)
+			sel, err := treestream.ReadSelection(pr)
+			if err == nil {
+				ctl.setSel(rel, sel)
+			}
+			t.err = err
+			pr.CloseWithError(err)
+		}()
+		return t, true, nil
+	}
 	if verb != "STOR" {
 		fi, err := root.Stat(rel)
 		if err != nil {
@@ -123,6 +170,9 @@ func (s *sessionFs) openTree(name string) (f afero.File, ok bool, err error) {
 		if err != nil {
 			return nil, true, err
 		}
+		if sel := s.ctl.takeSel(rel); sel != nil && verb == "RETR" {
+			entries = treestream.Select(entries, sel)
+		}
 		pr, pw := io.Pipe()
 		t := &treeFile{name: rel, r: pr, done: make(chan struct{})}
 		go func() {
@@ -131,7 +181,18 @@ func (s *sessionFs) openTree(name string) (f afero.File, ok bool, err error) {
 				pw.CloseWithError(treestream.SendList(pw, entries))
 				return
 			}
-			pw.CloseWithError(treestream.Send(pw, root, rel, entries, nil))
+			err := treestream.Send(pw, root, rel, entries, nil)
+			if ctl := s.ctl; ctl.s.log.Enabled(context.Background(), slog.LevelDebug) {
+				var files, bytes int64
+				for _, e := range entries {
+					if !e.Dir {
+						files++
+						bytes += e.Size
+					}
+				}
+				ctl.s.log.Debug("tree stream sent", "dir", rel, "files", files, "bytes", bytes, "err", err)
+			}
+			pw.CloseWithError(err)
 		}()
 		return t, true, nil
 	}
@@ -145,13 +206,18 @@ func (s *sessionFs) openTree(name string) (f afero.File, ok bool, err error) {
 	t := &treeFile{name: rel, w: pw, done: make(chan struct{})}
 	go func() {
 		defer close(t.done)
-		_, err := treestream.Receive(pr, root, rel, treestream.Options{
+		start := time.Now()
+		res, err := treestream.Receive(pr, root, rel, treestream.Options{
 			PartName: func(final string) string { return storage.PartName(final, batch) },
 			Allow:    func(final string) bool { return s.pol.allows(opWrite, final) },
 			Sync:     treestream.SyncDir(root.Dir()),
 			// Hooks (Config.PublishGate) may veto each file as for a single pushed file.
 			BeforePublish: s.publish,
 		})
+		if s.ctl != nil {
+			s.ctl.s.log.Debug("tree stream received", "dir", rel, "files", res.Files, "bytes", res.Bytes,
+				"took", time.Since(start).Round(time.Millisecond), "synced", res.Synced.Round(time.Millisecond), "err", err)
+		}
 		t.err = err
 		pr.CloseWithError(err) // a sender still writing learns at once
 	}()

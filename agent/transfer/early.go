@@ -2,11 +2,9 @@ package transfer
 
 import (
 	"context"
-	"path"
 	"sync"
 	"time"
 
-	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/netcheck"
 )
 
@@ -115,15 +113,6 @@ func (j *job) earlyStreams(g Grant) int {
 		size = fi.Size()
 	}
 	return j.plannedStreams(size, func() time.Duration { return g.Took })
-}
-
-// statSource is the download's source as the grant described it (no round trip), else as the
-// FTP server does (MLST).
-func (j *job) statSource(c Session, p string) (ftpclient.Entry, error) {
-	if g := j.attemptGrant(); g != nil && g.Path != nil && g.Path.Exists && grantPath(j.plan.src.Path) == p {
-		return ftpclient.Entry{Name: path.Base(p), Size: g.Path.Size, ModTime: g.Path.ModTime, IsDir: g.Path.IsDir}, nil
-	}
-	return c.Stat(j.ctx, p)
 }
 
 // remoteIsDir reports whether the remote path p is a directory: as the grant described it when

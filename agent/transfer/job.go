@@ -446,7 +446,7 @@ func (j *job) attempt(mode Mode, probe bool) error {
 func (j *job) download(c Session) error {
 	src := j.plan.src
 	from, glob := sourceRoot(src)
-	st, err := j.statSource(c, from)
+	st, stream, err := j.statSource(c, from, glob)
 	if err != nil {
 		if errors.Is(classify(err), ErrNotFound) {
 			return WithKind(ErrNotFound, fmt.Errorf("source %s: no such file or directory on %s (%w)", from, j.plan.src.Host, err))
@@ -467,6 +467,12 @@ func (j *job) download(c Session) error {
 			return j.getFile(c, src.Path, final, st.Size, st.ModTime, path.Base(src.Path))
 		})
 	}
+	if ts, ok := streamerOf(c); ok && j.foldable(glob, final) {
+		return j.recvTreeFolded(ts, from, final, stream)
+	}
+	if stream != nil {
+		stream.Close() // not taken after all (the destination changed meanwhile)
+	}
 	tree, err := j.listTree(c, from)
 	if err != nil {
 		return err
@@ -475,7 +481,7 @@ func (j *job) download(c Session) error {
 	if err != nil || sel.done {
 		return err
 	}
-	if err := j.moveTree(sel.tree, treeEnds{c: c, remote: from, local: final}, func(rel string) error {
+	if err := j.moveTree(sel.tree, treeEnds{c: c, remote: from, local: final, listed: tree}, func(rel string) error {
 		return j.m.root.MkdirAll(path.Join(final, rel), 0o755)
 	}, func(rel string) (int64, bool) {
 		fi, err := j.m.root.Stat(path.Join(final, rel))
@@ -650,6 +656,9 @@ type tree struct {
 	dirs  []string
 	files []treeFile
 	bytes int64
+	// walked is the listing the tree was made of (treeOf), nil after a selection: a local
+	// walk's modes and times go into an upload's tree stream as they are.
+	walked []treestream.Entry
 }
 
 type treeFile struct {

@@ -472,7 +472,7 @@ func (j *job) remoteIndex(c Session, final string) (map[string]destFile, []strin
 		idx[""] = destFile{size: st.Size, mtime: st.ModTime}
 		return idx, nil, nil
 	}
-	t, err := walkRemote(j.ctx, c, final)
+	t, err := j.listTree(c, final) // one XTREE LIST from an agent, not one MLSD per directory
 	if err != nil {
 		return nil, nil, err
 	}

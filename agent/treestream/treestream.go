@@ -41,6 +41,75 @@ import (
 // tree under dir, "XTREE STOR dir" receives one into dir.
 const Feature = "XTREE"
 
+// FeatureSel, after Feature on its FEAT line, offers "XTREE SEL dir": a selection of the
+// tree's files (SendSelection) that the next "XTREE RETR dir" sends alone. Agents without it
+// send the whole tree.
+const FeatureSel = "SEL"
+
+// MaxSelection bounds a selection's bytes.
+const MaxSelection = 64 << 20
+
+// SendSelection writes the selection of files rels (relative to the tree) for XTREE SEL.
+func SendSelection(w io.Writer, rels []string) error {
+	bw := bufio.NewWriterSize(w, copyBuf)
+	for _, rel := range rels {
+		bw.WriteString(strconv.Quote(rel))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+// ReadSelection reads what SendSelection wrote, bounded (MaxEntries paths, MaxHeader bytes a
+// line, MaxSelection in all). Paths are not checked here: they only select among the tree's.
+func ReadSelection(r io.Reader) (map[string]bool, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxSelection+1), copyBuf)
+	sel := map[string]bool{}
+	read := 0
+	for {
+		var line []byte
+		for {
+			chunk, err := br.ReadSlice('\n')
+			line = append(line, chunk...)
+			if len(line) > MaxHeader {
+				return nil, fmt.Errorf("treestream: selection line longer than %d bytes", MaxHeader)
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if errors.Is(err, io.EOF) && len(line) == 0 {
+				return sel, nil
+			}
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("treestream: selection ends inside a line: %w", io.ErrUnexpectedEOF)
+			}
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+		read += len(line)
+		if read > MaxSelection || len(sel) >= MaxEntries {
+			return nil, fmt.Errorf("treestream: selection larger than %d paths or %d bytes", MaxEntries, MaxSelection)
+		}
+		rel, err := strconv.Unquote(string(line[:len(line)-1]))
+		if err != nil {
+			return nil, fmt.Errorf("treestream: selection: %q is not a quoted path", trim(string(line)))
+		}
+		sel[rel] = true
+	}
+}
+
+// Select keeps the directories of entries and the files sel names.
+func Select(entries []Entry, sel map[string]bool) []Entry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if e.Dir || sel[e.Rel] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 const (
 	magic     = "FERRY-TREE 1"
 	listMagic = "FERRY-TREE-LIST 1"
@@ -128,12 +197,15 @@ func Send(w io.Writer, fsys FS, root string, entries []Entry, progress func(int)
 	}
 	fmt.Fprintf(bw, "%s %d %d\n", magic, files, total)
 	buf := make([]byte, copyBuf)
+	rc := &receiver{fsys: fsys} // for its directory cache
+	defer rc.dirs.close()
 	for _, e := range entries {
 		if e.Dir {
 			fmt.Fprintf(bw, "D %o %s\n", e.Mode.Perm(), strconv.Quote(e.Rel))
 			continue
 		}
-		if err := sendFile(bw, fsys, path.Join(root, e.Rel), e, buf, progress); err != nil {
+		in, name := rc.in(path.Join(root, e.Rel), true)
+		if err := sendFile(bw, in, name, e, buf, progress); err != nil {
 			return err
 		}
 	}
@@ -277,9 +349,10 @@ type Options struct {
 	BeforePublish func(part, final string) error
 }
 
-// Result is what Receive published.
+// Result is what Receive published, and the time its syncs took.
 type Result struct {
 	Files, Bytes int64
+	Synced       time.Duration
 }
 
 // Receive reads a stream from r and writes the tree into root (root-relative, in fsys). It
@@ -295,6 +368,7 @@ func Receive(r io.Reader, fsys FS, root string, o Options) (res Result, err erro
 	br := bufio.NewReaderSize(r, copyBuf)
 	rc := &receiver{fsys: fsys, root: root, o: o, br: br, buf: make([]byte, copyBuf)}
 	defer func() {
+		rc.dirs.close()
 		if err != nil {
 			rc.discard()
 		}
@@ -310,6 +384,7 @@ func Receive(r io.Reader, fsys FS, root string, o Options) (res Result, err erro
 	if o.Totals != nil {
 		o.Totals(files, total)
 	}
+	rc.files, rc.total = files, total
 	entries := 0
 	for {
 		line, err := rc.header()
@@ -334,13 +409,19 @@ func Receive(r io.Reader, fsys FS, root string, o Options) (res Result, err erro
 			if _, err := fmt.Sscanf(rest, "%d %d", &f, &b); err != nil || f != rc.seen || b != rc.seenBytes {
 				return rc.res, fmt.Errorf("treestream: end record %q does not match the %d files, %d bytes received", trim(rest), rc.seen, rc.seenBytes)
 			}
+			if f != rc.files || b != rc.total {
+				// The header's totals are what a receiver that never listed the tree shows and
+				// trusts: they must be the stream's.
+				return rc.res, fmt.Errorf("treestream: %d files, %d bytes received; the stream announced %d files, %d bytes", f, b, rc.files, rc.total)
+			}
+			if rc.br.Buffered() > 0 {
+				return rc.res, errors.New("treestream: data after the end record")
+			}
 			if err := rc.flush(); err != nil {
 				return rc.res, err
 			}
-			if o.Sync != nil { // the renames, durable
-				if err := o.Sync(); err != nil {
-					return rc.res, err
-				}
+			if err := rc.sync(); err != nil { // the renames, durable
+				return rc.res, err
 			}
 			return rc.res, nil
 		default:
@@ -364,8 +445,45 @@ type receiver struct {
 	batch           []part
 	batchBytes      int64
 	seen, seenBytes int64
+	files, total    int64 // announced in the header
 	res             Result
 	lastDir         string // made already
+	dirs            dirCache
+}
+
+// dirCache holds the directory files are being written in, opened as a root of its own when
+// the file system can (storage.Root): a file is then created, renamed and timed by its name in
+// that directory, one system call each, where a path from the root costs one per element.
+type dirCache struct {
+	name string
+	sub  *storage.Root
+}
+
+// in returns the file system and name to reach root-relative p by: p's directory when it is
+// the one open, else the root. open opens p's directory first.
+func (rc *receiver) in(p string, open bool) (FS, string) {
+	dir := path.Dir(p)
+	if dir != rc.dirs.name && open {
+		rc.dirs.close()
+		if o, ok := rc.fsys.(interface {
+			OpenRoot(name string) (*storage.Root, error)
+		}); ok && dir != "." {
+			if sub, err := o.OpenRoot(dir); err == nil {
+				rc.dirs = dirCache{name: dir, sub: sub}
+			}
+		}
+	}
+	if rc.dirs.sub != nil && dir == rc.dirs.name {
+		return rc.dirs.sub, path.Base(p)
+	}
+	return rc.fsys, p
+}
+
+func (d *dirCache) close() {
+	if d.sub != nil {
+		d.sub.Close()
+	}
+	*d = dirCache{}
 }
 
 // header reads one header line, bounded by MaxHeader.
@@ -463,7 +581,8 @@ func (rc *receiver) file(rest string) error {
 		rc.lastDir = dir // files come directory by directory: one MkdirAll each
 	}
 	pname := rc.o.PartName(final)
-	out, err := rc.fsys.OpenFile(pname, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode)&0o777|0o600)
+	fsys, name := rc.in(pname, true)
+	out, err := fsys.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(mode)&0o777|0o600)
 	if err != nil {
 		return err
 	}
@@ -508,10 +627,8 @@ func (rc *receiver) flush() error {
 	if len(rc.batch) == 0 {
 		return nil
 	}
-	if rc.o.Sync != nil {
-		if err := rc.o.Sync(); err != nil {
-			return err
-		}
+	if err := rc.sync(); err != nil {
+		return err
 	}
 	for i, p := range rc.batch {
 		if rc.o.BeforePublish != nil {
@@ -520,14 +637,17 @@ func (rc *receiver) flush() error {
 				return err
 			}
 		}
-		if err := rc.fsys.Rename(p.part, p.final); err != nil {
+		// A part and its final name share a directory (storage.PartName).
+		fsys, part := rc.in(p.part, true)
+		final := path.Join(path.Dir(part), path.Base(p.final))
+		if err := fsys.Rename(part, final); err != nil {
 			rc.batch = rc.batch[i:]
 			return err
 		}
-		if ct, ok := rc.fsys.(interface {
+		if ct, ok := fsys.(interface {
 			Chtimes(name string, atime, mtime time.Time) error
 		}); ok {
-			_ = ct.Chtimes(p.final, p.mtime, p.mtime)
+			_ = ct.Chtimes(final, p.mtime, p.mtime)
 		}
 		rc.res.Files++
 		rc.res.Bytes += p.size
@@ -537,6 +657,17 @@ func (rc *receiver) flush() error {
 	}
 	rc.batch, rc.batchBytes = rc.batch[:0], 0
 	return nil
+}
+
+// sync runs Options.Sync, timed.
+func (rc *receiver) sync() error {
+	if rc.o.Sync == nil {
+		return nil
+	}
+	start := time.Now()
+	err := rc.o.Sync()
+	rc.res.Synced += time.Since(start)
+	return err
 }
 
 // discard removes the parts of the batch not published.

@@ -104,6 +104,10 @@ func TestRefused(t *testing.T) {
 		{"long header", magic + " 1 3\nF 3 644 0 \"" + strings.Repeat("a", MaxHeader) + "\"\n", "longer than"},
 		{"not a stream", "hello\n", "not a tree stream"},
 		{"dir escape", magic + " 0 0\nD 755 \"../d\"\nE 0 0\n", "escapes"},
+		// A receiver that never listed the tree trusts the header: it must be the stream's.
+		{"fewer than announced", magic + " 2 6\n" + rec("x", digest) + "E 1 3\n", "announced"},
+		{"more than announced", magic + " 1 3\n" + rec("x", digest) + rec("y", digest) + "E 2 6\n", "announced"},
+		{"trailing data", magic + " 1 3\n" + rec("x", digest) + "E 1 3\nmore", "after the end record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := root(t)
@@ -124,5 +128,75 @@ func TestRefused(t *testing.T) {
 	}
 	if _, err := Receive(strings.NewReader(magic+" 1 3\n"+rec("x", digest)), root(t), "in", opts()); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("truncated stream: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// TestEveryCutRefused: a stream cut anywhere before its end record is refused, and no file
+// takes its final name, however many were complete when the stream stopped.
+func TestEveryCutRefused(t *testing.T) {
+	src := root(t)
+	for i := range 4 {
+		p := filepath.Join(src.Dir(), "t", fmt.Sprintf("d%d/f%d", i%2, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 100*i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := Walk(src, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Send(&buf, src, "t", entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	full := buf.Bytes()
+	dst := root(t)
+	for cut := 0; cut < len(full); cut += 7 {
+		in := fmt.Sprintf("in%d", cut)
+		if _, err := Receive(bytes.NewReader(full[:cut]), dst, in, opts()); err == nil {
+			t.Fatalf("stream cut at byte %d of %d: accepted", cut, len(full))
+		}
+		filepath.WalkDir(filepath.Join(dst.Dir(), in), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				t.Errorf("cut at %d: left %s", cut, p)
+			}
+			return nil
+		})
+	}
+	if res, err := Receive(bytes.NewReader(full), dst, "whole", opts()); err != nil || res.Files != 4 {
+		t.Fatalf("whole stream: %d files, %v", res.Files, err)
+	}
+}
+
+// TestSelection: a selection round-trips names of any bytes; Select keeps every directory and
+// the selected files; a cut or overlong line is refused.
+func TestSelection(t *testing.T) {
+	rels := []string{"a", "sub/b c", "line\nbreak", "ü/名"}
+	var buf bytes.Buffer
+	if err := SendSelection(&buf, rels); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := ReadSelection(&buf)
+	if err != nil || len(sel) != len(rels) {
+		t.Fatalf("%v, %v", sel, err)
+	}
+	for _, r := range rels {
+		if !sel[r] {
+			t.Errorf("%q lost", r)
+		}
+	}
+	entries := []Entry{{Rel: "sub", Dir: true}, {Rel: "a"}, {Rel: "sub/b c"}, {Rel: "sub/other"}, {Rel: "empty", Dir: true}}
+	got := Select(entries, sel)
+	if len(got) != 4 || got[0].Rel != "sub" || got[1].Rel != "a" || got[2].Rel != "sub/b c" || got[3].Rel != "empty" {
+		t.Errorf("Select: %+v", got)
+	}
+	if sel, err := ReadSelection(strings.NewReader("")); err != nil || len(sel) != 0 {
+		t.Errorf("empty selection: %v, %v", sel, err)
+	}
+	for _, bad := range []string{"\"a\"\n\"b", "a\n", "\"" + strings.Repeat("x", MaxHeader) + "\"\n"} {
+		if _, err := ReadSelection(strings.NewReader(bad)); err == nil {
+			t.Errorf("selection %.20q: accepted", bad)
+		}
 	}
 }
