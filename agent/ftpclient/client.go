@@ -148,7 +148,9 @@ type Client struct {
 	localIP  netip.Addr // our side of the control connection
 
 	conn net.Conn // control connection, *tls.Conn after AUTH TLS
-	r    *bufio.Reader
+	// connectRTT is how long the control connection's TCP connect took (about one round trip).
+	connectRTT time.Duration
+	r          *bufio.Reader
 
 	features   map[string]string
 	noEPSV     bool // server refused EPSV: use PASV
@@ -210,10 +212,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
+	dialStart := time.Now()
 	conn, err := cfg.Dialer.DialContext(dctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ftp dial %s: %w", cfg.Addr, err)
 	}
+	connectRTT := time.Since(dialStart)
 	if ka, ok := conn.(interface {
 		SetKeepAliveConfig(net.KeepAliveConfig) error
 	}); ok {
@@ -222,7 +226,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		_ = ka.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true,
 			Idle: controlKeepAlive, Interval: controlKeepAlive, Count: 4})
 	}
-	c := &Client{cfg: cfg, conn: conn, r: bufio.NewReader(conn)}
+	c := &Client{cfg: cfg, conn: conn, r: bufio.NewReader(conn), connectRTT: connectRTT}
 	c.remoteIP = addrIP(conn.RemoteAddr())
 	c.localIP = addrIP(conn.LocalAddr())
 
@@ -394,6 +398,17 @@ func (c *Client) SetMode(m Mode) error {
 
 // RemoteAddr is the server's address on the control connection.
 func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// RTT is the control connection's round-trip time, costing no round trip of its own: the
+// lower of the TCP connect's duration and the kernel's smoothed RTT (TCP_INFO; its samples
+// also hold the server's time to answer the login), or 0 when neither is known.
+func (c *Client) RTT() time.Duration {
+	k := kernelRTT(c.conn)
+	if k <= 0 || (c.connectRTT > 0 && c.connectRTT < k) {
+		return c.connectRTT
+	}
+	return k
+}
 
 // Features returns the features the server listed in its FEAT reply, keyed
 // by upper-case name (e.g. "MLST", "EPSV", "REST"), with the rest of the

@@ -139,6 +139,11 @@ func TestAgentPipelinedLogin(t *testing.T) {
 			if !c.Pipelined() {
 				t.Error("Pipelined() = false toward a Ferry agent")
 			}
+			// Loopback: the control connection's round trip is known, and far under the 5 ms
+			// from which a file is split into parallel streams.
+			if rtt := c.RTT(); rtt <= 0 || rtt > 5*time.Millisecond {
+				t.Errorf("RTT() = %v on loopback, want (0, 5ms]", rtt)
+			}
 			for _, f := range []string{"MLSD", "EPSV", "UTF8"} {
 				if _, ok := c.Features()[f]; !ok {
 					t.Errorf("feature %s missing from the pipelined FEAT: %v", f, c.Features())

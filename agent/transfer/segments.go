@@ -64,10 +64,15 @@ func splitSegments(size int64, n int) []segment {
 }
 
 // streams decides how many parallel streams a single file of size moves over (plannedStreams),
-// and shows it in the snapshot. The round trip is the time the job's grant took (a peer
-// agent), else that of a SIZE command on the control connection c.
+// and shows it in the snapshot. The round trip is the kernel's for the control connection c
+// (sessionRTT), else the time the job's grant took (a peer agent), else that of a SIZE command
+// on c. Sessions opened early for more streams than this (early.go) are closed at the end of
+// the attempt, unused.
 func (j *job) streams(c Session, remote string, size int64) int {
 	n := j.plannedStreams(size, func() time.Duration {
+		if rtt := sessionRTT(c); rtt > 0 {
+			return rtt
+		}
 		if g := j.attemptGrant(); g != nil && g.Took > 0 {
 			return g.Took
 		}
@@ -81,8 +86,8 @@ func (j *job) streams(c Session, remote string, size int64) int {
 // (Spec.Streams > 0), it is that many, none smaller than minSegment. Automatic: 1 for files
 // under 16 MiB or a round trip (rtt, asked only for larger files) under 5 ms (one stream fills
 // a LAN), 4 under 20 ms, else 8, none smaller than 8 MiB. Uploads are segmented to Ferry agents
-// only. A checkpoint of ranges an earlier attempt left keeps the file segmented, so its part
-// file is resumed, not restarted.
+// only. A checkpoint of ranges an earlier attempt left keeps the file segmented, and one of a
+// single stream keeps it single, so its part file is resumed, not restarted.
 func (j *job) plannedStreams(size int64, rtt func() time.Duration) int {
 	n, seg := j.spec.Streams, int64(minSegment)
 	if n == 0 {
@@ -100,9 +105,16 @@ func (j *job) plannedStreams(size int64, rtt func() time.Duration) int {
 	}
 	j.mu.Lock()
 	resumable := len(j.check.Segments) > 1 && j.check.SrcSize == size
+	// An earlier attempt moved this file as one stream (its checkpoint has the source's size
+	// and no ranges): its part file is resumed as one stream, not restarted in ranges.
+	single := len(j.check.Segments) == 0 && j.check.SrcSize == size && size > 0
 	j.mu.Unlock()
-	if resumable && !j.fresh() {
+	switch {
+	case j.fresh():
+	case resumable:
 		n = max(n, 2)
+	case single:
+		n = 1
 	}
 	if size < 0 || (j.plan.dir == Upload && j.plan.remote().Kind != KindAgent) {
 		// Uploads go segmented to Ferry agents only: what another server does with REST + STOR
@@ -110,6 +122,19 @@ func (j *job) plannedStreams(size int64, rtt func() time.Duration) int {
 		n = 1
 	}
 	return max(1, min(n, int(size/seg)))
+}
+
+// sessionRTT is the kernel's round-trip time of s's control connection (no round trip of its
+// own; 0 when unknown). It is preferred to the grant's duration, which on a new gRPC connection
+// spans about three round trips and the peer's work, and would take a LAN for a long link.
+func sessionRTT(s Session) time.Duration {
+	if h, ok := s.(*held); ok {
+		s = h.Session
+	}
+	if r, ok := s.(interface{ RTT() time.Duration }); ok {
+		return r.RTT()
+	}
+	return 0
 }
 
 // roundTrip times one command on the control connection (SIZE: a stat on the server).
