@@ -315,15 +315,21 @@ func (c *Client) dialPassive(ctx context.Context) (*pendingData, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		de := &DataConnError{Mode: ModePassive, Addr: addr, Err: err}
-		var ne net.Error
-		if dctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
-			de.Timeout = true
-			de.Err = &timeoutError{timeout}
-		}
-		return nil, de
+		return nil, passiveDialError(dctx, addr, err, timeout)
 	}
 	return &pendingData{conn: conn, addr: addr}, nil
+}
+
+// passiveDialError is the DataConnError of a failed passive data dial bounded by dctx (the
+// data-connection timeout).
+func passiveDialError(dctx context.Context, addr string, err error, timeout time.Duration) *DataConnError {
+	de := &DataConnError{Mode: ModePassive, Addr: addr, Err: err}
+	var ne net.Error
+	if dctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+		de.Timeout = true
+		de.Err = &timeoutError{timeout}
+	}
+	return de
 }
 
 // pipeline asks for an eager passive transfer (eagerPassive); before are commands sent ahead
@@ -384,13 +390,7 @@ func (c *Client) eagerPassive(ctx context.Context, cmd string, pl *pipeline) (*p
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		}
-		de := &DataConnError{Mode: ModePassive, Addr: addr, Err: err}
-		var ne net.Error
-		if dctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
-			de.Timeout = true
-			de.Err = &timeoutError{timeout}
-		}
-		return nil, de
+		return nil, passiveDialError(dctx, addr, err, timeout)
 	}
 	return p, nil
 }
