@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,7 +154,10 @@ func (j *job) segmentsFor(size int64, mtime time.Time, n int, valid func() bool)
 	old := append([]segment(nil), j.check.Segments...)
 	same := j.check.SrcSize == size && (mtime.IsZero() || j.check.SrcModTime.Equal(mtime))
 	j.mu.Unlock()
-	if len(old) > 0 && same && !j.fresh() && old[len(old)-1].End == size && valid() {
+	// Ranges split for idle streams (steal) were appended after the one they came from: in
+	// order of their starts they must still tile the file exactly.
+	slices.SortFunc(old, func(a, b segment) int { return cmp.Compare(a.Start, b.Start) })
+	if len(old) > 0 && same && !j.fresh() && tiles(old, size) && valid() {
 		segs, resumed = old, true
 	} else {
 		segs = splitSegments(size, n)
@@ -162,6 +167,19 @@ func (j *job) segmentsFor(size int64, mtime time.Time, n int, valid func() bool)
 		c.Segments = append([]segment(nil), segs...)
 	})
 	return segs, resumed
+}
+
+// tiles reports whether segs, in order of their starts, cover [0, size) exactly, each with no
+// more done than it holds.
+func tiles(segs []segment, size int64) bool {
+	var at int64
+	for _, s := range segs {
+		if s.Start != at || s.End < s.Start || s.Done < 0 || s.Done > s.End-s.Start {
+			return false
+		}
+		at = s.End
+	}
+	return at == size
 }
 
 // getSegmented downloads remote (size bytes) over n parallel streams into final's part file,

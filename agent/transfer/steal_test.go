@@ -51,3 +51,25 @@ func TestSteal(t *testing.T) {
 		t.Errorf("split a range that has not started moving: %v", s)
 	}
 }
+
+// TestTiles: a checkpoint's ranges, once sorted by start, are resumed only when they cover the
+// file exactly (ranges split for idle streams are appended out of order).
+func TestTiles(t *testing.T) {
+	for _, tc := range []struct {
+		segs []segment
+		size int64
+		want bool
+	}{
+		{[]segment{{Start: 0, End: 10, Done: 10}, {Start: 10, End: 20, Done: 3}}, 20, true},
+		{[]segment{{Start: 0, End: 10}, {Start: 10, End: 15}, {Start: 15, End: 20}}, 20, true},
+		{[]segment{{Start: 0, End: 10}, {Start: 12, End: 20}}, 20, false},           // a gap
+		{[]segment{{Start: 0, End: 12}, {Start: 10, End: 20}}, 20, false},           // an overlap
+		{[]segment{{Start: 0, End: 10}, {Start: 10, End: 20}}, 30, false},           // short of the size
+		{[]segment{{Start: 0, End: 10, Done: 11}, {Start: 10, End: 20}}, 20, false}, // more done than held
+		{nil, 0, true},
+	} {
+		if got := tiles(tc.segs, tc.size); got != tc.want {
+			t.Errorf("tiles(%v, %d) = %v, want %v", tc.segs, tc.size, got, tc.want)
+		}
+	}
+}
