@@ -99,6 +99,12 @@ type Login struct {
 	Implicit bool
 }
 
+// Configure makes cfg log in as l: its address, user, password and TLS.
+func (l Login) Configure(cfg *ftpclient.Config) {
+	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
+	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
+}
+
 // Target is the FTP server to probe.
 type Target struct {
 	// Path is listed (NLST) to open data connections: a directory or a file the login may
@@ -193,8 +199,7 @@ func (p *prober) session(ctx context.Context) (*ftpclient.Client, error) {
 		p.r.passiveRange = l.PassivePorts
 	}
 	cfg := p.o.Client
-	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
-	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
+	l.Configure(&cfg)
 	cfg.Mode = ftpclient.ModePassive
 	// The TCP connect is bounded by the probe timeout (a dropped SYN is a firewall); the
 	// greeting and login get LoginGrace more: a server that delays its 530 refused the

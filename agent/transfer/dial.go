@@ -45,9 +45,7 @@ func (d *dialer) dial(ctx context.Context, r Endpoint, mode Mode, write, probe b
 
 // dialLogin opens an FTP session with login l, waiting for a free session slot to its server.
 func (d *dialer) dialLogin(ctx context.Context, l netcheck.Login, mode Mode, probe bool) (Session, error) {
-	cfg := d.clientConfig(mode)
-	cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
-	cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
+	cfg := d.loginConfig(l, mode)
 	if probe {
 		// A quick probe: a control port that does not accept the connection in time is as
 		// blocked as a data port that does not, and auto mode goes on to the next way. The
@@ -130,6 +128,13 @@ func (d *dialer) grantLogin(g Grant) (netcheck.Login, error) {
 		return l, nil
 	}
 	return l, d.secure(&l, TLSExplicit, g.TLSPin)
+}
+
+// loginConfig is clientConfig(mode) logging in as l.
+func (d *dialer) loginConfig(l netcheck.Login, mode Mode) ftpclient.Config {
+	cfg := d.clientConfig(mode)
+	l.Configure(&cfg)
+	return cfg
 }
 
 func (d *dialer) clientConfig(mode Mode) ftpclient.Config {

@@ -100,8 +100,8 @@ func (j *job) earlyStreams(g Grant) int {
 	}
 	var size int64
 	if j.plan.dir == Download {
-		gp := g.Path
-		if gp == nil || !gp.Exists || gp.IsDir || grantPath(j.plan.src.Path) != from {
+		gp := j.described(&g, from)
+		if gp == nil || !gp.Exists || gp.IsDir {
 			return 1
 		}
 		size = gp.Size
@@ -118,8 +118,8 @@ func (j *job) earlyStreams(g Grant) int {
 // remoteIsDir reports whether the remote path p is a directory: as the grant described it when
 // p is the granted path, else as the FTP server does.
 func (j *job) remoteIsDir(c Session, p string) bool {
-	if g := j.attemptGrant(); g != nil && g.Path != nil && grantPath(j.plan.remote().Path) == p {
-		return g.Path.Exists && g.Path.IsDir
+	if gp := j.described(j.attemptGrant(), p); gp != nil {
+		return gp.Exists && gp.IsDir
 	}
 	st, err := c.Stat(j.ctx, p)
 	return err == nil && st.IsDir
@@ -144,9 +144,7 @@ func (j *job) openEarly(l netcheck.Login, mode Mode, k int) *preSessions {
 	var wg sync.WaitGroup
 	for range k {
 		wg.Go(func() {
-			cfg := d.clientConfig(mode)
-			cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
-			cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
+			cfg := d.loginConfig(l, mode)
 			s, err := d.connectHeld(ctx, cfg, l.Addr, nil)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -215,6 +213,15 @@ func (j *job) streamSessions(ctx context.Context, k int, write bool) <-chan Sess
 // grantedDir reports whether the attempt's grant says p, the granted path, is a directory
 // (so an upload into it needs no MKD).
 func (j *job) grantedDir(p string) bool {
-	g := j.attemptGrant()
-	return g != nil && g.Path != nil && g.Path.Exists && g.Path.IsDir && grantPath(j.plan.remote().Path) == p
+	gp := j.described(j.attemptGrant(), p)
+	return gp != nil && gp.Exists && gp.IsDir
+}
+
+// described is what grant g tells of the remote path p: the granting agent's view of it when p
+// is the path it granted (the remote's), else nil (the FTP session has to ask).
+func (j *job) described(g *Grant, p string) *GrantedPath {
+	if g == nil || g.Path == nil || grantPath(j.plan.remote().Path) != p {
+		return nil
+	}
+	return g.Path
 }

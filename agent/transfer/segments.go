@@ -893,9 +893,7 @@ func (j *job) extraSessions(ctx context.Context, k int, write bool) []Session {
 				}
 				l = &x
 			}
-			cfg := d.clientConfig(mode)
-			cfg.Addr, cfg.User, cfg.Password = l.Addr, l.User, l.Password
-			cfg.TLS, cfg.Implicit = l.TLS, l.Implicit
+			cfg := d.loginConfig(*l, mode)
 			var release func()
 			if r.Kind != KindAgent {
 				slot := d.hosts.get(l.Addr)

@@ -184,8 +184,8 @@ func (j *job) foldable(glob, final string) bool {
 // directory landing where foldable allows), a Ferry agent is asked for its stream in the same
 // flight as the stat (StatTree): r is then the stream under way, or nil.
 func (j *job) statSource(c Session, from, glob string) (ftpclient.Entry, io.ReadCloser, error) {
-	if g := j.attemptGrant(); g != nil && g.Path != nil && g.Path.Exists && grantPath(j.plan.src.Path) == from {
-		return ftpclient.Entry{Name: path.Base(from), Size: g.Path.Size, ModTime: g.Path.ModTime, IsDir: g.Path.IsDir}, nil, nil
+	if gp := j.described(j.attemptGrant(), from); gp != nil && gp.Exists {
+		return ftpclient.Entry{Name: path.Base(from), Size: gp.Size, ModTime: gp.ModTime, IsDir: gp.IsDir}, nil, nil
 	}
 	ts, ok := streamerOf(c)
 	if !ok || !j.foldable(glob, landing(j.plan.src, j.plan.dst, j.m.localIsDir(j.plan.dst.Path), true)) {
