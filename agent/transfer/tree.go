@@ -214,29 +214,14 @@ func (j *job) recvTreeFolded(ts treeStreamer, from, final string, r io.ReadClose
 			return fmt.Errorf("tree %s: %w", from, err)
 		}
 	}
-	var syncFn func() error
-	if d, ok := j.m.root.(interface{ Dir() string }); ok {
-		syncFn = treestream.SyncDir(d.Dir())
-	}
 	start := time.Now()
-	res, err := treestream.Receive(r, j.m.root, final, treestream.Options{
-		PartName: j.partName,
-		Sync:     syncFn,
-		Totals: func(files, bytes int64) {
-			j.base.Store(0)
-			j.bytes.Store(0)
-			j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal, s.FilesDone = files, bytes, 0 })
-		},
-		Progress:      j.add,
-		Published:     j.published,
-		BeforePublish: func(_, final string) error { return j.beforePublish(final) },
+	res, err := j.receiveStream(r, from, final, nil, func(files, bytes int64) {
+		j.base.Store(0)
+		j.bytes.Store(0)
+		j.update(func(s *Snapshot) { s.FilesTotal, s.BytesTotal, s.FilesDone = files, bytes, 0 })
 	})
 	if err != nil {
-		r.Close()
-		return fmt.Errorf("tree %s: %w", from, err)
-	}
-	if err := endStream(r); err != nil {
-		return fmt.Errorf("tree %s: %w", from, err)
+		return err
 	}
 	j.m.log.Debug("tree stream received", "id", j.id(), "files", res.Files, "bytes", res.Bytes,
 		"took", time.Since(start).Round(time.Millisecond), "synced", res.Synced.Round(time.Millisecond))
@@ -270,13 +255,29 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 	if err != nil {
 		return fmt.Errorf("tree %s: %w", ends.remote, err)
 	}
+	res, err := j.receiveStream(r, ends.remote, ends.local, func(rel string) bool { return want[rel] }, nil)
+	if err != nil {
+		return err
+	}
+	if res.Files != int64(len(todo)) {
+		return fmt.Errorf("tree %s: %d of the %d files listed were sent (the tree changed?)", ends.remote, res.Files, len(todo))
+	}
+	return nil
+}
+
+// receiveStream receives the tree stream r (of the remote directory remote) under local: part
+// names, durability (one sync of the root per batch), progress, publication and the hooks'
+// veto before each final name are the job's; want, when set, selects the files kept, and totals
+// is told of the stream's header. It reads r to its end (endStream) and closes it.
+func (j *job) receiveStream(r io.ReadCloser, remote, local string, want func(rel string) bool, totals func(files, bytes int64)) (treestream.Result, error) {
 	var syncFn func() error
 	if d, ok := j.m.root.(interface{ Dir() string }); ok {
 		syncFn = treestream.SyncDir(d.Dir())
 	}
-	res, err := treestream.Receive(r, j.m.root, ends.local, treestream.Options{
+	res, err := treestream.Receive(r, j.m.root, local, treestream.Options{
 		PartName:  j.partName,
-		Want:      func(rel string) bool { return want[rel] },
+		Want:      want,
+		Totals:    totals,
 		Sync:      syncFn,
 		Progress:  j.add,
 		Published: j.published,
@@ -285,15 +286,12 @@ func (j *job) recvTree(ts treeStreamer, t tree, todo []treeFile, ends treeEnds) 
 	})
 	if err != nil {
 		r.Close()
-		return fmt.Errorf("tree %s: %w", ends.remote, err)
+		return res, fmt.Errorf("tree %s: %w", remote, err)
 	}
 	if err := endStream(r); err != nil {
-		return fmt.Errorf("tree %s: %w", ends.remote, err)
+		return res, fmt.Errorf("tree %s: %w", remote, err)
 	}
-	if res.Files != int64(len(todo)) {
-		return fmt.Errorf("tree %s: %d of the %d files listed were sent (the tree changed?)", ends.remote, res.Files, len(todo))
-	}
-	return nil
+	return res, nil
 }
 
 // walkedEntries are the stream's entries for the files todo of t, as the walk that made t saw
