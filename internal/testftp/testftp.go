@@ -323,7 +323,12 @@ func (s *Server) stop() {
 	// vsftpd runs each session in processes of their own (setsid), which
 	// the process-group kill misses: kill them first, deepest first, while
 	// their parents are alive to reap them.
+	// Stop them all first: a session's privileged half that sees its other
+	// half die between two kills writes "500 OOPS" to the client.
 	d := Descendants(pid)
+	for i := len(d) - 1; i >= 0; i-- {
+		_ = syscall.Kill(d[i], syscall.SIGSTOP)
+	}
 	for i := len(d) - 1; i >= 0; i-- {
 		_ = syscall.Kill(d[i], syscall.SIGKILL)
 	}
