@@ -56,12 +56,14 @@ func fifoFeed(t *testing.T, path string, data []byte, every time.Duration, hold 
 			case <-time.After(every):
 			}
 			end := min(n+64<<10, len(data), hold)
+			// Counted before the write: the reader may hold these bytes before
+			// Write returns, so the count is what was offered, an upper bound.
+			<-written
+			written <- end
 			if _, err := f.Write(data[n:end]); err != nil {
 				return
 			}
 			n = end
-			<-written
-			written <- n
 		}
 		<-stop
 	}()
