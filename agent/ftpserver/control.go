@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,9 +36,15 @@ type controlConn struct {
 	long    bool          // passing through the rest of an over-long line
 	readErr error         // returned once pending is drained
 
+	// more: the client's next command is already buffered (it pipelined), so the library's
+	// reply to this one may wait for the next reply, and both go out in one write; Read sends
+	// whatever is held before it would block (see Write).
+	more atomic.Bool
+
 	mu       sync.Mutex // guards the fields below and serializes writes to w
 	w        net.Conn   // raw, or the TLS connection after AUTH TLS
 	wbuf     []byte     // library output not yet ended by "\n"
+	held     []byte     // filtered reply lines not sent yet (see Write)
 	tls      bool
 	user     string  // argument of the last USER
 	loggedIn bool    // a PASS was accepted and handed to the library
@@ -95,6 +102,13 @@ func (c *controlConn) Read(p []byte) (int, error) {
 		if c.readErr != nil {
 			return 0, c.readErr
 		}
+		if c.r.Buffered() == 0 {
+			// About to wait for the client: every reply held so far goes out first.
+			c.more.Store(false)
+			if err := c.flush(); err != nil {
+				return 0, err
+			}
+		}
 		line, err := c.r.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
@@ -124,6 +138,7 @@ func (c *controlConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
+	c.more.Store(c.r.Buffered() > 0)
 	return n, nil
 }
 
@@ -345,6 +360,15 @@ func (c *controlConn) auth(param string) (string, bool, error) {
 }
 
 // Write filters the library's replies line by line.
+//
+// The library writes (and flushes) each reply line on its own: unsent, a FEAT reply and the
+// replies to a pipelined login were some 30 TCP segments (30 TLS records), three times the
+// initial congestion window, which cost the client a round trip. So lines are held and
+// coalesced: the lines of a multi-line reply until its last line, and whole replies while the
+// client's next command is already buffered (it pipelined), up to maxHeld bytes. Read sends
+// what is held before it waits for the client, and a reply the client may need before the
+// server's next step goes at once: 1xx (a transfer starting), 227 and 229 (the address to
+// connect to while the server waits for that connection).
 func (c *controlConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -353,19 +377,60 @@ func (c *controlConn) Write(p []byte) (int, error) {
 	if end < 0 {
 		return len(p), nil
 	}
-	out := make([]byte, 0, end+1)
+	final := false
 	for _, line := range bytes.SplitAfter(c.wbuf[:end+1], []byte("\n")) {
 		if len(line) > 0 {
 			r := c.reply(line)
 			c.logReply(r)
-			out = append(out, r...)
+			c.held = append(c.held, r...)
+			final = isFinalLine(r)
+			if final && (r[0] == '1' || bytes.HasPrefix(r, []byte("227 ")) || bytes.HasPrefix(r, []byte("229 "))) {
+				if err := c.flushLocked(); err != nil {
+					return 0, err
+				}
+			}
 		}
 	}
 	c.wbuf = append(c.wbuf[:0], c.wbuf[end+1:]...)
-	if err := c.writeLocked(out); err != nil {
-		return 0, err
+	if (final && !c.more.Load()) || len(c.held) >= maxHeld {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
 	}
 	return len(p), nil
+}
+
+// maxHeld bounds the reply bytes Write holds back.
+const maxHeld = 16 << 10
+
+// isFinalLine reports whether a reply line is the last of its reply ("213 ...", not "213-..."
+// or a continuation line).
+func isFinalLine(line []byte) bool {
+	if len(line) < 4 || line[3] != ' ' {
+		return false
+	}
+	for _, b := range line[:3] {
+		if b < '0' || b > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// flush sends the replies Write held back.
+func (c *controlConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *controlConn) flushLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.w.Write(c.held)
+	c.held = c.held[:0]
+	return err
 }
 
 // reply tracks the library's state from one reply line and returns the line
@@ -434,9 +499,10 @@ func hideDir(line []byte, dir string) []byte {
 	return line
 }
 
+// writeLocked sends the filter's own reply b, after any held by Write.
 func (c *controlConn) writeLocked(b []byte) error {
-	_, err := c.w.Write(b)
-	return err
+	c.held = append(c.held, b...)
+	return c.flushLocked()
 }
 
 // Close closes the TCP connection (no TLS close_notify: a client that
