@@ -537,6 +537,14 @@ func (c *Client) send(line string) error {
 	return nil
 }
 
+// sendAll sends lines in one write (pipelined commands: one TCP segment, one TLS record).
+func (c *Client) sendAll(lines []string) error {
+	if len(lines) == 1 {
+		return c.send(lines[0])
+	}
+	return c.send(strings.Join(lines, "\r\n"))
+}
+
 // cmd sends a command and returns its final reply (1xx replies are skipped).
 // Only a broken connection is an error; any reply code is returned.
 func (c *Client) cmd(line string) (*reply, error) {

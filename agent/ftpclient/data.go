@@ -115,11 +115,15 @@ func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64, pl 
 		p   *pendingData
 		err error
 	)
+	if pl == nil && c.pipelined && c.cfg.Mode == ModePassive && !c.cfg.UsePASVHost {
+		// A Ferry agent (it announced login pipelining): RETR and STOR go eager too.
+		pl = &pipeline{}
+	}
 	switch {
 	case c.cfg.Mode == ModeActive:
 		p, err = c.listenActive()
-	case pl != nil && offset == 0:
-		p, err = c.eagerPassive(ctx, cmd, pl)
+	case pl != nil:
+		p, err = c.eagerPassive(ctx, cmd, offset, pl)
 	default:
 		p, err = c.dialPassive(ctx)
 	}
@@ -146,7 +150,7 @@ func (c *Client) openTransfer(ctx context.Context, cmd string, offset int64, pl 
 // preliminary reply and establishes the data connection (accept and/or TLS
 // handshake): servers differ in which of the two they do first.
 func (c *Client) startTransfer(cmd string, offset int64, p *pendingData) (net.Conn, error) {
-	if offset > 0 {
+	if offset > 0 && !p.sent {
 		if _, err := c.expect("REST "+strconv.FormatInt(offset, 10), 350); err != nil {
 			return nil, err
 		}
@@ -340,15 +344,18 @@ type pipeline struct {
 }
 
 // eagerPassive is dialPassive for a server known to take commands pipelined and to wait for
-// the data connection after the transfer command (a Ferry agent): EPSV and cmd go together,
-// and the dial is left to establish, which runs while the server handles cmd. That saves two
-// round trips: EPSV's own, and the connection's handshake before the command.
-func (c *Client) eagerPassive(ctx context.Context, cmd string, pl *pipeline) (*pendingData, error) {
+// the data connection after the transfer command (a Ferry agent): EPSV, REST (offset > 0) and
+// cmd go together, and the dial is left to establish, which runs while the server handles cmd.
+// That saves three round trips: EPSV's own, REST's, and the connection's handshake before the
+// command. A REST the server refuses fails the session: cmd is under way from offset 0.
+func (c *Client) eagerPassive(ctx context.Context, cmd string, offset int64, pl *pipeline) (*pendingData, error) {
 	c.info = DataInfo{Mode: ModePassive}
-	for _, line := range append(append(pl.before[:len(pl.before):len(pl.before)], "EPSV"), cmd) {
-		if err := c.send(line); err != nil {
-			return nil, err
-		}
+	lines := append(pl.before[:len(pl.before):len(pl.before)], "EPSV")
+	if offset > 0 {
+		lines = append(lines, "REST "+strconv.FormatInt(offset, 10))
+	}
+	if err := c.sendAll(append(lines, cmd)); err != nil {
+		return nil, err
 	}
 	for range pl.before {
 		r, err := c.cmdReply()
@@ -361,6 +368,12 @@ func (c *Client) eagerPassive(ctx context.Context, cmd string, pl *pipeline) (*p
 	if err != nil {
 		return nil, err
 	}
+	var rest *reply
+	if offset > 0 {
+		if rest, err = c.cmdReply(); err != nil {
+			return nil, err
+		}
+	}
 	if r.Code != 229 {
 		// The command was refused for want of a data connection: its reply comes next.
 		if _, err := c.readFinal(c.cfg.ReplyTimeout); err != nil {
@@ -371,6 +384,11 @@ func (c *Client) eagerPassive(ctx context.Context, cmd string, pl *pipeline) (*p
 	port, err := parseEPSV(r.msg())
 	if err != nil {
 		c.fail(err)
+		return nil, err
+	}
+	if rest != nil && rest.Code != 350 {
+		err := fmt.Errorf("REST %d: %w", offset, c.replyErr(rest))
+		c.fail(err) // the server runs cmd from offset 0: this session cannot go on
 		return nil, err
 	}
 	addr := net.JoinHostPort(c.remoteIP.String(), strconv.Itoa(port))

@@ -167,6 +167,34 @@ func TestAgentPipelinedLogin(t *testing.T) {
 			if err != nil || string(b) != "pipelined login" {
 				t.Fatalf("RETR after a pipelined login: %q, %v", b, err)
 			}
+			// EPSV, REST and the transfer command go in one flight to an agent: the ranges
+			// are right both ways.
+			r, err = c.Retr(ctx, "/f.bin", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err = io.ReadAll(r)
+			if cerr := r.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil || string(b) != "login" {
+				t.Fatalf("RETR from offset 10: %q, %v", b, err)
+			}
+			w, err := c.Stor(ctx, "/f.bin", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.WriteString(w, "pipelined "+tc.name)
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			got, rerr := os.ReadFile(filepath.Join(a.Root, "f.bin"))
+			if err != nil || rerr != nil || string(got) != "pipelined pipelined "+tc.name {
+				t.Fatalf("STOR from offset 10: file %q (%v), %v", got, rerr, err)
+			}
+			if err := os.WriteFile(filepath.Join(a.Root, "f.bin"), []byte("pipelined login"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }

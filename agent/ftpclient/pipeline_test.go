@@ -2,6 +2,8 @@ package ftpclient
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +99,46 @@ func TestPipelinedLoginNoReply(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("took %v", d)
+	}
+}
+
+// TestEagerTransferRESTRefused: toward a server that announced pipelining, EPSV, REST and RETR
+// go in one flight; a refused REST (the server now sends from offset 0) fails the transfer
+// and the session at once, naming REST, and no data connection is read.
+func TestEagerTransferRESTRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	replies := loginReplies()
+	replies["EPSV"] = []string{fmt.Sprintf("229 Entering Extended Passive Mode (|||%d|)", ln.Addr().(*net.TCPAddr).Port)}
+	replies["REST"] = []string{"501 Bad offset."}
+	replies["RETR"] = nil
+	srv := startScripted(t, &scriptedServer{Greeting: []string{"220 scripted " + PipelineMarker}, Replies: replies})
+	c := dial(t, Config{Addr: srv.Addr, User: "u", Password: "p", ReplyTimeout: 5 * time.Second})
+	seenCommands(srv)
+	start := time.Now()
+	_, err = c.Retr(testCtx(t, 10*time.Second), "/f", 100)
+	if err == nil || !strings.Contains(err.Error(), "REST 100") || !strings.Contains(err.Error(), "501") {
+		t.Fatalf("Retr with a refused REST = %v, want an error naming REST and 501", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if _, err := c.Retr(testCtx(t, 5*time.Second), "/f", 0); err == nil {
+		t.Error("the session was still used after the server started RETR from 0")
+	}
+	want := []string{"EPSV", "REST 100", "RETR /f"}
+	var got []string
+	for deadline := time.Now().Add(5 * time.Second); len(got) < len(want) && time.Now().Before(deadline); {
+		select {
+		case l := <-srv.Seen:
+			got = append(got, l)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("commands = %q, want %q", got, want)
 	}
 }
