@@ -162,7 +162,10 @@ type Client struct {
 	dataOK     bool // a data connection has been established on this session
 	noResume   bool // a TLS data connection did not resume the control session
 	pipelined  bool // the login was sent in one write (PipelineMarker)
-	earlyAuth  bool // AUTH TLS and the ClientHello were sent before the greeting (earlyTLS)
+	xdigest    bool // the server took OPTS XDIGEST ON (digest.go)
+	// xferSum is the SHA-256 the last transfer's 226 carried, for a HashSize of the same file.
+	xferSum   transferSum
+	earlyAuth bool // AUTH TLS and the ClientHello were sent before the greeting (earlyTLS)
 
 	mu     sync.Mutex
 	broken error     // non-nil once the control connection is unusable

@@ -103,14 +103,14 @@ func (c *Client) Delete(ctx context.Context, path string) error {
 // ErrUnsupported. The reply is awaited for ReplyTimeout: for a large file
 // use HashSize.
 func (c *Client) Hash(ctx context.Context, path string) (string, error) {
-	return c.hash(ctx, path, c.cfg.ReplyTimeout)
+	return c.hash(ctx, path, -1, c.cfg.ReplyTimeout)
 }
 
 // HashSize is Hash for a file of size bytes: the server reads the whole file
 // before it answers, so the reply is awaited for ReplyTimeout +
 // size/HashRate (a 10 GB file at the default 50 MB/s: 230s).
 func (c *Client) HashSize(ctx context.Context, path string, size int64) (string, error) {
-	return c.hash(ctx, path, c.hashTimeout(size))
+	return c.hash(ctx, path, size, c.hashTimeout(size))
 }
 
 // hashTimeout is the reply timeout for hashing n bytes.
@@ -122,9 +122,14 @@ func (c *Client) hashTimeout(n int64) time.Duration {
 	return c.cfg.ReplyTimeout + extra
 }
 
-func (c *Client) hash(ctx context.Context, path string, timeout time.Duration) (string, error) {
+// hash asks HASH of path, unless the last transfer's 226 gave the digest of path at size
+// bytes (size < 0: unknown, always ask).
+func (c *Client) hash(ctx context.Context, path string, size int64, timeout time.Duration) (string, error) {
 	if c.noHash {
 		return "", fmt.Errorf("ftp HASH %s: %w", path, ErrUnsupported)
+	}
+	if sum, ok := c.takeTransferDigest(path, size); ok {
+		return sum, nil
 	}
 	var sum string
 	err := c.do(ctx, "HASH "+path, func() error {

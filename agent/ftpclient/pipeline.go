@@ -73,7 +73,7 @@ func (c *Client) loginPipelined(user string) error {
 	if c.cfg.Implicit {
 		b.WriteString("PBSZ 0\r\nPROT P\r\n")
 	}
-	b.WriteString("TYPE I\r\nFEAT\r\nOPTS UTF8 ON\r\n")
+	b.WriteString("TYPE I\r\nFEAT\r\nOPTS UTF8 ON\r\nOPTS " + digestOpt + "\r\n")
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.ReplyTimeout))
 	if _, err := io.WriteString(c.conn, b.String()); err != nil {
 		err = fmt.Errorf("sending the login: %w", err)
@@ -114,8 +114,14 @@ func (c *Client) loginPipelined(user string) error {
 		return err
 	}
 	c.setFeatures(r)
-	_, err = c.readFinal(c.cfg.ReplyTimeout) // OPTS UTF8 ON: the reply is irrelevant
-	return err
+	if _, err = c.readFinal(c.cfg.ReplyTimeout); err != nil { // OPTS UTF8 ON: the reply is irrelevant
+		return err
+	}
+	if r, err = c.readFinal(c.cfg.ReplyTimeout); err != nil { // OPTS XDIGEST ON
+		return err
+	}
+	c.xdigest = r.Code == 200 // an older agent refuses it: then HASH as before
+	return nil
 }
 
 // replyData reads and checks the replies to a pipelined PBSZ 0 and PROT P (see protectData).

@@ -3,7 +3,9 @@ package ftpclient_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"io"
 	"net"
 	"os"
@@ -330,5 +332,77 @@ func TestAgentEarlyAuthTLS(t *testing.T) {
 	}
 	if r := dial(nil, false); r.first != "read" {
 		t.Fatalf("plain FTP session: %+v, want the greeting read first", r)
+	}
+}
+
+// TestAgentTransferDigest: the pipelined login asks an agent for digests in transfer replies
+// (OPTS XDIGEST ON), so HashSize of a file just moved whole answers from the 226 without
+// asking the agent: it still answers after the file was removed behind the agent's back, once;
+// the next one, or one for another size, asks the agent (and gets 550).
+func TestAgentTransferDigest(t *testing.T) {
+	a := testagent.Start(t)
+	data := bytes.Repeat([]byte("digest in the 226 reply "), 50000)
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	if err := os.WriteFile(filepath.Join(a.Root, "d.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := ftpclient.Dial(ctx, agentConfig(a, agentPin(t, a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Retr(ctx, "/d.bin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Stor(ctx, "/e.bin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(a.Root, "e.bin")); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(data))
+	if got, err := c.HashSize(ctx, "/e.bin", size); err != nil || got != want {
+		t.Fatalf("HashSize after STOR = %q, %v; want %s from the 226", got, err, want)
+	}
+	if _, err := c.HashSize(ctx, "/e.bin", size); err == nil {
+		t.Fatal("a second HashSize of the removed file succeeded: the digest was used twice")
+	}
+	// A digest of another size (the first of parallel ranges) is not the file's: HASH is asked.
+	w, err = c.Stor(ctx, "/e.bin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(a.Root, "e.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.HashSize(ctx, "/e.bin", 2*size); err == nil {
+		t.Fatal("HashSize for another size used the 226's digest")
+	}
+	// The RETR's digest was replaced by the STOR's: HashSize of d.bin asks the agent.
+	if got, err := c.HashSize(ctx, "/d.bin", size); err != nil || got != want {
+		t.Fatalf("HashSize of d.bin = %q, %v", got, err)
 	}
 }

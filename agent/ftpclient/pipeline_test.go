@@ -32,7 +32,7 @@ func TestPipelinedLoginOrder(t *testing.T) {
 	if f := c.Features(); f["MLST"] != "size*;" || len(f) != 2 {
 		t.Fatalf("Features = %v", f)
 	}
-	want := []string{"USER u", "PASS p", "TYPE I", "FEAT", "OPTS UTF8 ON"}
+	want := []string{"USER u", "PASS p", "TYPE I", "FEAT", "OPTS UTF8 ON", "OPTS XDIGEST ON"}
 	if got := seenCommands(srv); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("commands = %q, want %q", got, want)
 	}

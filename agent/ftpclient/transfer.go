@@ -57,10 +57,11 @@ type transfer struct {
 	stop   func() bool // unregisters the cancellation hook
 	conn   net.Conn
 	what   string // "RETR /path", for errors
-	upload bool   // STOR
-	eof    bool   // reader saw EOF
-	ioErr  error  // first data I/O error (cause)
-	failed error  // the error returned for ioErr, repeated by later calls
+	path   string
+	upload bool  // STOR
+	eof    bool  // reader saw EOF
+	ioErr  error // first data I/O error (cause)
+	failed error // the error returned for ioErr, repeated by later calls
 	closed bool
 
 	stall time.Duration // Config.StallTimeout
@@ -89,6 +90,7 @@ func (c *Client) startDataMode(ctx context.Context, verb, path string, offset in
 		return nil, fmt.Errorf("ftp %s: negative offset %d", what, offset)
 	}
 	var conn net.Conn
+	c.xferSum = transferSum{}
 	err := c.do(ctx, what, func() error {
 		var err error
 		conn, err = c.openTransfer(ctx, what, offset, pl)
@@ -97,7 +99,7 @@ func (c *Client) startDataMode(ctx context.Context, verb, path string, offset in
 	if err != nil {
 		return nil, err
 	}
-	t := &transfer{c: c, ctx: ctx, conn: conn, what: what, upload: verb == "STOR", stall: c.cfg.StallTimeout}
+	t := &transfer{c: c, ctx: ctx, conn: conn, what: what, path: path, upload: verb == "STOR", stall: c.cfg.StallTimeout}
 	c.inTransfer = true
 	t.stop = context.AfterFunc(ctx, func() { c.fail(context.Cause(ctx)) })
 	return t, nil
@@ -237,6 +239,11 @@ func (t *transfer) finish(complete bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("ftp %s: %w", t.what, err)
+	}
+	if c.xdigest && (t.what == "RETR "+t.path || t.what == "STOR "+t.path) {
+		if size, sum, ok := replyDigest(r); ok {
+			c.xferSum = transferSum{path: t.path, sum: sum, size: size}
+		}
 	}
 	return nil
 }

@@ -62,6 +62,9 @@ type controlConn struct {
 
 	tree treeState // a pending XTREE transfer (tree.go)
 
+	digests bool   // the client asked for OPTS XDIGEST ON (digest.go)
+	xferSum string // SHA-256 of the file the running transfer moved whole, for its 226
+
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
 
@@ -239,10 +242,16 @@ func (c *controlConn) decide(verb, param string) (reply string, forward bool, er
 		c.abor, c.abor426 = true, false
 		c.dataOK = false
 		return "", true, nil
+	case "OPTS":
+		if reply, ok := c.optsDigest(param); ok {
+			return reply, false, nil
+		}
+		return "", true, nil
 	}
 	if !transferVerbs[verb] {
 		return "", true, nil
 	}
+	c.xferSum = ""
 	required := c.s.cfg.TLSRequired
 	switch {
 	case required && !c.protP && !c.dataTLS:
@@ -457,6 +466,10 @@ func (c *controlConn) reply(line []byte) []byte {
 	if code == 211 && c.expect == "FEAT" {
 		return append([]byte(treeFeat), line...) // the tree stream (tree.go)
 	}
+	if code == 226 && c.xferSum != "" && !c.abor {
+		line = digestReply(line, c.xferSum)
+	}
+	c.xferSum = ""
 	switch {
 	case code == 125 || code == 150:
 		c.dataOK = false // the data connection is in use, then closed

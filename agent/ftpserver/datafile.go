@@ -57,7 +57,7 @@ func (s *sessionFs) GetHandle(name string, flags int, offset int64) (ftplib.File
 	if !ok || s.data == nil {
 		return af, nil
 	}
-	df := &dataFile{File: f, d: s.data, write: isWriteFlag(flags), whole: flags&os.O_TRUNC != 0 && offset == 0}
+	df := &dataFile{File: f, d: s.data, ctl: s.ctl, write: isWriteFlag(flags), whole: flags&os.O_TRUNC != 0 && offset == 0}
 	if counted {
 		cf.File = df
 		return cf, nil
@@ -69,12 +69,14 @@ func (s *sessionFs) GetHandle(name string, flags int, offset int64) (ftplib.File
 type dataFile struct {
 	*os.File
 	d     *dataSide
+	ctl   *controlConn // the session's control connection (a digest for the 226), or nil
 	write bool
 	// whole: an upload written from byte 0 into a truncated file, so the digest of what it
 	// receives is the digest of the file.
 	whole   bool
 	h       hash.Hash // the upload's running digest (whole only)
-	done    bool      // the upload's copy ended without error
+	done    bool      // the upload's or download's copy ended without error
+	n       int64     // bytes the upload wrote
 	xferErr error     // the library reported an interrupted transfer
 }
 
@@ -87,11 +89,18 @@ func (f *dataFile) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	f.d.hashes.hashBehind(f.File)
+	var (
+		n   int64
+		err error
+	)
 	if tc, ok := w.(*net.TCPConn); ok {
-		return tc.ReadFrom(f.File)
+		n, err = tc.ReadFrom(f.File)
+	} else {
+		buf := make([]byte, datapath.BufSize)
+		n, err = io.CopyBuffer(w, readerOnly{f.File}, buf)
 	}
-	buf := make([]byte, datapath.BufSize)
-	return io.CopyBuffer(w, readerOnly{f.File}, buf)
+	f.done = err == nil
+	return n, err
 }
 
 type readerOnly struct{ io.Reader }
@@ -106,6 +115,7 @@ func (f *dataFile) ReadFrom(r io.Reader) (int64, error) {
 	}
 	n, err := cp.Copy(f.File, r)
 	f.done = err == nil
+	f.n = n
 	return n, err
 }
 
@@ -113,11 +123,27 @@ func (f *dataFile) ReadFrom(r io.Reader) (int64, error) {
 func (f *dataFile) TransferError(err error) { f.xferErr = err }
 
 // Close closes the file; a whole upload received completely leaves its digest in the cache.
+// With a client that asked for digests (OPTS XDIGEST ON), the file's SHA-256 goes to the
+// control connection for the transfer's 226 reply: the upload's, or for a download sent to
+// its end the digest hashed behind the send, if it is done within replyWait.
 func (f *dataFile) Close() error {
 	if f.write && f.whole && f.done && f.xferErr == nil && f.h != nil {
-		if fi, err := f.File.Stat(); err == nil {
+		// The file is what this upload wrote only if nothing else wrote beyond it: the first of
+		// a file's parallel ranges is a STOR from 0 too, into a file the others extend.
+		if fi, err := f.File.Stat(); err == nil && fi.Size() == f.n {
 			if id, ok := identity(fi); ok && id.size >= 0 {
-				f.d.hashes.put(id, hex.EncodeToString(f.h.Sum(nil)))
+				sum := hex.EncodeToString(f.h.Sum(nil))
+				f.d.hashes.put(id, sum)
+				f.ctl.transferDigest(fi.Size(), sum)
+			}
+		}
+	}
+	if !f.write && f.done && f.xferErr == nil && f.ctl.wantsDigest() {
+		if fi, err := f.File.Stat(); err == nil {
+			if id, ok := identity(fi); ok {
+				if sum, ok := f.d.hashes.lookupWithin(id, replyWait); ok {
+					f.ctl.transferDigest(fi.Size(), sum)
+				}
 			}
 		}
 	}

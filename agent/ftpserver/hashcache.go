@@ -43,6 +43,9 @@ const (
 	maxHashers = 4
 	// pendingWait bounds how long HASH waits for a background hash before reading the file.
 	pendingWait = 5 * time.Minute
+	// replyWait bounds how long a download's 226 waits for that hash (digest.go): longer, and
+	// the client's wait for the 226 (its reply timeout) could run out; it asks HASH instead.
+	replyWait = time.Second
 )
 
 func newHashCache() *hashCache {
@@ -58,14 +61,17 @@ func identity(fi fs.FileInfo) (fileID, bool) {
 }
 
 // lookup returns the digest cached for id, waiting for a pending one.
-func (c *hashCache) lookup(id fileID) (string, bool) {
+func (c *hashCache) lookup(id fileID) (string, bool) { return c.lookupWithin(id, pendingWait) }
+
+// lookupWithin is lookup waiting at most wait for a pending digest.
+func (c *hashCache) lookupWithin(id fileID, wait time.Duration) (string, bool) {
 	c.mu.Lock()
 	e := c.m[id]
 	c.mu.Unlock()
 	if e == nil {
 		return "", false
 	}
-	t := time.NewTimer(pendingWait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-e.done:

@@ -31,7 +31,7 @@ import (
 // treeVerb is the command; treeFeat the FEAT line that offers it.
 const (
 	treeVerb = treestream.Feature
-	treeFeat = " " + treestream.Feature + " " + treestream.FeatureSel + "\r\n"
+	treeFeat = " " + treestream.Feature + " " + treestream.FeatureSel + "\r\n" + " " + digestFeat + "\r\n"
 )
 
 // treeState is a control connection's pending tree transfer.

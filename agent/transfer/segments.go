@@ -374,8 +374,9 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 		_, err := datapath.HashFile(h, ctxReaderAt{hctx, f}, 0, size)
 		digest <- res{hex.EncodeToString(h.Sum(nil)), err}
 	}()
+	hashed := false
 	defer func() {
-		if err != nil {
+		if err != nil && !hashed {
 			stopHash()
 			<-digest // f stays open until the digest stops
 		}
@@ -413,6 +414,7 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 		return "", false, err
 	}
 	l := <-digest
+	hashed = true // a failed check below must not wait for the digest again
 	if l.err != nil {
 		return "", false, fmt.Errorf("source: %w", l.err)
 	}
