@@ -77,10 +77,15 @@ func (j *job) getFile(c Session, remote, final string, size int64, mtime time.Ti
 		// while the next is read (hashing off the copy's critical path).
 		cp := datapath.Copier{Hash: h, Grant: j.thr.grantFunc(j.ctx), Count: j.add}
 		n, err := cp.Copy(f, r)
+		if err == nil {
+			// Every byte is in: the wait for the final reply is the server's digest (XDIGEST).
+			j.enterVerify(size)
+		}
 		if cerr := r.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
+			j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
 			return "", false, fmt.Errorf("retrieve %s: %w", remote, err)
 		}
 		if size >= 0 && offset+n != size {
@@ -237,11 +242,15 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 		// hashes the same bytes from the page cache.
 		hashing := datapath.Background(h, f, offset, size)
 		_, err = j.sendFile(w, f, size-offset)
+		if err == nil {
+			j.enterVerify(size) // the wait for the final reply is the server's digest (XDIGEST)
+		}
 		if cerr := w.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			hashing.Stop()
+			j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
 			return "", false, fmt.Errorf("store %s: %w", final, err)
 		}
 		if _, err := hashing.Wait(); err != nil {
