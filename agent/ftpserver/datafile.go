@@ -74,6 +74,7 @@ type dataFile struct {
 	// receives is the digest of the file.
 	whole   bool
 	h       hash.Hash // the upload's running digest (whole only)
+	n       int64     // bytes the upload received
 	done    bool      // the upload's copy ended without error
 	xferErr error     // the library reported an interrupted transfer
 }
@@ -105,6 +106,7 @@ func (f *dataFile) ReadFrom(r io.Reader) (int64, error) {
 		cp.Hash = f.h
 	}
 	n, err := cp.Copy(f.File, r)
+	f.n += n
 	f.done = err == nil
 	return n, err
 }
@@ -112,11 +114,14 @@ func (f *dataFile) ReadFrom(r io.Reader) (int64, error) {
 // TransferError is ftpserverlib's notice of an interrupted transfer.
 func (f *dataFile) TransferError(err error) { f.xferErr = err }
 
-// Close closes the file; a whole upload received completely leaves its digest in the cache.
+// Close closes the file; a whole upload received completely leaves its digest in the cache,
+// when the file holds only what it received: a parallel upload's first range (STOR from 0,
+// truncating) shares the file with the other ranges' REST+STOR, and when it ends last the
+// file's identity is final while the digest is of its range alone.
 func (f *dataFile) Close() error {
 	if f.write && f.whole && f.done && f.xferErr == nil && f.h != nil {
 		if fi, err := f.File.Stat(); err == nil {
-			if id, ok := identity(fi); ok && id.size >= 0 {
+			if id, ok := identity(fi); ok && id.size == f.n {
 				f.d.hashes.put(id, hex.EncodeToString(f.h.Sum(nil)))
 			}
 		}
