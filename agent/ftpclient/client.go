@@ -63,7 +63,10 @@ type Config struct {
 	ActivePorts PortRange
 
 	DialTimeout time.Duration // control connect + greeting + login; default 10s
-	DataTimeout time.Duration // establishing a data connection; default 10s
+	// DataTimeout bounds establishing a data connection (the TCP connect or accept); default
+	// 10s. Its TLS handshake, which the server may start only after the command's work (a
+	// directory read), waits up to ReplyTimeout.
+	DataTimeout time.Duration
 	// FirstDataTimeout, when > 0, bounds the session's data connections
 	// instead of DataTimeout until one has been established: a quick probe
 	// (auto mode gives up on a blocked mode after it, not after DataTimeout).

@@ -267,7 +267,11 @@ func (c *Client) establish(p *pendingData) (net.Conn, error) {
 		return conn, nil
 	}
 	tc := tls.Client(conn, c.tlsConf)
-	_ = conn.SetDeadline(time.Now().Add(c.dataTimeout()))
+	// The connection is up, so the way is open: the handshake now waits for the server to
+	// start the transfer, which may first do the command's work (ftpserverlib reads a whole
+	// directory before it opens a listing's connection): as long as a reply may take, not
+	// DataTimeout (an auto-mode probe's 3s called a busy agent's passive port blocked).
+	_ = conn.SetDeadline(time.Now().Add(max(c.dataTimeout(), c.cfg.ReplyTimeout)))
 	if err := tc.Handshake(); err != nil {
 		conn.Close()
 		return nil, &DataConnError{Mode: c.cfg.Mode, Addr: p.addr, Err: fmt.Errorf("tls handshake: %w", err)}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -29,6 +30,20 @@ type libDriver struct {
 	tls  *tls.Config
 	user string
 	pass string
+	// listDelay, when > 0, is how long reading a directory takes (a huge or slow one):
+	// ftpserverlib reads it before it opens the data connection.
+	listDelay time.Duration
+}
+
+// slowDirFs reads directories in delay (ftpserverlib's ReadDir extension).
+type slowDirFs struct {
+	afero.Fs
+	delay time.Duration
+}
+
+func (f slowDirFs) ReadDir(name string) ([]os.FileInfo, error) {
+	time.Sleep(f.delay)
+	return afero.ReadDir(f.Fs, name)
 }
 
 func (d *libDriver) GetSettings() (*ftpserver.Settings, error) {
@@ -51,14 +66,24 @@ func (d *libDriver) AuthUser(_ ftpserver.ClientContext, user, pass string) (ftps
 	if user != d.user || pass != d.pass {
 		return nil, errors.New("bad credentials")
 	}
-	return afero.NewBasePathFs(afero.NewOsFs(), d.dir), nil
+	fsys := afero.NewBasePathFs(afero.NewOsFs(), d.dir)
+	if d.listDelay > 0 {
+		return slowDirFs{Fs: fsys, delay: d.listDelay}, nil
+	}
+	return fsys, nil
 }
 
 // startLib starts an ftpserverlib server (HASH enabled) over a temp dir.
 func startLib(t *testing.T, tlsConf *tls.Config) (addr, dir string) {
+	return startLibDriver(t, &libDriver{tls: tlsConf})
+}
+
+// startLibDriver starts an ftpserverlib server with d (its dir, user and password are set).
+func startLibDriver(t *testing.T, d *libDriver) (addr, dir string) {
 	t.Helper()
 	dir = t.TempDir()
-	srv := ftpserver.NewFtpServer(&libDriver{dir: dir, tls: tlsConf, user: "ferry", pass: "ferry-pw"})
+	d.dir, d.user, d.pass = dir, "ferry", "ferry-pw"
+	srv := ftpserver.NewFtpServer(d)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -285,4 +310,37 @@ func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}
+
+// TestSlowListingFtpserverlib: a server that takes longer than the data timeout to read a
+// directory before it opens the data connection (ftpserverlib reads the whole directory first;
+// an agent listing 120,000 files on a loaded machine) is busy, not blocked: a passive listing,
+// plain and FTPS (the TLS handshake waits for the server), waits for it as for a reply.
+func TestSlowListingFtpserverlib(t *testing.T) {
+	serverConf, pool := selfSigned(t)
+	const delay = 1500 * time.Millisecond
+	addr, dir := startLibDriver(t, &libDriver{tls: serverConf, listDelay: delay})
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, withTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Plain", true: "TLS"}[withTLS], func(t *testing.T) {
+			cfg := libConfig(addr, ModePassive)
+			cfg.DataTimeout, cfg.FirstDataTimeout = 300*time.Millisecond, 300*time.Millisecond
+			if withTLS {
+				cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "ferry.test"}
+			}
+			c := dial(t, cfg)
+			start := time.Now()
+			entries, err := c.List(testCtx(t, 30*time.Second), "/")
+			if err != nil || len(entries) != 3 {
+				t.Fatalf("List = %d entries, %v; want 3 after the server's %v", len(entries), err, delay)
+			}
+			if d := time.Since(start); d < delay {
+				t.Fatalf("listed in %v: the server's delay did not apply", d)
+			}
+		})
+	}
 }

@@ -114,8 +114,8 @@ func (f *dataFile) ReadFrom(r io.Reader) (int64, error) {
 		cp.Hash = f.h
 	}
 	n, err := cp.Copy(f.File, r)
+	f.n += n
 	f.done = err == nil
-	f.n = n
 	return n, err
 }
 

@@ -176,3 +176,58 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 	}
 	return s, c
 }
+
+// TestHashAfterRangedUploads: a file uploaded in ranges by two sessions at once (a parallel
+// upload: the first range's STOR truncates it, the other's REST+STOR writes after it) is not
+// answered from the first range's digest, even when that range's STOR ends last.
+func TestHashAfterRangedUploads(t *testing.T) {
+	ts := startServer(t, nil)
+	first, second := dialRaw(t, ts), dialRaw(t, ts)
+	first.login(testUser, testPass)
+	second.login(testUser, testPass)
+	first.expect(200, "OPTS XDIGEST ON") // nor may the range's digest go out in its 226
+	data := chachaBytes(4, 2<<20)
+	half := len(data) / 2
+
+	d1 := first.openData()
+	if code, msg := first.cmd("STOR /ranged.bin"); code != 150 {
+		t.Fatalf("STOR: %d %s", code, msg)
+	}
+	if _, err := d1.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// The first range's bytes are in the file before the second range starts.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fi, err := os.Stat(filepath.Join(ts.root, "ranged.bin"))
+		if err == nil && fi.Size() == int64(half) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first range did not reach the file: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	second.expect(350, "REST %d", half)
+	d2 := second.openData()
+	if code, msg := second.cmd("STOR /ranged.bin"); code != 150 {
+		t.Fatalf("REST+STOR: %d %s", code, msg)
+	}
+	if _, err := d2.Write(data[half:]); err != nil {
+		t.Fatal(err)
+	}
+	d2.Close()
+	if code, msg := second.read(); code != 226 {
+		t.Fatalf("second range: %d %s", code, msg)
+	}
+	d1.Close() // the first range's STOR ends last
+	if code, msg := first.read(); code != 226 || strings.Contains(msg, "SHA-256") {
+		t.Fatalf("first range: %d %s", code, msg)
+	}
+	if got := fileSHA256(t, filepath.Join(ts.root, "ranged.bin")); got != sha256Hex(data) {
+		t.Fatalf("file on disk: sha256 %s, want %s", got, sha256Hex(data))
+	}
+	if msg := first.expect(213, "HASH /ranged.bin"); !strings.Contains(msg, sha256Hex(data)) {
+		t.Fatalf("HASH = %q, want %s (the first range's digest is %s)", msg, sha256Hex(data), sha256Hex(data[:half]))
+	}
+}

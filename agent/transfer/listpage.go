@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -59,10 +60,12 @@ func (m *Manager) listLocalPage(p, after string, limit int) ([]Entry, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
+	// Only the names after the cursor are sorted: the later pages of a huge directory sort
+	// less (120,000 names: a page took 2-3 s on a loaded machine under -race).
+	names = slices.DeleteFunc(names, func(n string) bool { return n <= after })
 	sort.Strings(names)
-	start := sort.Search(len(names), func(i int) bool { return names[i] > after })
-	out := make([]Entry, 0, min(limit, len(names)-start))
-	for i := start; i < len(names); i++ {
+	out := make([]Entry, 0, min(limit, len(names)))
+	for i := range names {
 		if len(out) == limit {
 			return out, true, nil
 		}

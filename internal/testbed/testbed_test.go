@@ -576,39 +576,60 @@ func TestWAN(t *testing.T) {
 		t.Errorf("connect took %v, want about 40 ms", best)
 	}
 
-	// The rate cap: 3 MiB through a 40 Mbit/s link, after a warm-up that opens the window.
+	// The rate cap: 3 MiB through a 40 Mbit/s link, after a warm-up that opens the window. The
+	// link is a user-space forwarder in this (race-instrumented) process: on a loaded machine it
+	// may get too little CPU to carry the rate, so the floor is on the best of up to 3 runs, and
+	// the cap holds on every run.
 	sink, err := c.Listen(t.Context(), "tcp", netip.AddrPortFrom(l.AddrC, 9002).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sink.Close()
 	go func() {
-		if c, err := sink.Accept(); err == nil {
+		for {
+			c, err := sink.Accept()
+			if err != nil {
+				return
+			}
 			io.Copy(io.Discard, c)
 			c.Close()
 		}
 	}()
-	conn, err := a.Dial(t.Context(), "tcp", sink.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	measure := func() float64 {
+		conn, err := a.Dial(t.Context(), "tcp", sink.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(15 * time.Second))
+		if _, err := conn.Write(make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		const size = 3 << 20
+		start := time.Now()
+		if _, err := conn.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn) // until the server has read everything and closed
+		took := time.Since(start)
+		mbit := float64(size*8) / took.Seconds() / 1e6
+		t.Logf("3 MiB in %v: %.1f Mbit/s", took.Round(time.Millisecond), mbit)
+		return mbit
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(15 * time.Second))
-	if _, err := conn.Write(make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
+	var bestRate float64
+	for range 3 {
+		mbit := measure()
+		if mbit > 42 {
+			t.Fatalf("rate %.1f Mbit/s through a 40 Mbit/s link", mbit)
+		}
+		bestRate = max(bestRate, mbit)
+		if bestRate >= 20 {
+			break
+		}
 	}
-	const size = 3 << 20
-	start := time.Now()
-	if _, err := conn.Write(make([]byte, size)); err != nil {
-		t.Fatal(err)
-	}
-	conn.(*net.TCPConn).CloseWrite()
-	io.Copy(io.Discard, conn) // until the server has read everything and closed
-	took := time.Since(start)
-	mbit := float64(size*8) / took.Seconds() / 1e6
-	t.Logf("3 MiB in %v: %.1f Mbit/s", took.Round(time.Millisecond), mbit)
-	if mbit > 42 || mbit < 20 {
-		t.Errorf("rate %.1f Mbit/s through a 40 Mbit/s link", mbit)
+	if bestRate < 20 {
+		t.Errorf("rate at best %.1f Mbit/s through a 40 Mbit/s link in 3 runs, want at least 20", bestRate)
 	}
 }
 
