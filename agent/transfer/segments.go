@@ -791,7 +791,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 			for s := range j.streamSessions(ctx, extra, write) {
 				opened++
 				wg.Go(func() {
-					defer s.Close()
+					defer j.closeLater(s)
 					select {
 					case <-gate:
 					case <-ctx.Done():
