@@ -434,11 +434,14 @@ func (c *Client) Close() error {
 	if data != nil {
 		data.Close()
 	}
-	if broken == nil && !c.inTransfer {
+	if broken == nil {
 		// A polite QUIT, but a server still busy with an aborted transfer may answer late:
-		// closing must not wait long for it.
+		// closing must not wait long for it. Closed during a transfer (no ABOR: closing the
+		// data connection above ends it), the transfer's reply is due before QUIT's, and a
+		// server may answer QUIT only once it has seen the transfer end: QUIT is sent, its
+		// reply not awaited.
 		_ = c.conn.SetWriteDeadline(time.Now().Add(quitTimeout))
-		if _, err := io.WriteString(c.conn, "QUIT\r\n"); err == nil {
+		if _, err := io.WriteString(c.conn, "QUIT\r\n"); err == nil && !c.inTransfer {
 			_, _ = c.readReply(quitTimeout)
 		}
 	}

@@ -255,7 +255,7 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 	}()
 	last := len(segs) - 1
 	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() }, digests,
-		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, _ func()) error {
+		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep func() bool, _ func()) error {
 			mu.Lock()
 			at := ls.start + ls.claimed
 			mu.Unlock()
@@ -280,14 +280,15 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 				if err := r.Close(); err != nil {
 					return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
 				}
-			case keep:
+			case keep():
 				// ABOR: this session may move another range next. If the abort leaves the session
 				// unusable, the range is still whole: the session just stops here.
 				if err := r.Close(); err != nil && s != c {
 					return errSessionSpent
 				}
 			default:
-				// The session is closed next: that ends the transfer, without an ABOR's round trip.
+				// The session is closed next: closing its data and control connections ends the
+				// transfer, without an ABOR's round trip (or its reply's).
 			}
 			return nil
 		})
@@ -381,7 +382,7 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 		}
 	}()
 	err = j.runSegments(c, segs, n, 0, true, nil, nil,
-		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ bool, opened func()) error {
+		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ func() bool, opened func()) error {
 			// Done counts bytes sent; a resume checks them against the server's range hash
 			// (heldPrefix). An idle stream may take the end of what is left (steal): this
 			// one then stops sending there and closes its data connection (no ABOR).
@@ -573,6 +574,18 @@ func (ls *liveSeg) moved(n int) {
 // move after that time: the victim ends earlier, and the new stream, even at half the victim's
 // rate while it starts, no later than the victim would have. Called with runSegments' lock held.
 func steal(live []*liveSeg, now time.Time) *liveSeg {
+	victim, mid := stealPoint(live, now)
+	if victim == nil {
+		return nil
+	}
+	ls := &liveSeg{start: mid, end: victim.end}
+	victim.end = mid
+	return ls
+}
+
+// stealPoint is where steal would split a range now: the victim and the new range's start
+// (nil when no range is worth splitting). It changes nothing. Called with runSegments' lock held.
+func stealPoint(live []*liveSeg, now time.Time) (victim *liveSeg, mid int64) {
 	var setup time.Duration // the moves' mean
 	var moves int
 	for _, ls := range live {
@@ -584,7 +597,6 @@ func steal(live []*liveSeg, now time.Time) *liveSeg {
 	if moves > 0 {
 		setup /= time.Duration(moves)
 	}
-	var victim *liveSeg
 	var rate float64 // the victim's bytes per second
 	var left time.Duration
 	for _, ls := range live {
@@ -604,17 +616,14 @@ func steal(live []*liveSeg, now time.Time) *liveSeg {
 		}
 	}
 	if victim == nil || left <= setup*5/4 {
-		return nil
+		return nil, 0
 	}
 	share := int64(rate * (left - setup).Seconds() / 2)
 	todo := victim.end - (victim.start + victim.claimed)
 	if share < minSteal || todo-share < minSteal {
-		return nil
+		return nil, 0
 	}
-	mid := victim.end - share
-	ls := &liveSeg{start: mid, end: victim.end}
-	victim.end = mid
-	return ls
+	return victim, victim.end - share
 }
 
 // segWriter writes a range's bytes at their place, up to the range's current end; it returns
@@ -649,10 +658,11 @@ func (sw *segWriter) Write(p []byte) (int, error) {
 	return m, err
 }
 
-// segmentMove moves what is left of one range over session s; keep says the session moves
-// another range afterwards; opened (uploads) tells the waiting ranges that range 0's STOR has
+// segmentMove moves what is left of one range over session s; keep, asked once the range ends
+// before the transfer does (a download's range short of EOF), says whether the session is used
+// again afterwards (false: it is closed next, so its transfer needs no ABOR); opened (uploads) tells the waiting ranges that range 0's STOR has
 // opened (and truncated) the part file. mu guards the range's end and claimed bytes.
-type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, opened func()) error
+type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep func() bool, opened func()) error
 
 // runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
 // first) and sessions of their own for the others, each starting as soon as it is up
@@ -765,14 +775,27 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 			ls.since, ls.base = time.Now(), ls.done.Load()
 			ls.first.Store(0)
 			mu.Unlock()
-			if err := move(ctx, s, ls, &mu, s == c || len(queue) > 0 || !write, opened); err != nil {
+			// A stream with no range left to take (none pending, none worth splitting) is
+			// closed after this one: it stops here. The job's session c is always kept.
+			spent := false
+			keep := func() bool {
+				if s == c || write {
+					return true
+				}
+				mu.Lock()
+				more := len(queue) > 0 || func() bool { v, _ := stealPoint(live, time.Now()); return v != nil }()
+				mu.Unlock()
+				spent = !more
+				return more
+			}
+			if err := move(ctx, s, ls, &mu, keep, opened); err != nil {
 				if !errors.Is(err, errSessionSpent) {
 					fail(err)
 				}
 				return
 			}
 			ls = nil
-			if ctx.Err() != nil {
+			if spent || ctx.Err() != nil {
 				return
 			}
 		}
