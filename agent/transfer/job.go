@@ -232,10 +232,11 @@ func (j *job) observe(kind EventKind, err error) {
 
 func (j *job) run() {
 	defer close(j.done)
-	// The sessions still saying QUIT (closeLater) end before the job is done, after it
-	// reported its end: Manager.Close and Cancel wait for them, the result does not.
-	defer j.closing.Wait()
 	defer j.cancel(nil) // release the context's resources
+	// The sessions still saying QUIT (closeLater) end before the job is done, after it
+	// reported its end: Manager.Close and Cancel wait for them, the result does not. Before
+	// the context ends, which would break a session closed in the middle of a transfer.
+	defer j.closing.Wait()
 	if !j.restarted {
 		j.observe(EventQueued, nil)
 	}
