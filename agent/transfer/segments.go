@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/datapath"
+	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/netcheck"
 )
 
@@ -139,6 +140,16 @@ func sessionRTT(s Session) time.Duration {
 	return 0
 }
 
+// sessionUsable reports whether s may be sent a command now (ftpclient.Client.Usable); false
+// for a session that cannot tell.
+func sessionUsable(s Session) bool {
+	if h, ok := s.(*held); ok {
+		s = h.Session
+	}
+	u, ok := s.(interface{ Usable() bool })
+	return ok && u.Usable()
+}
+
 // roundTrip times one command on the control connection (SIZE: a stat on the server).
 func (j *job) roundTrip(c Session, p string) time.Duration {
 	start := time.Now()
@@ -224,37 +235,44 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 			return "", false, fmt.Errorf("destination: %w", err)
 		}
 	}
-	// Once every range is in, the server's digest and the local one are computed at the same
-	// time, and while the part file is flushed to disk (the checkpoint's sync).
+	// The server's digest of the source does not depend on the transfer: the first session
+	// done with its ranges asks for it while the others still move theirs (runSegments' idle
+	// work), so it is there when the last byte lands. The local digest is computed once every
+	// range is in, while the part file is flushed to disk (the checkpoint's sync).
 	type res struct {
 		sum string
 		err error
 	}
 	local, server := make(chan res, 1), make(chan res, 1)
-	var hashing bool
+	var localOn, serverLate bool // the local digest started; the server's asked on c at the end
 	hctx, stopHash := context.WithCancel(j.ctx)
 	defer stopHash()
-	digests := func() {
-		hashing = true
+	localDigest := func() {
+		localOn = true
 		go func() {
 			h := sha256.New()
 			_, err := datapath.HashFile(h, ctxReaderAt{hctx, f}, 0, size)
 			local <- res{hex.EncodeToString(h.Sum(nil)), err}
 		}()
-		go func() {
-			got, err := c.HashSize(j.ctx, remote, size)
-			server <- res{got, err}
-		}()
+	}
+	serverDigest := func(ctx context.Context, s Session) {
+		got, err := s.HashSize(ctx, remote, size)
+		server <- res{got, err}
 	}
 	defer func() {
-		if hashing && err != nil {
+		if err != nil {
 			stopHash()
-			<-local // f and c stay open until both are done
-			<-server
+			if localOn {
+				<-local // f stays open until the digest is done
+			}
+			if serverLate {
+				<-server // c stays open until HASH is answered
+			}
 		}
 	}()
+	idle := &idleWork{do: serverDigest}
 	last := len(segs) - 1
-	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() }, digests,
+	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() }, localDigest, idle,
 		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep func() bool, _ func()) error {
 			mu.Lock()
 			at := ls.start + ls.claimed
@@ -281,9 +299,10 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 					return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
 				}
 			case keep():
-				// ABOR: this session may move another range next. If the abort leaves the session
-				// unusable, the range is still whole: the session just stops here.
-				if err := r.Close(); err != nil && s != c {
+				// ABOR: this session may move another range next. The abort of a transfer cut
+				// short returns the server's 426; only a session it left unusable stops here (the
+				// range is still whole).
+				if err := r.Close(); err != nil && s != c && !sessionUsable(s) {
 					return errSessionSpent
 				}
 			default:
@@ -295,14 +314,24 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 	if err != nil {
 		return "", false, err
 	}
-	if !hashing {
-		digests() // nothing was left to move (a resumed part already whole)
+	if !localOn {
+		localDigest() // nothing was left to move (a resumed part already whole)
+	}
+	if idle.take(c) {
+		serverLate = true // no session was idle before the end
+		go serverDigest(j.ctx, c)
 	}
 	if err := f.Sync(); err != nil {
 		return "", false, fmt.Errorf("destination: %w", err)
 	}
 	l, srv := <-local, <-server
-	hashing = false
+	localOn, serverLate = false, false
+	if srv.err != nil && !errors.Is(srv.err, ftpclient.ErrUnsupported) && j.ctx.Err() == nil && idle.on != c {
+		// Asked early on a stream's session, which failed meanwhile: the job's session asks again.
+		j.m.log.Debug("early HASH failed; asking again", "path", remote, "err", srv.err)
+		serverDigest(j.ctx, c)
+		srv = <-server
+	}
 	got, herr := srv.sum, srv.err
 	if l.err != nil {
 		return "", false, fmt.Errorf("destination: read part file: %w", l.err)
@@ -381,7 +410,7 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 			<-digest // f stays open until the digest stops
 		}
 	}()
-	err = j.runSegments(c, segs, n, 0, true, nil, nil,
+	err = j.runSegments(c, segs, n, 0, true, nil, nil, nil,
 		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ func() bool, opened func()) error {
 			// Done counts bytes sent; a resume checks them against the server's range hash
 			// (heldPrefix). An idle stream may take the end of what is left (steal): this
@@ -658,6 +687,26 @@ func (sw *segWriter) Write(p []byte) (int, error) {
 	return m, err
 }
 
+// idleWork is work for the first session done with its ranges while others still move theirs
+// (a download's digest of the source): taken once, by that session (on), done right away.
+type idleWork struct {
+	taken atomic.Bool
+	on    Session // the session that took it; read once runSegments has returned
+	do    func(ctx context.Context, s Session)
+}
+
+// take claims w for s; false when w is nil or already taken.
+func (w *idleWork) take(s Session) bool {
+	if w == nil || !w.taken.CompareAndSwap(false, true) {
+		return false
+	}
+	w.on = s
+	return true
+}
+
+// pending reports whether w is still to be taken.
+func (w *idleWork) pending() bool { return w != nil && !w.taken.Load() }
+
 // segmentMove moves what is left of one range over session s; keep, asked once the range ends
 // before the transfer does (a download's range short of EOF), says whether the session is used
 // again afterwards (false: it is closed next, so its transfer needs no ABOR); opened (uploads) tells the waiting ranges that range 0's STOR has
@@ -671,8 +720,11 @@ type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mute
 // given, so the checkpoint never claims bytes the disk may not hold) and when they end. The
 // first failure stops every range; it is the error. For uploads (write), the other ranges wait
 // until range 0's STOR has opened the file. finished (if set) is called once every range is
-// whole, before the last checkpoint's sync.
-func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), move segmentMove) error {
+// whole, before the last checkpoint's sync. idle (if set) is done by the first session with no
+// range left to move while it is still open: c once its first range is in (or at once when it
+// has none), else a stream whose range ended with nothing left to take (it ABORs its transfer
+// first, the session being used again).
+func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), idle *idleWork, move segmentMove) error {
 	var mu sync.Mutex // guards live and every liveSeg's end and claimed
 	live := make([]*liveSeg, len(segs))
 	var resumed int64
@@ -709,7 +761,15 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	}
 	defer save()
 	ctx, cancel := context.WithCancelCause(j.ctx)
-	defer cancel(nil)
+	// A stream closed in the middle of its transfer (no ABOR) still has it tied to ctx, whose
+	// end breaks the session: ctx ends once those sessions have said QUIT (in the background,
+	// as the job waits for; a failure or the job's end ends it at once).
+	var closes sync.WaitGroup
+	defer j.closing.Go(func() { closes.Wait(); cancel(nil) })
+	closeStream := func(s Session) {
+		closes.Add(1)
+		j.closing.Go(func() { defer closes.Done(); s.Close() })
+	}
 	stopSaver := make(chan struct{})
 	var saver sync.WaitGroup
 	saver.Go(func() {
@@ -765,12 +825,17 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		cancel(err)
 	}
 	work := func(s Session, ls *liveSeg) {
+		moved := false // a stream's session takes the idle work only after a range of its own
 		for {
 			if ls == nil {
+				if (s == c || moved) && idle.take(s) {
+					idle.do(ctx, s)
+				}
 				if ls = next(); ls == nil {
 					return
 				}
 			}
+			moved = true
 			mu.Lock()
 			ls.since, ls.base = time.Now(), ls.done.Load()
 			ls.first.Store(0)
@@ -785,6 +850,9 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 				mu.Lock()
 				more := len(queue) > 0 || func() bool { v, _ := stealPoint(live, time.Now()); return v != nil }()
 				mu.Unlock()
+				if !more && idle.pending() {
+					return true // ABOR: this session may take the idle work next
+				}
 				spent = !more
 				return more
 			}
@@ -814,7 +882,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 			for s := range j.streamSessions(ctx, extra, write) {
 				opened++
 				wg.Go(func() {
-					defer j.closeLater(s)
+					defer closeStream(s)
 					select {
 					case <-gate:
 					case <-ctx.Done():
