@@ -709,8 +709,9 @@ func (w *idleWork) pending() bool { return w != nil && !w.taken.Load() }
 
 // segmentMove moves what is left of one range over session s; keep, asked once the range ends
 // before the transfer does (a download's range short of EOF), says whether the session is used
-// again afterwards (false: it is closed next, so its transfer needs no ABOR); opened (uploads) tells the waiting ranges that range 0's STOR has
-// opened (and truncated) the part file. mu guards the range's end and claimed bytes.
+// again afterwards (false: it is closed next, so its transfer needs no ABOR); opened (uploads)
+// tells the waiting ranges that range 0's STOR has opened (and truncated) the part file. mu
+// guards the range's end and claimed bytes.
 type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep func() bool, opened func()) error
 
 // runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
@@ -848,7 +849,8 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 					return true
 				}
 				mu.Lock()
-				more := len(queue) > 0 || func() bool { v, _ := stealPoint(live, time.Now()); return v != nil }()
+				victim, _ := stealPoint(live, time.Now())
+				more := len(queue) > 0 || victim != nil
 				mu.Unlock()
 				if !more && idle.pending() {
 					return true // ABOR: this session may take the idle work next
