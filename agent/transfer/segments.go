@@ -720,11 +720,12 @@ type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mute
 // longest (steal). It checkpoints the ranges' progress every segmentSave (after sync, when
 // given, so the checkpoint never claims bytes the disk may not hold) and when they end. The
 // first failure stops every range; it is the error. For uploads (write), the other ranges wait
-// until range 0's STOR has opened the file. finished (if set) is called once every range is
-// whole, before the last checkpoint's sync. idle (if set) is done by the first session with no
-// range left to move while it is still open: c once its first range is in (or at once when it
-// has none), else a stream whose range ended with nothing left to take (it ABORs its transfer
-// first, the session being used again).
+// until range 0's STOR has opened the file. Once every range is whole (as soon as it is, while
+// a session may still be busy with the idle work), finished (if set) is called, then the ranges
+// are checkpointed. idle (if set) is done by the first session with no range left to move while
+// it is still open: c once its first range is in (or at once when it has none), else a stream
+// whose range ended with nothing left to take (it ABORs its transfer first, the session being
+// used again).
 func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), idle *idleWork, move segmentMove) error {
 	var mu sync.Mutex // guards live and every liveSeg's end and claimed
 	live := make([]*liveSeg, len(segs))
@@ -746,7 +747,10 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	if !firstLeft && len(pending) == 0 {
 		return nil
 	}
+	var saveMu sync.Mutex // one save at a time: an older one never lands after a newer one
 	save := func() {
+		saveMu.Lock()
+		defer saveMu.Unlock()
 		if syncFn != nil {
 			if err := syncFn(); err != nil {
 				return
@@ -815,6 +819,28 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		}
 		return ls
 	}
+	// whole runs once every range is in, as soon as they are (a session may still be busy
+	// with the idle work): finished, then a checkpoint of the whole file, so an agent stopped
+	// from then on resumes with nothing left to move.
+	var wholeOnce sync.Once
+	whole := func() {
+		wholeOnce.Do(func() {
+			if finished != nil {
+				finished() // before the checkpoint's sync
+			}
+			save()
+		})
+	}
+	allIn := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ls := range live {
+			if ls.end-ls.start != ls.done.Load() {
+				return false
+			}
+		}
+		return true
+	}
 	var emu sync.Mutex
 	var firstErr error
 	fail := func(err error) {
@@ -865,6 +891,9 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 				return
 			}
 			ls = nil
+			if allIn() {
+				whole()
+			}
 			if spent || ctx.Err() != nil {
 				return
 			}
@@ -908,9 +937,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 			return fmt.Errorf("range %d-%d: %d of %d bytes moved", ls.start, ls.end, ls.done.Load(), ls.end-ls.start)
 		}
 	}
-	if finished != nil {
-		finished() // before the last checkpoint's sync
-	}
+	whole()
 	return nil
 }
 
