@@ -440,12 +440,21 @@ func (c *Client) Close() error {
 	if data != nil {
 		data.Close()
 	}
-	if broken == nil && !c.inTransfer {
+	if broken == nil {
 		// A polite QUIT, but a server still busy with an aborted transfer may answer late:
-		// closing must not wait long for it.
+		// closing must not wait long for it. Closed during a transfer (no ABOR: closing the
+		// data connection above ends it), the transfer's replies come before QUIT's: they are
+		// read too, up to QUIT's 221, all within quitTimeout. (A reply left unread would turn
+		// the close into a reset, which may cost the server the QUIT.)
 		_ = c.conn.SetWriteDeadline(time.Now().Add(quitTimeout))
 		if _, err := io.WriteString(c.conn, "QUIT\r\n"); err == nil {
-			_, _ = c.readReply(quitTimeout)
+			deadline := time.Now().Add(quitTimeout)
+			for range 4 {
+				r, err := c.readReplyBy(deadline, quitTimeout, false)
+				if err != nil || r.Code == 221 || !c.inTransfer {
+					break
+				}
+			}
 		}
 	}
 	c.fail(errors.New("ftp: client closed"))
@@ -502,6 +511,11 @@ func (c *Client) alive() error {
 	}
 	return nil
 }
+
+// Usable reports whether a command may be sent now: c is not closed, not broken (a failed
+// ABOR, a lost connection) and not in a transfer. A transfer aborted cleanly (its Close
+// returned the server's 426) leaves c usable.
+func (c *Client) Usable() bool { return c.usable() == nil }
 
 // usable returns an error if no command may be sent now.
 func (c *Client) usable() error {

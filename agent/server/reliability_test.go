@@ -182,9 +182,16 @@ func TestStallIsRetried(t *testing.T) {
 	a := testagent.Start(t, func(c *daemon.Config) { c.StallTimeout = time.Second })
 	data, want := randomBytes(t, 2<<20)
 	src := filepath.Join(b.Root, "s.bin")
-	fifoFeed(t, src, data, time.Millisecond, 256<<10) // sends 256 KiB, then nothing
+	fed := fifoFeed(t, src, data, time.Millisecond, 256<<10) // sends 256 KiB, then nothing
 	tr := start(t, a, &ferryv1.StartTransferRequest{Source: b.URL("s.bin"), Destination: "s.bin", Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
-	waitFor(t, a, tr.GetId(), 10*time.Second, "256 KiB moved", func(x *ferryv1.Transfer) bool { return x.GetProgress().GetBytesDone() >= 256<<10 })
+	// Waited for at the feeder, not in the progress: the copy may count the bytes only once the
+	// read that stalls fails, and the retry follows at once (closing a session costs it no
+	// wait), so the progress may show them too briefly to be seen.
+	for deadline := time.Now().Add(10 * time.Second); fed() < 256<<10; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server read %d bytes of the FIFO within 10s, want 256 KiB", fed())
+		}
+	}
 	stalled := time.Now()
 	// The server holds the FIFO open; the next attempt opens the same name: a plain file now.
 	if err := os.Rename(src, src+".fifo"); err != nil {

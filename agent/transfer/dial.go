@@ -88,6 +88,14 @@ func (h *held) Close() error {
 	return err
 }
 
+// closeLater closes s without the job waiting: Close's polite QUIT waits for the server's
+// reply (a round trip, bounded by the client's quit timeout), which a transfer that is over
+// need not wait for. The job's end (run) waits for every session closed this way, so none
+// outlives the job, and Manager.Close waits for the job.
+func (j *job) closeLater(s Session) {
+	j.closing.Go(func() { s.Close() })
+}
+
 // login returns where and as whom to log in to a remote endpoint.
 func (d *dialer) login(ctx context.Context, r Endpoint, write bool) (netcheck.Login, error) {
 	if r.Kind != KindAgent {

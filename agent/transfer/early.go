@@ -62,7 +62,7 @@ func (j *job) dialRemote(mode Mode, probe bool) (c Session, done func(), err err
 		pre := j.att.pre
 		j.att = attemptState{}
 		j.mu.Unlock()
-		pre.close()
+		pre.close(j.closeLater)
 	}
 	c, err = d.dialLogin(j.ctx, l, mode, probe)
 	if err != nil {
@@ -169,14 +169,15 @@ func (p *preSessions) take(ctx context.Context) (Session, bool) {
 	}
 }
 
-// close stops the sessions still opening and closes those nobody took. Safe on nil.
-func (p *preSessions) close() {
+// close stops the sessions still opening and closes those nobody took with closeFn. Safe on
+// nil.
+func (p *preSessions) close(closeFn func(Session)) {
 	if p == nil {
 		return
 	}
 	p.cancel()
 	for s := range p.ch {
-		s.Close()
+		closeFn(s)
 	}
 }
 

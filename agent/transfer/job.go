@@ -163,6 +163,9 @@ type job struct {
 	noHash, hashFailed atomic.Bool
 	// att: the current attempt's grant and early sessions (early.go); guarded by mu.
 	att attemptState
+	// closing counts the sessions closing in the background (closeLater); run waits for them
+	// before the job is done.
+	closing sync.WaitGroup
 }
 
 func (j *job) id() string { return j.snap.ID }
@@ -230,6 +233,10 @@ func (j *job) observe(kind EventKind, err error) {
 func (j *job) run() {
 	defer close(j.done)
 	defer j.cancel(nil) // release the context's resources
+	// The sessions still saying QUIT (closeLater) end before the job is done, after it
+	// reported its end: Manager.Close and Cancel wait for them, the result does not. Before
+	// the context ends, which would break a session closed in the middle of a transfer.
+	defer j.closing.Wait()
 	if !j.restarted {
 		j.observe(EventQueued, nil)
 	}
@@ -435,7 +442,7 @@ func (j *job) attempt(mode Mode, probe bool) error {
 		return err
 	}
 	defer done()
-	defer c.Close()
+	defer j.closeLater(c)
 	if j.plan.dir == Download {
 		return j.download(c)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/agent/datapath"
+	"github.com/ferry-dev/ferry/agent/ftpclient"
 	"github.com/ferry-dev/ferry/agent/netcheck"
 )
 
@@ -139,6 +140,16 @@ func sessionRTT(s Session) time.Duration {
 	return 0
 }
 
+// sessionUsable reports whether s may be sent a command now (ftpclient.Client.Usable); false
+// for a session that cannot tell.
+func sessionUsable(s Session) bool {
+	if h, ok := s.(*held); ok {
+		s = h.Session
+	}
+	u, ok := s.(interface{ Usable() bool })
+	return ok && u.Usable()
+}
+
 // roundTrip times one command on the control connection (SIZE: a stat on the server).
 func (j *job) roundTrip(c Session, p string) time.Duration {
 	start := time.Now()
@@ -224,38 +235,45 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 			return "", false, fmt.Errorf("destination: %w", err)
 		}
 	}
-	// Once every range is in, the server's digest and the local one are computed at the same
-	// time, and while the part file is flushed to disk (the checkpoint's sync).
+	// The server's digest of the source does not depend on the transfer: the first session
+	// done with its ranges asks for it while the others still move theirs (runSegments' idle
+	// work), so it is there when the last byte lands. The local digest is computed once every
+	// range is in, while the part file is flushed to disk (the checkpoint's sync).
 	type res struct {
 		sum string
 		err error
 	}
 	local, server := make(chan res, 1), make(chan res, 1)
-	var hashing bool
+	var localOn, serverLate bool // the local digest started; the server's asked on c at the end
 	hctx, stopHash := context.WithCancel(j.ctx)
 	defer stopHash()
-	digests := func() {
-		hashing = true
+	localDigest := func() {
+		localOn = true
 		go func() {
 			h := sha256.New()
 			_, err := datapath.HashFile(h, ctxReaderAt{hctx, f}, 0, size)
 			local <- res{hex.EncodeToString(h.Sum(nil)), err}
 		}()
-		go func() {
-			got, err := c.HashSize(j.ctx, remote, size)
-			server <- res{got, err}
-		}()
+	}
+	serverDigest := func(ctx context.Context, s Session) {
+		got, err := s.HashSize(ctx, remote, size)
+		server <- res{got, err}
 	}
 	defer func() {
-		if hashing && err != nil {
+		if err != nil {
 			stopHash()
-			<-local // f and c stay open until both are done
-			<-server
+			if localOn {
+				<-local // f stays open until the digest is done
+			}
+			if serverLate {
+				<-server // c stays open until HASH is answered
+			}
 		}
 	}()
+	idle := &idleWork{do: serverDigest}
 	last := len(segs) - 1
-	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() }, digests,
-		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, _ func()) error {
+	err = j.runSegments(c, segs, n, last, false, func() error { return f.Sync() }, localDigest, idle,
+		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep func() bool, _ func()) error {
 			mu.Lock()
 			at := ls.start + ls.claimed
 			mu.Unlock()
@@ -280,28 +298,40 @@ func (j *job) getSegmented(c Session, remote, final string, size int64, mtime ti
 				if err := r.Close(); err != nil {
 					return fmt.Errorf("retrieve %s at %d: %w", remote, at, err)
 				}
-			case keep:
-				// ABOR: this session may move another range next. If the abort leaves the session
-				// unusable, the range is still whole: the session just stops here.
-				if err := r.Close(); err != nil && s != c {
+			case keep():
+				// ABOR: this session may move another range next. The abort of a transfer cut
+				// short returns the server's 426; only a session it left unusable stops here (the
+				// range is still whole).
+				if err := r.Close(); err != nil && s != c && !sessionUsable(s) {
 					return errSessionSpent
 				}
 			default:
-				// The session is closed next: that ends the transfer, without an ABOR's round trip.
+				// The session is closed next: closing its data and control connections ends the
+				// transfer, without an ABOR's round trip (or its reply's).
 			}
 			return nil
 		})
 	if err != nil {
 		return "", false, err
 	}
-	if !hashing {
-		digests() // nothing was left to move (a resumed part already whole)
+	if !localOn {
+		localDigest() // nothing was left to move (a resumed part already whole)
+	}
+	if idle.take(c) {
+		serverLate = true // no session was idle before the end
+		go serverDigest(j.ctx, c)
 	}
 	if err := f.Sync(); err != nil {
 		return "", false, fmt.Errorf("destination: %w", err)
 	}
 	l, srv := <-local, <-server
-	hashing = false
+	localOn, serverLate = false, false
+	if srv.err != nil && !errors.Is(srv.err, ftpclient.ErrUnsupported) && j.ctx.Err() == nil && idle.on != c {
+		// Asked early on a stream's session, which failed meanwhile: the job's session asks again.
+		j.m.log.Debug("early HASH failed; asking again", "path", remote, "err", srv.err)
+		serverDigest(j.ctx, c)
+		srv = <-server
+	}
 	got, herr := srv.sum, srv.err
 	if l.err != nil {
 		return "", false, fmt.Errorf("destination: read part file: %w", l.err)
@@ -381,8 +411,8 @@ func (j *job) putSegmented(c Session, local, final string, n int, label string) 
 			<-digest // f stays open until the digest stops
 		}
 	}()
-	err = j.runSegments(c, segs, n, 0, true, nil, nil,
-		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ bool, opened func()) error {
+	err = j.runSegments(c, segs, n, 0, true, nil, nil, nil,
+		func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, _ func() bool, opened func()) error {
 			// Done counts bytes sent; a resume checks them against the server's range hash
 			// (heldPrefix). An idle stream may take the end of what is left (steal): this
 			// one then stops sending there and closes its data connection (no ABOR).
@@ -575,6 +605,18 @@ func (ls *liveSeg) moved(n int) {
 // move after that time: the victim ends earlier, and the new stream, even at half the victim's
 // rate while it starts, no later than the victim would have. Called with runSegments' lock held.
 func steal(live []*liveSeg, now time.Time) *liveSeg {
+	victim, mid := stealPoint(live, now)
+	if victim == nil {
+		return nil
+	}
+	ls := &liveSeg{start: mid, end: victim.end}
+	victim.end = mid
+	return ls
+}
+
+// stealPoint is where steal would split a range now: the victim and the new range's start
+// (nil when no range is worth splitting). It changes nothing. Called with runSegments' lock held.
+func stealPoint(live []*liveSeg, now time.Time) (victim *liveSeg, mid int64) {
 	var setup time.Duration // the moves' mean
 	var moves int
 	for _, ls := range live {
@@ -586,7 +628,6 @@ func steal(live []*liveSeg, now time.Time) *liveSeg {
 	if moves > 0 {
 		setup /= time.Duration(moves)
 	}
-	var victim *liveSeg
 	var rate float64 // the victim's bytes per second
 	var left time.Duration
 	for _, ls := range live {
@@ -606,17 +647,14 @@ func steal(live []*liveSeg, now time.Time) *liveSeg {
 		}
 	}
 	if victim == nil || left <= setup*5/4 {
-		return nil
+		return nil, 0
 	}
 	share := int64(rate * (left - setup).Seconds() / 2)
 	todo := victim.end - (victim.start + victim.claimed)
 	if share < minSteal || todo-share < minSteal {
-		return nil
+		return nil, 0
 	}
-	mid := victim.end - share
-	ls := &liveSeg{start: mid, end: victim.end}
-	victim.end = mid
-	return ls
+	return victim, victim.end - share
 }
 
 // segWriter writes a range's bytes at their place, up to the range's current end; it returns
@@ -651,10 +689,32 @@ func (sw *segWriter) Write(p []byte) (int, error) {
 	return m, err
 }
 
-// segmentMove moves what is left of one range over session s; keep says the session moves
-// another range afterwards; opened (uploads) tells the waiting ranges that range 0's STOR has
-// opened (and truncated) the part file. mu guards the range's end and claimed bytes.
-type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep bool, opened func()) error
+// idleWork is work for the first session done with its ranges while others still move theirs
+// (a download's digest of the source): taken once, by that session (on), done right away.
+type idleWork struct {
+	taken atomic.Bool
+	on    Session // the session that took it; read once runSegments has returned
+	do    func(ctx context.Context, s Session)
+}
+
+// take claims w for s; false when w is nil or already taken.
+func (w *idleWork) take(s Session) bool {
+	if w == nil || !w.taken.CompareAndSwap(false, true) {
+		return false
+	}
+	w.on = s
+	return true
+}
+
+// pending reports whether w is still to be taken.
+func (w *idleWork) pending() bool { return w != nil && !w.taken.Load() }
+
+// segmentMove moves what is left of one range over session s; keep, asked once the range ends
+// before the transfer does (a download's range short of EOF), says whether the session is used
+// again afterwards (false: it is closed next, so its transfer needs no ABOR); opened (uploads)
+// tells the waiting ranges that range 0's STOR has opened (and truncated) the part file. mu
+// guards the range's end and claimed bytes.
+type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mutex, keep func() bool, opened func()) error
 
 // runSegments moves the unfinished ranges over at most n sessions: c (which takes range first
 // first) and sessions of their own for the others, each starting as soon as it is up
@@ -662,9 +722,13 @@ type segmentMove func(ctx context.Context, s Session, ls *liveSeg, mu *sync.Mute
 // longest (steal). It checkpoints the ranges' progress every segmentSave (after sync, when
 // given, so the checkpoint never claims bytes the disk may not hold) and when they end. The
 // first failure stops every range; it is the error. For uploads (write), the other ranges wait
-// until range 0's STOR has opened the file. finished (if set) is called once every range is
-// whole, before the last checkpoint's sync.
-func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), move segmentMove) error {
+// until range 0's STOR has opened the file. Once every range is whole (as soon as it is, while
+// a session may still be busy with the idle work), finished (if set) is called, then the ranges
+// are checkpointed. idle (if set) is done by the first session with no range left to move while
+// it is still open: c once its first range is in (or at once when it has none), else a stream
+// whose range ended with nothing left to take (it ABORs its transfer first, the session being
+// used again).
+func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, syncFn func() error, finished func(), idle *idleWork, move segmentMove) error {
 	var mu sync.Mutex // guards live and every liveSeg's end and claimed
 	live := make([]*liveSeg, len(segs))
 	var resumed int64
@@ -685,7 +749,10 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	if !firstLeft && len(pending) == 0 {
 		return nil
 	}
+	var saveMu sync.Mutex // one save at a time: an older one never lands after a newer one
 	save := func() {
+		saveMu.Lock()
+		defer saveMu.Unlock()
 		if syncFn != nil {
 			if err := syncFn(); err != nil {
 				return
@@ -701,7 +768,15 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 	}
 	defer save()
 	ctx, cancel := context.WithCancelCause(j.ctx)
-	defer cancel(nil)
+	// A stream closed in the middle of its transfer (no ABOR) still has it tied to ctx, whose
+	// end breaks the session: ctx ends once those sessions have said QUIT (in the background,
+	// as the job waits for; a failure or the job's end ends it at once).
+	var closes sync.WaitGroup
+	defer j.closing.Go(func() { closes.Wait(); cancel(nil) })
+	closeStream := func(s Session) {
+		closes.Add(1)
+		j.closing.Go(func() { defer closes.Done(); s.Close() })
+	}
 	stopSaver := make(chan struct{})
 	var saver sync.WaitGroup
 	saver.Go(func() {
@@ -746,6 +821,28 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		}
 		return ls
 	}
+	// whole runs once every range is in, as soon as they are (a session may still be busy
+	// with the idle work): finished, then a checkpoint of the whole file, so an agent stopped
+	// from then on resumes with nothing left to move.
+	var wholeOnce sync.Once
+	whole := func() {
+		wholeOnce.Do(func() {
+			if finished != nil {
+				finished() // before the checkpoint's sync
+			}
+			save()
+		})
+	}
+	allIn := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ls := range live {
+			if ls.end-ls.start != ls.done.Load() {
+				return false
+			}
+		}
+		return true
+	}
 	var emu sync.Mutex
 	var firstErr error
 	fail := func(err error) {
@@ -757,24 +854,49 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 		cancel(err)
 	}
 	work := func(s Session, ls *liveSeg) {
+		moved := false // a stream's session takes the idle work only after a range of its own
 		for {
 			if ls == nil {
+				if (s == c || moved) && idle.take(s) {
+					idle.do(ctx, s)
+				}
 				if ls = next(); ls == nil {
 					return
 				}
 			}
+			moved = true
 			mu.Lock()
 			ls.since, ls.base = time.Now(), ls.done.Load()
 			ls.first.Store(0)
 			mu.Unlock()
-			if err := move(ctx, s, ls, &mu, s == c || len(queue) > 0 || !write, opened); err != nil {
+			// A stream with no range left to take (none pending, none worth splitting) is
+			// closed after this one: it stops here. The job's session c is always kept.
+			spent := false
+			keep := func() bool {
+				if s == c || write {
+					return true
+				}
+				mu.Lock()
+				victim, _ := stealPoint(live, time.Now())
+				more := len(queue) > 0 || victim != nil
+				mu.Unlock()
+				if !more && idle.pending() {
+					return true // ABOR: this session may take the idle work next
+				}
+				spent = !more
+				return more
+			}
+			if err := move(ctx, s, ls, &mu, keep, opened); err != nil {
 				if !errors.Is(err, errSessionSpent) {
 					fail(err)
 				}
 				return
 			}
 			ls = nil
-			if ctx.Err() != nil {
+			if allIn() {
+				whole()
+			}
+			if spent || ctx.Err() != nil {
 				return
 			}
 		}
@@ -793,7 +915,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 			for s := range j.streamSessions(ctx, extra, write) {
 				opened++
 				wg.Go(func() {
-					defer s.Close()
+					defer closeStream(s)
 					select {
 					case <-gate:
 					case <-ctx.Done():
@@ -817,9 +939,7 @@ func (j *job) runSegments(c Session, segs []segment, n, first int, write bool, s
 			return fmt.Errorf("range %d-%d: %d of %d bytes moved", ls.start, ls.end, ls.done.Load(), ls.end-ls.start)
 		}
 	}
-	if finished != nil {
-		finished() // before the last checkpoint's sync
-	}
+	whole()
 	return nil
 }
 
