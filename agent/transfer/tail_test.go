@@ -207,8 +207,10 @@ func TestSegmentedDownloadTail(t *testing.T) {
 	if ents, _ := os.ReadDir(dstDir); len(ents) != 1 {
 		t.Errorf("destination holds %d entries, want big.bin alone", len(ents))
 	}
-	if a, h, r, q := log.count("ABOR"), log.count("HASH"), log.count("RETR"), log.count("QUIT"); a != 0 || h != 1 || r != 4 || q != 4 {
-		t.Errorf("the server saw %d ABOR, %d HASH, %d RETR, %d QUIT; want 0, 1, 4, 4 (every session says QUIT)", a, h, r, q)
+	// The job's session moved the last range to the end of the file: its 226 carried the
+	// file's digest (XDIGEST), so the early digest took no HASH at all.
+	if a, h, r, q := log.count("ABOR"), log.count("HASH"), log.count("RETR"), log.count("QUIT"); a != 0 || h != 0 || r != 4 || q != 4 {
+		t.Errorf("the server saw %d ABOR, %d HASH, %d RETR, %d QUIT; want 0, 0, 4, 4 (the digest came with the last range's 226; every session says QUIT)", a, h, r, q)
 	}
 }
 
