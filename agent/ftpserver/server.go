@@ -114,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ln = &trackingListener{Listener: l, s: s}
 	s.lib = ftplib.NewFtpServer(&mainDriver{s: s})
-	s.lib.Logger = log.With("component", "ftpserverlib")
+	s.lib.Logger = slog.New(libLog{log.Handler()}).With("component", "ftpserverlib")
 	if err := s.lib.Listen(); err != nil { // loads settings, adopts s.ln
 		_ = l.Close()
 		closeHomes(homes)
