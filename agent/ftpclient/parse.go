@@ -139,5 +139,8 @@ func parseLIST(line string, now time.Time) (e Entry, ok bool, err error) {
 	if line[0] == 'l' {
 		name, _, _ = strings.Cut(name, " -> ")
 	}
+	if name == "" {
+		return Entry{}, false, bad // "... -> target": a link without a name
+	}
 	return Entry{Name: name, Size: size, ModTime: mod, IsDir: line[0] == 'd'}, true, nil
 }
