@@ -364,19 +364,24 @@ func TestAgentTransferDigest(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w, err := c.Stor(ctx, "/e.bin", 0)
-	if err != nil {
-		t.Fatal(err)
+	// storRemoved uploads data to e.bin, then removes it behind the agent's back.
+	storRemoved := func() {
+		t.Helper()
+		w, err := c.Stor(ctx, "/e.bin", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(a.Root, "e.bin")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(a.Root, "e.bin")); err != nil {
-		t.Fatal(err)
-	}
+	storRemoved()
 	size := int64(len(data))
 	if got, err := c.HashSize(ctx, "/e.bin", size); err != nil || got != want {
 		t.Fatalf("HashSize after STOR = %q, %v; want %s from the 226", got, err, want)
@@ -385,19 +390,7 @@ func TestAgentTransferDigest(t *testing.T) {
 		t.Fatal("a second HashSize of the removed file succeeded: the digest was used twice")
 	}
 	// A digest of another size (the first of parallel ranges) is not the file's: HASH is asked.
-	w, err = c.Stor(ctx, "/e.bin", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(a.Root, "e.bin")); err != nil {
-		t.Fatal(err)
-	}
+	storRemoved()
 	if _, err := c.HashSize(ctx, "/e.bin", 2*size); err == nil {
 		t.Fatal("HashSize for another size used the 226's digest")
 	}
