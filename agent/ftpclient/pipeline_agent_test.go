@@ -399,3 +399,40 @@ func TestAgentTransferDigest(t *testing.T) {
 		t.Fatalf("HashSize of d.bin = %q, %v", got, err)
 	}
 }
+
+// TestAgentRenameOneFlight: to an agent RNFR and RNTO go in one write; a rename works, a
+// refused RNFR is reported as RNFR's error (the RNTO behind it is refused too, and its reply
+// read), a refused RNTO as RNTO's, and the session stays usable after each.
+func TestAgentRenameOneFlight(t *testing.T) {
+	a := testagent.Start(t)
+	if err := os.WriteFile(filepath.Join(a.Root, "r.bin"), []byte("rename"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := ftpclient.Dial(ctx, agentConfig(a, agentPin(t, a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Rename(ctx, "/r.bin", "/s.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(a.Root, "s.bin")); err != nil || string(b) != "rename" {
+		t.Fatalf("s.bin after the rename: %q, %v", b, err)
+	}
+	err = c.Rename(ctx, "/missing.bin", "/t.bin")
+	if err == nil || !strings.HasPrefix(err.Error(), "ftp RNFR /missing.bin: ") {
+		t.Fatalf("rename of a missing file: %v, want RNFR's error", err)
+	}
+	err = c.Rename(ctx, "/s.bin", "/no/such/dir/t.bin")
+	if err == nil || !strings.HasPrefix(err.Error(), "ftp RNTO /no/such/dir/t.bin: ") {
+		t.Fatalf("rename into a missing directory: %v, want RNTO's error", err)
+	}
+	if err := c.Rename(ctx, "/s.bin", "/u.bin"); err != nil {
+		t.Fatalf("the session after two refusals: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.Root, "u.bin")); err != nil {
+		t.Fatal(err)
+	}
+}
