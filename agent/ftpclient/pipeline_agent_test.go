@@ -158,27 +158,13 @@ func TestAgentPipelinedLogin(t *testing.T) {
 			}
 			// Over FTPS the client's data connection is TLS: it works only if the server took
 			// the pipelined PROT P.
-			r, err := c.Retr(ctx, "/f.bin", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(r)
-			if cerr := r.Close(); err == nil {
-				err = cerr
-			}
+			b, err := retrAll(ctx, c, "/f.bin", 0)
 			if err != nil || string(b) != "pipelined login" {
 				t.Fatalf("RETR after a pipelined login: %q, %v", b, err)
 			}
 			// EPSV, REST and the transfer command go in one flight to an agent: the ranges
 			// are right both ways.
-			r, err = c.Retr(ctx, "/f.bin", 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err = io.ReadAll(r)
-			if cerr := r.Close(); err == nil {
-				err = cerr
-			}
+			b, err = retrAll(ctx, c, "/f.bin", 10)
 			if err != nil || string(b) != "login" {
 				t.Fatalf("RETR from offset 10: %q, %v", b, err)
 			}
@@ -306,14 +292,7 @@ func TestAgentEarlyAuthTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		r, err := c.Retr(ctx, "/f.bin", 0) // a TLS data connection
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(r)
-		if cerr := r.Close(); err == nil {
-			err = cerr
-		}
+		b, err := retrAll(ctx, c, "/f.bin", 0) // a TLS data connection
 		if err != nil || string(b) != "early" {
 			t.Fatalf("RETR: %q, %v", b, err)
 		}
@@ -354,14 +333,7 @@ func TestAgentTransferDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	r, err := c.Retr(ctx, "/d.bin", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Close(); err != nil {
+	if _, err := retrAll(ctx, c, "/d.bin", 0); err != nil {
 		t.Fatal(err)
 	}
 	// storRemoved uploads data to e.bin, then removes it behind the agent's back.
@@ -435,4 +407,17 @@ func TestAgentRenameOneFlight(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.Root, "u.bin")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// retrAll reads path from offset to its end, then closes the transfer (its final reply).
+func retrAll(ctx context.Context, c *ftpclient.Client, path string, offset int64) ([]byte, error) {
+	r, err := c.Retr(ctx, path, offset)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return b, err
 }
