@@ -52,17 +52,18 @@ func (c *Client) Stor(ctx context.Context, path string, offset int64) (io.WriteC
 
 // transfer is an open data transfer.
 type transfer struct {
-	c      *Client
-	ctx    context.Context
-	stop   func() bool // unregisters the cancellation hook
-	conn   net.Conn
-	what   string // "RETR /path", for errors
-	path   string
-	upload bool  // STOR
-	eof    bool  // reader saw EOF
-	ioErr  error // first data I/O error (cause)
-	failed error // the error returned for ioErr, repeated by later calls
-	closed bool
+	c    *Client
+	ctx  context.Context
+	stop func() bool // unregisters the cancellation hook
+	conn net.Conn
+	what string // "RETR /path", for errors
+	// digestPath is the file of a RETR or STOR: the one whose digest its 226 may carry (XDIGEST).
+	digestPath string
+	upload     bool  // STOR
+	eof        bool  // reader saw EOF
+	ioErr      error // first data I/O error (cause)
+	failed     error // the error returned for ioErr, repeated by later calls
+	closed     bool
 
 	stall time.Duration // Config.StallTimeout
 	armed time.Time     // when the stall deadline was last pushed back
@@ -99,7 +100,10 @@ func (c *Client) startDataMode(ctx context.Context, verb, path string, offset in
 	if err != nil {
 		return nil, err
 	}
-	t := &transfer{c: c, ctx: ctx, conn: conn, what: what, path: path, upload: verb == "STOR", stall: c.cfg.StallTimeout}
+	t := &transfer{c: c, ctx: ctx, conn: conn, what: what, upload: verb == "STOR", stall: c.cfg.StallTimeout}
+	if verb == "RETR" || verb == "STOR" {
+		t.digestPath = path
+	}
 	c.inTransfer = true
 	t.stop = context.AfterFunc(ctx, func() { c.fail(context.Cause(ctx)) })
 	return t, nil
@@ -240,9 +244,9 @@ func (t *transfer) finish(complete bool) error {
 	if err != nil {
 		return fmt.Errorf("ftp %s: %w", t.what, err)
 	}
-	if c.xdigest && (t.what == "RETR "+t.path || t.what == "STOR "+t.path) {
+	if c.xdigest && t.digestPath != "" {
 		if size, sum, ok := replyDigest(r); ok {
-			c.xferSum = transferSum{path: t.path, sum: sum, size: size}
+			c.xferSum = transferSum{path: t.digestPath, sum: sum, size: size}
 		}
 	}
 	return nil

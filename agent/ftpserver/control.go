@@ -62,8 +62,10 @@ type controlConn struct {
 
 	tree treeState // a pending XTREE transfer (tree.go)
 
-	digests bool   // the client asked for OPTS XDIGEST ON (digest.go)
-	xferSum string // SHA-256 of the file the running transfer moved whole, for its 226
+	digests bool // the client asked for OPTS XDIGEST ON (digest.go)
+	// xferSum is the digest of the file the running transfer moved whole, for its 226; any
+	// final reply clears it.
+	xferSum string
 
 	quit     chan struct{} // closed by Close/CloseRead: ends a login delay early
 	quitOnce sync.Once
@@ -251,7 +253,6 @@ func (c *controlConn) decide(verb, param string) (reply string, forward bool, er
 	if !transferVerbs[verb] {
 		return "", true, nil
 	}
-	c.xferSum = ""
 	required := c.s.cfg.TLSRequired
 	switch {
 	case required && !c.protP && !c.dataTLS:
