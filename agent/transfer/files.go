@@ -85,7 +85,7 @@ func (j *job) getFile(c Session, remote, final string, size int64, mtime time.Ti
 			err = cerr
 		}
 		if err != nil {
-			j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
+			j.leaveVerify()
 			return "", false, fmt.Errorf("retrieve %s: %w", remote, err)
 		}
 		if size >= 0 && offset+n != size {
@@ -250,7 +250,7 @@ func (j *job) putFile(c Session, local, final, label string) (sum string, verifi
 		}
 		if err != nil {
 			hashing.Stop()
-			j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
+			j.leaveVerify()
 			return "", false, fmt.Errorf("store %s: %w", final, err)
 		}
 		if _, err := hashing.Wait(); err != nil {
@@ -309,7 +309,7 @@ func (j *job) sendFile(w io.Writer, f io.Reader, n int64) (int64, error) {
 // size needs.
 func (j *job) verify(c Session, remote, sum string, size int64) (bool, error) {
 	j.enterVerify(size)
-	defer j.update(func(s *Snapshot) { s.Phase = PhaseTransferring })
+	defer j.leaveVerify()
 	got, err := c.HashSize(j.ctx, remote, size)
 	switch {
 	case err == nil && got == sum:

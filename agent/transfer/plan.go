@@ -568,3 +568,7 @@ func (j *job) enterVerify(size int64) {
 		j.mu.Unlock()
 	}
 }
+
+// leaveVerify goes back to the transferring phase: the check ended, or the transfer failed
+// while its final reply was awaited.
+func (j *job) leaveVerify() { j.update(func(s *Snapshot) { s.Phase = PhaseTransferring }) }
