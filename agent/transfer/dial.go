@@ -82,6 +82,15 @@ type held struct {
 	release func()
 }
 
+// unheld is s itself, the session inside when s is held: what it can do beyond Session (its
+// RTT, whether it is usable, a tree stream) is the client's.
+func unheld(s Session) Session {
+	if h, ok := s.(*held); ok {
+		return h.Session
+	}
+	return s
+}
+
 func (h *held) Close() error {
 	err := h.Session.Close()
 	h.once.Do(h.release)

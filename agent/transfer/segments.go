@@ -131,10 +131,7 @@ func (j *job) plannedStreams(size int64, rtt func() time.Duration) int {
 // own; 0 when unknown). It is preferred to the grant's duration, which on a new gRPC connection
 // spans about three round trips and the peer's work, and would take a LAN for a long link.
 func sessionRTT(s Session) time.Duration {
-	if h, ok := s.(*held); ok {
-		s = h.Session
-	}
-	if r, ok := s.(interface{ RTT() time.Duration }); ok {
+	if r, ok := unheld(s).(interface{ RTT() time.Duration }); ok {
 		return r.RTT()
 	}
 	return 0
@@ -143,10 +140,7 @@ func sessionRTT(s Session) time.Duration {
 // sessionUsable reports whether s may be sent a command now (ftpclient.Client.Usable); false
 // for a session that cannot tell.
 func sessionUsable(s Session) bool {
-	if h, ok := s.(*held); ok {
-		s = h.Session
-	}
-	u, ok := s.(interface{ Usable() bool })
+	u, ok := unheld(s).(interface{ Usable() bool })
 	return ok && u.Usable()
 }
 

@@ -102,10 +102,7 @@ func selectWorth(t tree, todo []treeFile) bool {
 }
 
 func streamerOf(s Session) (treeStreamer, bool) {
-	if h, ok := s.(*held); ok {
-		s = h.Session
-	}
-	ts, ok := s.(treeStreamer)
+	ts, ok := unheld(s).(treeStreamer)
 	if !ok || !ts.HasTree() {
 		return nil, false
 	}
