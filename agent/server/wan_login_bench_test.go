@@ -159,23 +159,11 @@ func BenchmarkWANFixedCosts(b *testing.B) {
 	job := func() (time.Duration, error) {
 		jobs++
 		start := time.Now()
-		resp, err := api.StartTransfer(ctx, &ferryv1.StartTransferRequest{
+		last, err := testagent.RunTransfer(ctx, api, &ferryv1.StartTransferRequest{
 			Source: "agent://" + agentAddr + "/small.bin", Destination: fmt.Sprintf("in%d/", jobs),
 			Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
 		if err != nil {
 			return 0, err
-		}
-		stream, err := api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
-		if err != nil {
-			return 0, err
-		}
-		var last *ferryv1.Transfer
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				break
-			}
-			last = m.GetTransfer()
 		}
 		if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
 			return 0, fmt.Errorf("job: %v %s", last.GetState(), last.GetError())

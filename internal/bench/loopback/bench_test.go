@@ -618,21 +618,9 @@ func (a *agent) stop() {
 func (a *agent) copy(from, to string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: from, Destination: to})
+	last, err := testagent.RunTransfer(ctx, a.api, &ferryv1.StartTransferRequest{Source: from, Destination: to})
 	if err != nil {
 		return err
-	}
-	stream, err := a.api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
-	if err != nil {
-		return err
-	}
-	var last *ferryv1.Transfer
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			break
-		}
-		last = msg.GetTransfer()
 	}
 	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
 		return fmt.Errorf("transfer %s: %v: %s", from, last.GetState(), last.GetError())

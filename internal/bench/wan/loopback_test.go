@@ -56,21 +56,9 @@ func BenchmarkLoopbackFiles(b *testing.B) {
 func copyTree(ctx context.Context, a *testagent.Agent, src, dst string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	resp, err := a.Client.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: src, Destination: dst})
+	last, err := testagent.RunTransfer(ctx, a.Client, &ferryv1.StartTransferRequest{Source: src, Destination: dst})
 	if err != nil {
 		return err
-	}
-	st, err := a.Client.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
-	if err != nil {
-		return err
-	}
-	var last *ferryv1.Transfer
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			break
-		}
-		last = m.GetTransfer()
 	}
 	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
 		return fmt.Errorf("%v: %s", last.GetState(), last.GetError())

@@ -103,22 +103,10 @@ func BenchmarkTreeWAN(b *testing.B) {
 
 // syncDown runs one sync (options.sync) on the agent and waits for its end.
 func syncDown(ctx context.Context, a *agent, src, dst string) error {
-	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: src, Destination: dst,
+	last, err := testagent.RunTransfer(ctx, a.api, &ferryv1.StartTransferRequest{Source: src, Destination: dst,
 		Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE, Options: &ferryv1.TransferOptions{Sync: true}})
 	if err != nil {
 		return err
-	}
-	stream, err := a.api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
-	if err != nil {
-		return err
-	}
-	var last *ferryv1.Transfer
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			break
-		}
-		last = m.GetTransfer()
 	}
 	if last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED || last.GetProgress().GetFilesTotal() != 1 {
 		return fmt.Errorf("sync: %v %s, %d files", last.GetState(), last.GetError(), last.GetProgress().GetFilesTotal())

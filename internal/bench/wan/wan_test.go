@@ -540,22 +540,10 @@ func (a *agent) url(p string) string { return "agent://" + a.addr + "/" + p }
 
 // copy runs one transfer on the agent (passive mode) and waits for its end.
 func (a *agent) copy(ctx context.Context, src, dst string, streams int32) (*ferryv1.Transfer, error) {
-	resp, err := a.api.StartTransfer(ctx, &ferryv1.StartTransferRequest{Source: src, Destination: dst, Streams: streams,
+	last, err := testagent.RunTransfer(ctx, a.api, &ferryv1.StartTransferRequest{Source: src, Destination: dst, Streams: streams,
 		Mode: ferryv1.TransferMode_TRANSFER_MODE_PASSIVE})
 	if err != nil {
 		return nil, err
-	}
-	stream, err := a.api.WatchTransfer(ctx, &ferryv1.WatchTransferRequest{Id: resp.GetTransfer().GetId()})
-	if err != nil {
-		return nil, err
-	}
-	var last *ferryv1.Transfer
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			break
-		}
-		last = m.GetTransfer()
 	}
 	if last == nil || last.GetState() != ferryv1.TransferState_TRANSFER_STATE_SUCCEEDED {
 		return last, fmt.Errorf("transfer %s -> %s: %v %s", src, dst, last.GetState(), last.GetError())
