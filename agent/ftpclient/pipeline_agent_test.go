@@ -131,13 +131,7 @@ func TestAgentPipelinedLogin(t *testing.T) {
 		tls  *tls.Config
 	}{{"ftps", pin}, {"ftp", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			c, err := ftpclient.Dial(ctx, agentConfig(a, tc.tls))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			ctx, c := dialAgent(t, a, tc.tls)
 			if !c.Pipelined() {
 				t.Error("Pipelined() = false toward a Ferry agent")
 			}
@@ -326,13 +320,7 @@ func TestAgentTransferDigest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.Root, "d.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := ftpclient.Dial(ctx, agentConfig(a, agentPin(t, a)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := dialAgent(t, a, agentPin(t, a))
 	if _, err := retrAll(ctx, c, "/d.bin", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -380,20 +368,14 @@ func TestAgentRenameOneFlight(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.Root, "r.bin"), []byte("rename"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := ftpclient.Dial(ctx, agentConfig(a, agentPin(t, a)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := dialAgent(t, a, agentPin(t, a))
 	if err := c.Rename(ctx, "/r.bin", "/s.bin"); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(a.Root, "s.bin")); err != nil || string(b) != "rename" {
 		t.Fatalf("s.bin after the rename: %q, %v", b, err)
 	}
-	err = c.Rename(ctx, "/missing.bin", "/t.bin")
+	err := c.Rename(ctx, "/missing.bin", "/t.bin")
 	if err == nil || !strings.HasPrefix(err.Error(), "ftp RNFR /missing.bin: ") {
 		t.Fatalf("rename of a missing file: %v, want RNFR's error", err)
 	}
@@ -420,4 +402,18 @@ func retrAll(ctx context.Context, c *ftpclient.Client, path string, offset int64
 		err = cerr
 	}
 	return b, err
+}
+
+// dialAgent logs in to agent a (FTPS with tlsConf, or plain FTP) for a test of 20 s at most;
+// the session and the context end with the test.
+func dialAgent(t *testing.T, a *testagent.Agent, tlsConf *tls.Config) (context.Context, *ftpclient.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c, err := ftpclient.Dial(ctx, agentConfig(a, tlsConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
 }
